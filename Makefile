@@ -1,0 +1,53 @@
+# poststack.core — every command sets itself up first (scripts/bootstrap.sh is a no-op when all is in place).
+#
+#   make run           images -> PostgreSQL -> migrations -> project containers on localhost (inventories/local)
+#   make test          yamllint, ansible-lint, ansible-test sanity, unit, integration, molecule
+#   make bench         the benchmarks in benchmarks/ (not part of make test)
+#
+# Single layers: make lint | sanity | units | integration | molecule [SCENARIO=name]
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+ENV := . scripts/env.sh &&
+INVENTORY ?= inventories/local
+PLAYBOOK ?= playbooks/site.yml
+PYTEST_ARGS ?=
+SCENARIO ?=
+
+.PHONY: run test bootstrap lint yamllint ansible-lint sanity units integration molecule bench changelog clean help
+
+help:
+	@sed -n '2,8p' Makefile
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+run: bootstrap
+	@$(ENV) ansible-playbook -i $(INVENTORY) $(PLAYBOOK)
+
+test: bootstrap
+	@$(ENV) scripts/test.sh all
+
+lint: bootstrap
+	@$(ENV) scripts/test.sh lint
+
+sanity: bootstrap
+	@$(ENV) scripts/test.sh sanity
+
+units: bootstrap
+	@$(ENV) scripts/test.sh units
+
+integration: bootstrap
+	@$(ENV) scripts/test.sh integration
+
+molecule: bootstrap
+	@$(ENV) scripts/test.sh molecule $(SCENARIO)
+
+bench: bootstrap
+	@$(ENV) scripts/bench.sh
+
+changelog: bootstrap
+	@$(ENV) antsibull-changelog release
+
+clean:
+	rm -rf .cache .collections tests/output logs
+	rm -f .venv

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Sets up everything `make run` and `make test` need on a fresh Debian 12 host, and does nothing when it is
+# already there (a warm run takes about a second):
+#   1. Debian packages (podman, buildah, mmdebstrap, btrfs-progs, runc, PostgreSQL 15 for the test fixtures, ...)
+#   2. the podman compatibility check (records whether scripts/podman/containers.conf is needed)
+#   3. the project venv with pinned versions (machine-wide cache, keyed by the pins)
+#   4. the Ansible collections we depend on, from PyPI's `ansible` wheel (Galaxy is not needed)
+#   5. ansible-test's offline pip bootstrap
+#   6. the base image: the official debian:bookworm-slim when a registry answers, else a local mmdebstrap import
+set -euo pipefail
+# shellcheck source=scripts/env.sh
+. "$(dirname "$0")/env.sh"
+cd "$POSTSTACK_ROOT"
+mkdir -p "$POSTSTACK_CACHE" .cache
+
+ANSIBLE_WHEEL_VERSION="12.3.0"
+PIP_STANDIN_VERSION="24.2"
+# Collections taken from the `ansible` wheel: what we use plus what they need.
+COLLECTIONS="containers/podman community/docker community/postgresql community/general community/crypto
+ansible/posix community/library_inventory_filtering_v1"
+APT_PACKAGES="podman buildah mmdebstrap btrfs-progs runc uidmap fuse-overlayfs slirp4netns
+postgresql-15 postgresql-client-15 openssl rsync git make curl ca-certificates iproute2 util-linux"
+
+# pip warns about every find-links location that does not exist on this host; keep real errors.
+quiet_pip() { "$POSTSTACK_VENV/bin/pip" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+log() { printf '[bootstrap] %s\n' "$*"; }
+die() { printf '[bootstrap] ERROR: %s\n' "$*" >&2; exit 1; }
+
+step_apt() {
+  local missing=()
+  for p in $APT_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" -eq 0 ] || die "missing Debian packages (${missing[*]}); run as root or install them: apt-get install ${missing[*]}"
+  log "installing Debian packages: ${missing[*]}"
+  # No distribution-managed cluster on 5432: tests and inventories start their own PostgreSQL.
+  if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+step_venv() {
+  if [ -x "$POSTSTACK_VENV/bin/ansible-playbook" ] && [ -f "$POSTSTACK_VENV/.complete" ]; then
+    ln -sfn "$POSTSTACK_VENV" .venv
+    return 0
+  fi
+  log "creating venv $POSTSTACK_VENV"
+  rm -rf "$POSTSTACK_VENV"
+  "$POSTSTACK_PYTHON" -m venv "$POSTSTACK_VENV"
+  quiet_pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
+  touch "$POSTSTACK_VENV/.complete"
+  ln -sfn "$POSTSTACK_VENV" .venv
+}
+
+step_collections() {
+  local dest="$POSTSTACK_CACHE/collections-ansible-$ANSIBLE_WHEEL_VERSION"
+  if [ ! -f "$dest/.complete" ]; then
+    log "extracting collections from ansible==$ANSIBLE_WHEEL_VERSION"
+    mkdir -p "$POSTSTACK_CACHE/wheels"
+    quiet_pip download -q --disable-pip-version-check --no-deps -d "$POSTSTACK_CACHE/wheels" \
+      "ansible==$ANSIBLE_WHEEL_VERSION"
+    rm -rf "$dest"
+    "$POSTSTACK_VENV/bin/python" - "$POSTSTACK_CACHE/wheels/ansible-$ANSIBLE_WHEEL_VERSION-py3-none-any.whl" "$dest" $COLLECTIONS <<'PY'
+import sys, zipfile
+wheel, dest, *wanted = sys.argv[1:]
+prefixes = tuple(f"ansible_collections/{c}/" for c in wanted)
+with zipfile.ZipFile(wheel) as zf:
+    members = [m for m in zf.namelist() if m.startswith(prefixes)]
+    missing = [c for c, p in zip(wanted, prefixes) if not any(m.startswith(p) for m in members)]
+    if missing:
+        sys.exit(f"collections not found in {wheel}: {missing}")
+    zf.extractall(dest, members)
+PY
+    touch "$dest/.complete"
+  fi
+  mkdir -p .collections/ansible_collections/poststack
+  ln -sfn ../../.. .collections/ansible_collections/poststack/core
+  for c in $COLLECTIONS; do
+    mkdir -p ".collections/ansible_collections/${c%/*}"
+    ln -sfn "$dest/ansible_collections/$c" ".collections/ansible_collections/$c"
+  done
+}
+
+step_ansible_test() {
+  # ansible-test fetches get-pip.py from a host that may be unreachable; this stand-in installs pip from the
+  # pip wheel on PyPI instead.
+  local cache="$HOME/.ansible/test/cache"
+  local wheel="$POSTSTACK_CACHE/wheels/pip-$PIP_STANDIN_VERSION-py3-none-any.whl"
+  [ -f "$wheel" ] || quiet_pip download -q --disable-pip-version-check --no-deps \
+    -d "$POSTSTACK_CACHE/wheels" "pip==$PIP_STANDIN_VERSION"
+  mkdir -p "$cache"
+  sed "s|@PIP_WHEEL@|$wheel|" scripts/get_pip_standin.py >"$cache/get_pip_${PIP_STANDIN_VERSION//./_}.py.new"
+  mv "$cache/get_pip_${PIP_STANDIN_VERSION//./_}.py.new" "$cache/get_pip_${PIP_STANDIN_VERSION//./_}.py"
+}
+
+podman_smoke() {
+  podman run --rm --pull=never --network none "$1" true >/dev/null 2>&1
+}
+
+step_base_image() {
+  local local_image="localhost/debian:bookworm-slim"
+  local chosen="${POSTSTACK_BASE_IMAGE_OVERRIDE:-}"
+  if [ -z "$chosen" ]; then
+    if podman image exists "$local_image"; then
+      chosen="$local_image"
+    elif curl -s -m 5 -o /dev/null https://registry-1.docker.io/v2/; then
+      chosen="docker.io/library/debian:bookworm-slim"
+      podman image exists "$chosen" || podman pull -q "$chosen" >/dev/null
+    else
+      log "no registry answers: building $local_image with mmdebstrap"
+      local tar="$POSTSTACK_CACHE/debian-bookworm-minbase.tar"
+      if [ ! -f "$tar" ]; then
+        # Same sources and dpkg excludes as the official slim image.
+        mmdebstrap --quiet --variant=minbase --components=main \
+          --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+          --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
+          --dpkgopt='path-exclude=/usr/share/info/*' \
+          bookworm "$tar.partial" \
+          "deb http://deb.debian.org/debian bookworm main" \
+          "deb http://deb.debian.org/debian bookworm-updates main" \
+          "deb http://deb.debian.org/debian-security bookworm-security main"
+        mv "$tar.partial" "$tar"
+      fi
+      podman import -q "$tar" "$local_image" >/dev/null
+      chosen="$local_image"
+    fi
+  fi
+  echo "$chosen" >.cache/base-image
+  export POSTSTACK_BASE_IMAGE="$chosen"
+}
+
+step_podman_conf() {
+  if podman_smoke "$POSTSTACK_BASE_IMAGE"; then
+    rm -f .cache/podman-needs-conf
+  elif CONTAINERS_CONF="$POSTSTACK_ROOT/scripts/podman/containers.conf" podman_smoke "$POSTSTACK_BASE_IMAGE"; then
+    log "podman needs scripts/podman/containers.conf on this host (runc, ulimits); CONTAINERS_CONF will point at it"
+    touch .cache/podman-needs-conf
+  else
+    podman run --rm --pull=never --network none "$POSTSTACK_BASE_IMAGE" true || true
+    die "podman cannot run a container here, even with scripts/podman/containers.conf (see the error above)"
+  fi
+}
+
+start=$(date +%s)
+step_apt
+step_venv
+step_collections
+step_ansible_test
+# The smoke test runs without CONTAINERS_CONF so that the decision is made afresh on every host.
+unset CONTAINERS_CONF
+step_base_image
+step_podman_conf
+log "ready in $(( $(date +%s) - start )) s (venv $POSTSTACK_VENV, base image $POSTSTACK_BASE_IMAGE)"

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs molecule with a private HOME, so that molecule's copy of the collection and its caches never touch the
+# user's ~/.ansible, and with our collections path first.
+set -euo pipefail
+cd "$POSTSTACK_ROOT"
+home="$POSTSTACK_ROOT/.cache/molecule-home"
+mkdir -p "$home"
+# podman and ansible-test keep state under HOME: share podman's image store with the real user.
+export XDG_DATA_HOME="${XDG_DATA_HOME:-$HOME/.local/share}"
+export XDG_CONFIG_HOME="${XDG_CONFIG_HOME:-$HOME/.config}"
+export HOME="$home"
+export MOLECULE_NO_LOG=false
+exec molecule "$@"

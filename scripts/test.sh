@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Test layers behind `make test`. Run through the Makefile (which sources scripts/env.sh and bootstraps first).
+#   scripts/test.sh all | lint | sanity | units | integration | molecule [scenario...]
+set -euo pipefail
+cd "$POSTSTACK_ROOT"
+
+declare -a SUMMARY=()
+layer() {
+  local name=$1; shift
+  local start=$SECONDS
+  printf '\n===== %s =====\n' "$name"
+  "$@"
+  SUMMARY+=("$(printf '%-14s %5ss' "$name" $((SECONDS - start)))")
+}
+
+run_yamllint() { yamllint --strict .; }
+
+run_ansible_lint() { ansible-lint --offline -q; }
+
+run_sanity() {
+  # ansible-test needs the collection at .../ansible_collections/poststack/core; test a copy of the tracked files
+  # (plus new ones not yet committed), outside this checkout so that no parent git repository confuses it.
+  local tree="$POSTSTACK_CACHE/ansible-test/$(printf '%s' "$POSTSTACK_ROOT" | sha256sum | cut -c1-12)"
+  local dest="$tree/ansible_collections/poststack/core"
+  mkdir -p "$tree"
+  exec 8>"$tree.lock" && flock 8   # one sanity run at a time per checkout
+  rm -rf "$dest" && mkdir -p "$dest"
+  git ls-files -z --cached --others --exclude-standard | rsync -a --from0 --files-from=- ./ "$dest/"
+  (cd "$dest" && ansible-test sanity --venv --python "$(python -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')" \
+    --exclude scripts/get_pip_standin.py --color no)
+}
+
+run_units() { python -m pytest -q -n 2 tests/unit ${PYTEST_ARGS:-}; }
+
+run_integration() { python -m pytest -q tests/integration ${PYTEST_ARGS:-}; }
+
+run_molecule() {
+  local scenarios=("$@")
+  if [ ${#scenarios[@]} -eq 0 ]; then
+    mapfile -t scenarios < <(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort)
+  fi
+  exec 7>"$POSTSTACK_ROOT/.cache/molecule.lock" && flock 7   # scenarios share instance names
+  for s in "${scenarios[@]}"; do
+    scripts/molecule.sh test -s "$s"
+  done
+}
+
+case "${1:-all}" in
+  all)
+    layer yamllint run_yamllint
+    layer ansible-lint run_ansible_lint
+    layer sanity run_sanity
+    layer units run_units
+    layer integration run_integration
+    layer molecule run_molecule
+    ;;
+  lint) layer yamllint run_yamllint; layer ansible-lint run_ansible_lint ;;
+  sanity) layer sanity run_sanity ;;
+  units) layer units run_units ;;
+  integration) layer integration run_integration ;;
+  molecule) shift; layer molecule run_molecule "$@" ;;
+  *) echo "usage: $0 all|lint|sanity|units|integration|molecule [scenario...]" >&2; exit 2 ;;
+esac
+
+printf '\n===== summary (all passed) =====\n'
+printf '%s\n' "${SUMMARY[@]}"
