@@ -1,0 +1,370 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: poststack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: poststack_image
+short_description: Build a container image with podman or docker, skipping the build when nothing changed
+version_added: 0.1.0
+description:
+  - Builds an image from a build context and a Containerfile or Dockerfile with podman or docker.
+  - Idempotent by content. The module hashes the build context (the files the runtime would send, honouring
+    C(.containerignore), else C(.dockerignore)), the Containerfile, build args, target, labels and the local IDs
+    of the images named in C(FROM) lines, and stores the hash in the image label C(io.poststack.build-hash).
+    When an image with the same hash exists, nothing is built and C(changed) is false.
+  - Because the IDs of base images are part of the hash, rebuilding a base image makes the images built on it
+    rebuild on their next run.
+  - The full build output goes to a log file under O(log_dir); a failed build reports the tail of that log.
+author:
+  - poststack contributors
+attributes:
+  check_mode:
+    support: full
+    details: Computes the hash and reports whether it would build or tag, without running the runtime's build.
+  diff_mode:
+    support: full
+    details: Shows the build hash and image ID before and after.
+options:
+  name:
+    description:
+      - Image name with optional tag, for example V(localhost/poststack/postgres-debian:latest).
+      - Without a tag, V(latest) is used.
+    type: str
+    required: true
+  additional_tags:
+    description: More names (with tags) for the same image.
+    type: list
+    elements: str
+    default: []
+  context:
+    description: Build context directory.
+    type: path
+    required: true
+  containerfile:
+    description:
+      - Containerfile or Dockerfile, relative to O(context) or absolute.
+      - When omitted, C(Containerfile) then C(Dockerfile) in O(context).
+    type: path
+  build_args:
+    description: Build arguments (C(--build-arg)). They end up in the image history; do not pass secrets.
+    type: dict
+    default: {}
+  target:
+    description: Target stage of a multi-stage build.
+    type: str
+  labels:
+    description: Labels to set on the image (the hash label is added to them).
+    type: dict
+    default: {}
+  no_cache:
+    description: Do not use the layer cache when a build runs. Does not by itself force a build; see O(force).
+    type: bool
+    default: false
+  force:
+    description: Build even when an image with the same build hash exists.
+    type: bool
+    default: false
+  pull:
+    description:
+      - When to pull the images named in C(FROM).
+      - V(never) for local images (for example a base image made with mmdebstrap and C(podman import)).
+      - Docker only knows V(always) (C(--pull)) and the default behaviour, which V(missing), V(never) and V(newer)
+        map to.
+    type: str
+    choices: [missing, always, never, newer]
+    default: missing
+  image_format:
+    description:
+      - Image format for podman. V(docker) keeps C(HEALTHCHECK) and C(STOPSIGNAL), which the OCI format drops.
+      - Ignored by docker.
+    type: str
+    choices: [docker, oci]
+    default: docker
+  extra_args:
+    description: Further arguments for the runtime's C(build) command, inserted before the context.
+    type: list
+    elements: str
+    default: []
+  runtime:
+    description: Container runtime. V(auto) prefers podman, then docker.
+    type: str
+    choices: [auto, podman, docker]
+    default: auto
+  log_dir:
+    description:
+      - Directory for build logs (created when missing). A relative path is relative to the directory the module
+        runs in (the directory C(ansible-playbook) was started from, for local connections).
+    type: path
+    default: logs/containers
+  timeout:
+    description: Seconds after which a build is aborted.
+    type: int
+    default: 3600
+notes:
+  - Podman reads C(CONTAINERS_CONF) and the other variables of the environment the task runs in.
+seealso:
+  - module: containers.podman.podman_image
+  - module: community.docker.docker_image_build
+"""
+
+EXAMPLES = r"""
+- name: Build the PostgreSQL image on a local base image, without pulling
+  poststack.core.poststack_image:
+    name: localhost/poststack/postgres-debian:latest
+    context: "{{ playbook_dir }}/../containers/postgres-debian"
+    build_args:
+      BASE_IMAGE: localhost/poststack/base-debian:latest
+      PG_MAJOR: "15"
+    pull: never
+
+- name: Build a project container; the context is the project root
+  poststack.core.poststack_image:
+    name: myproject/apache
+    context: /srv/myproject
+    containerfile: containers/apache/Dockerfile
+    log_dir: /srv/myproject/logs/containers
+
+- name: Rebuild from scratch
+  poststack.core.poststack_image:
+    name: myproject/worker
+    context: /srv/myproject
+    containerfile: containers/worker/Dockerfile
+    force: true
+    no_cache: true
+"""
+
+RETURN = r"""
+image:
+  description: The image name with tag.
+  returned: always
+  type: str
+  sample: localhost/poststack/postgres-debian:latest
+image_id:
+  description: ID of the image (after the build; the current one in check mode, null if none exists).
+  returned: always
+  type: str
+  sample: d5d3cb8bac15155b79bf2a1bdda28185850439bed09b5fa29c39e2fa8e730540
+tags:
+  description: All names the image has.
+  returned: always
+  type: list
+  elements: str
+size:
+  description: Image size in bytes (null when no image exists, as in check mode before a first build).
+  returned: always
+  type: int
+build_hash:
+  description: The content hash of the build inputs, stored in the C(io.poststack.build-hash) label.
+  returned: always
+  type: str
+action:
+  description: What was done or, in check mode, would be done, V(none), V(tag) or V(build).
+  returned: always
+  type: str
+  sample: none
+reason:
+  description: Why the action was chosen.
+  returned: always
+  type: str
+  sample: "up to date: build hash matches"
+command:
+  description: The build command that ran or would run (the runtime binary first).
+  returned: always
+  type: list
+  elements: str
+log_file:
+  description: Path of the full build log (null when nothing was built).
+  returned: always
+  type: str
+context_files:
+  description: Number of context files that went into the hash.
+  returned: always
+  type: int
+ignore_file:
+  description: The ignore file used (V(.containerignore) or V(.dockerignore)), or null.
+  returned: always
+  type: str
+base_images:
+  description: Images named in C(FROM) lines and their local IDs (null when not present locally).
+  returned: always
+  type: dict
+runtime:
+  description: Path of the runtime binary used.
+  returned: always
+  type: str
+elapsed:
+  description: Seconds the module spent, build included.
+  returned: always
+  type: float
+"""
+
+import os
+import re
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.poststack.core.plugins.module_utils.image_build import (
+    HASH_LABEL,
+    BuildInputError,
+    BuildSpec,
+    ImageState,
+    build_command,
+    compute_hash,
+    log_tail,
+    plan_build,
+    resolve_containerfile,
+)
+from ansible_collections.poststack.core.plugins.module_utils.runtime import (
+    ContainerRuntime,
+    RuntimeCommandError,
+    RuntimeNotFound,
+    detect_runtime,
+    image_labels,
+    image_tags,
+    normalize_ref,
+)
+
+
+def current_state(runtime, tags):
+    first = runtime.image_inspect(tags[0])
+    if first is None:
+        return ImageState(image_id=None, build_hash=None, tagged=[]), None
+    tagged = [tags[0]]
+    for tag in tags[1:]:
+        other = runtime.image_inspect(tag)
+        if other is not None and other.get("Id") == first.get("Id"):
+            tagged.append(tag)
+    return ImageState(image_id=first.get("Id"), build_hash=image_labels(first).get(HASH_LABEL), tagged=tagged), first
+
+
+def log_path(log_dir, image):
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", image).strip("_")
+    return os.path.join(log_dir, "%s-%s.log" % (safe, time.strftime("%Y%m%dT%H%M%S")))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True),
+            additional_tags=dict(type="list", elements="str", default=[]),
+            context=dict(type="path", required=True),
+            containerfile=dict(type="path"),
+            build_args=dict(type="dict", default={}),
+            target=dict(type="str"),
+            labels=dict(type="dict", default={}),
+            no_cache=dict(type="bool", default=False),
+            force=dict(type="bool", default=False),
+            pull=dict(type="str", default="missing", choices=["missing", "always", "never", "newer"]),
+            image_format=dict(type="str", default="docker", choices=["docker", "oci"]),
+            extra_args=dict(type="list", elements="str", default=[]),
+            runtime=dict(type="str", default="auto", choices=["auto", "podman", "docker"]),
+            log_dir=dict(type="path", default="logs/containers"),
+            timeout=dict(type="int", default=3600),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    started = time.monotonic()
+    tags = [normalize_ref(params["name"])] + [normalize_ref(t) for t in params["additional_tags"]]
+    try:
+        binary = detect_runtime(params["runtime"])
+        context = os.path.abspath(params["context"])
+        spec = BuildSpec(
+            context=context,
+            containerfile=resolve_containerfile(context, params["containerfile"]),
+            tags=tags,
+            build_args={str(k): str(v) for k, v in params["build_args"].items()},
+            target=params["target"],
+            labels={str(k): str(v) for k, v in params["labels"].items()},
+            pull=params["pull"],
+            no_cache=params["no_cache"],
+            image_format=params["image_format"],
+            extra_args=params["extra_args"],
+        )
+    except (BuildInputError, RuntimeNotFound) as exc:
+        module.fail_json(msg=str(exc), image=tags[0])
+
+    runtime = ContainerRuntime(binary)
+
+    def base_image_id(ref):
+        inspect = runtime.image_inspect(ref)
+        return inspect.get("Id") if inspect else None
+
+    try:
+        build_hash = compute_hash(spec, base_image_id)
+    except (BuildInputError, OSError, UnicodeDecodeError) as exc:
+        module.fail_json(msg="cannot hash the build inputs of %s: %s" % (tags[0], exc), image=tags[0])
+    state, inspect = current_state(runtime, tags)
+    plan = plan_build(build_hash.value, tags, state, params["force"])
+    command = [binary] + build_command(runtime.name, spec, build_hash.value)
+
+    result = dict(
+        image=tags[0],
+        image_id=state.image_id,
+        tags=image_tags(inspect),
+        size=inspect.get("Size") if inspect else None,
+        build_hash=build_hash.value,
+        action=plan.action,
+        reason=plan.reason,
+        command=command,
+        log_file=None,
+        context_files=build_hash.context_files,
+        ignore_file=build_hash.ignore_file,
+        base_images=build_hash.base_images,
+        runtime=binary,
+        changed=plan.action != "none",
+        diff=dict(
+            before=dict(image_id=state.image_id, build_hash=state.build_hash, tags=state.tagged),
+            after=dict(image_id="(new)" if plan.action == "build" else state.image_id, build_hash=build_hash.value,
+                       tags=tags),
+        ),
+    )
+    if plan.action == "none" or module.check_mode:
+        result["elapsed"] = round(time.monotonic() - started, 3)
+        module.exit_json(**result)
+
+    try:
+        if plan.action == "tag":
+            for tag in plan.missing_tags:
+                runtime.run(["tag", state.image_id, tag])
+        else:
+            log_dir = os.path.abspath(params["log_dir"])
+            os.makedirs(log_dir, exist_ok=True)
+            log_file = log_path(log_dir, tags[0])
+            result["log_file"] = log_file
+            with open(log_file, "w") as handle:
+                handle.write("# %s\n# reason: %s\n" % (" ".join(command), plan.reason))
+                handle.flush()
+                build = runtime.run(command[1:], check=False, stdout=handle, timeout=params["timeout"])
+            if build.rc != 0:
+                module.fail_json(
+                    msg="building %s failed (rc=%d); full log: %s\n%s" % (tags[0], build.rc, log_file, log_tail(log_file)),
+                    rc=build.rc, **{k: v for k, v in result.items() if k != "changed"}
+                )
+    except RuntimeCommandError as exc:
+        module.fail_json(msg=str(exc), rc=exc.result.rc, stderr=exc.result.stderr, image=tags[0])
+    except subprocess.TimeoutExpired:
+        module.fail_json(msg="building %s took longer than timeout=%ds; log: %s" % (tags[0], params["timeout"], result["log_file"]),
+                         image=tags[0])
+    except OSError as exc:
+        module.fail_json(msg="building %s: %s" % (tags[0], exc), image=tags[0])
+
+    after = runtime.image_inspect(tags[0])
+    result.update(
+        image_id=after.get("Id") if after else None,
+        tags=image_tags(after),
+        size=after.get("Size") if after else None,
+        elapsed=round(time.monotonic() - started, 3),
+    )
+    result["diff"]["after"]["image_id"] = result["image_id"]
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
