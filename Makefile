@@ -22,7 +22,7 @@ bootstrap:
 	@bash scripts/bootstrap.sh
 
 run: bootstrap
-	@$(ENV) ansible-playbook -i $(INVENTORY) $(PLAYBOOK)
+	@$(ENV) ANSIBLE_CALLBACKS_ENABLED=ansible.builtin.profile_tasks ansible-playbook -i $(INVENTORY) $(PLAYBOOK)
 
 test: bootstrap
 	@$(ENV) scripts/test.sh all

@@ -161,7 +161,7 @@ build_hash:
   description: The content hash of the build inputs, stored in the C(io.poststack.build-hash) label.
   returned: always
   type: str
-action:
+operation:
   description: What was done or, in check mode, would be done, V(none), V(tag) or V(build).
   returned: always
   type: str
@@ -310,7 +310,7 @@ def main():
         tags=image_tags(inspect),
         size=inspect.get("Size") if inspect else None,
         build_hash=build_hash.value,
-        action=plan.action,
+        operation=plan.action,
         reason=plan.reason,
         command=command,
         log_file=None,

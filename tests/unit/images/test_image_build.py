@@ -1,0 +1,209 @@
+"""Unit tests of the content-hash build logic (no runtime needed)."""
+import os
+
+import pytest
+
+from ansible_collections.poststack.core.plugins.module_utils import image_build as ib
+
+
+def write(root, rel, text="x", mode=0o644):
+    path = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+# --- ignore patterns (Docker's rules) ---------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "patterns, path, excluded",
+    [
+        ("*.log", "a.log", True),
+        ("*.log", "dir/a.log", False),           # * does not cross directories
+        ("**/*.log", "dir/sub/a.log", True),
+        ("**/*.log", "a.log", True),
+        ("node_modules", "node_modules/x/y.js", True),  # a parent directory match excludes the contents
+        ("/build", "build/out", True),           # a leading slash is the context root
+        ("docs/*.md", "docs/a.md", True),
+        ("docs/*.md", "docs/sub/a.md", False),
+        ("*.md\n!README.md", "README.md", False),  # the last matching pattern wins
+        ("*.md\n!README.md", "CHANGES.md", True),
+        ("!README.md\n*.md", "README.md", True),
+        ("a?c", "abc", True),
+        ("a?c", "a/c", False),
+        ("[a-c]x", "bx", True),
+        ("[!a-c]x", "bx", False),
+        ("[!a-c]x", "dx", True),
+        ("# comment\n\n", "anything", False),
+        ("./tmp/../cache", "cache/f", True),    # patterns are cleaned like filepath.Clean
+        ("secret\\*", "secret*", True),
+        ("secret\\*", "secrets", False),
+    ],
+)
+def test_ignore_patterns(patterns, path, excluded):
+    matcher = ib.IgnoreMatcher(ib.parse_ignore(patterns))
+    assert matcher.excluded(path) is excluded
+
+
+def test_unterminated_character_class_is_a_clear_error():
+    with pytest.raises(ib.BuildInputError, match=r"unterminated character class"):
+        ib.parse_ignore("[abc")
+
+
+def test_containerignore_wins_over_dockerignore(tmp_path):
+    write(tmp_path, ".dockerignore", "a.txt\n")
+    write(tmp_path, ".containerignore", "b.txt\n")
+    name, matcher = ib.load_ignore(str(tmp_path))
+    assert name == ".containerignore"
+    assert matcher.excluded("b.txt") and not matcher.excluded("a.txt")
+
+
+# --- context hashing --------------------------------------------------------------------------------------
+
+def test_context_files_honour_ignore_and_prune(tmp_path):
+    write(tmp_path, "Containerfile", "FROM x\n")
+    write(tmp_path, "app/main.py")
+    write(tmp_path, "node_modules/big/index.js")
+    write(tmp_path, "logs/a.log")
+    write(tmp_path, ".dockerignore", "node_modules\n*.log\nlogs\n")
+    _, matcher = ib.load_ignore(str(tmp_path))
+    assert ib.context_files(str(tmp_path), matcher) == [".dockerignore", "Containerfile", "app/main.py"]
+
+
+def test_negation_reincludes_inside_excluded_directory(tmp_path):
+    write(tmp_path, "vendor/keep.txt")
+    write(tmp_path, "vendor/drop.txt")
+    write(tmp_path, ".dockerignore", "vendor\n!vendor/keep.txt\n")
+    _, matcher = ib.load_ignore(str(tmp_path))
+    assert ib.context_files(str(tmp_path), matcher) == [".dockerignore", "vendor/keep.txt"]
+
+
+def test_hash_changes_with_content_name_mode_and_not_with_ignored_files(tmp_path):
+    write(tmp_path, "a.txt", "one")
+    write(tmp_path, ".dockerignore", "*.tmp\n")
+    matcher = ib.load_ignore(str(tmp_path))[1]
+    first, count = ib.hash_context(str(tmp_path), matcher)
+    assert count == 2
+    write(tmp_path, "scratch.tmp", "ignored")
+    assert ib.hash_context(str(tmp_path), matcher)[0] == first
+    write(tmp_path, "a.txt", "two")
+    second = ib.hash_context(str(tmp_path), matcher)[0]
+    assert second != first
+    os.chmod(tmp_path / "a.txt", 0o755)
+    third = ib.hash_context(str(tmp_path), matcher)[0]
+    assert third != second
+    os.rename(tmp_path / "a.txt", tmp_path / "b.txt")
+    assert ib.hash_context(str(tmp_path), matcher)[0] != third
+
+
+def test_symlink_target_is_hashed_not_followed(tmp_path):
+    write(tmp_path, "real.txt", "content")
+    os.symlink("real.txt", tmp_path / "link")
+    matcher = ib.IgnoreMatcher([])
+    first = ib.hash_context(str(tmp_path), matcher)[0]
+    os.remove(tmp_path / "link")
+    os.symlink("elsewhere.txt", tmp_path / "link")
+    assert ib.hash_context(str(tmp_path), matcher)[0] != first
+
+
+# --- Containerfile parsing --------------------------------------------------------------------------------
+
+def test_from_images_substitutes_args_and_skips_stages():
+    text = """
+ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
+ARG TAG
+FROM ${BASE_IMAGE} AS setup
+RUN true
+FROM setup AS test
+FROM --platform=linux/amd64 registry.example/tools:${TAG:-1.0} AS tools
+FROM scratch
+# FROM commented/out
+FROM \\
+  $BASE_IMAGE
+"""
+    assert ib.from_images(text, {}) == ["docker.io/library/debian:bookworm-slim", "registry.example/tools:1.0"]
+    assert ib.from_images(text, {"BASE_IMAGE": "localhost/debian:bookworm-slim", "TAG": "2"}) == [
+        "localhost/debian:bookworm-slim",
+        "registry.example/tools:2",
+    ]
+
+
+def test_resolve_containerfile_errors_name_the_path(tmp_path):
+    with pytest.raises(ib.BuildInputError, match=r"build context '.*nope' does not exist"):
+        ib.resolve_containerfile(str(tmp_path / "nope"), None)
+    with pytest.raises(ib.BuildInputError, match=r"no Containerfile or Dockerfile in build context"):
+        ib.resolve_containerfile(str(tmp_path), None)
+    with pytest.raises(ib.BuildInputError, match=r"Containerfile 'sub/Dockerfile' not found"):
+        ib.resolve_containerfile(str(tmp_path), "sub/Dockerfile")
+    write(tmp_path, "Dockerfile", "FROM x\n")
+    assert ib.resolve_containerfile(str(tmp_path), None) == str(tmp_path / "Dockerfile")
+    write(tmp_path, "Containerfile", "FROM x\n")
+    assert ib.resolve_containerfile(str(tmp_path), None) == str(tmp_path / "Containerfile")
+
+
+# --- full hash, command, plan -----------------------------------------------------------------------------
+
+def make_spec(tmp_path, **kwargs):
+    write(tmp_path, "Containerfile", "ARG BASE_IMAGE=base:1\nFROM ${BASE_IMAGE}\nRUN true\n")
+    defaults = dict(context=str(tmp_path), containerfile=str(tmp_path / "Containerfile"), tags=["img:latest"])
+    defaults.update(kwargs)
+    return ib.BuildSpec(**defaults)
+
+
+def test_compute_hash_covers_args_labels_target_and_base_image_id(tmp_path):
+    ids = {"base:1": "sha-1"}
+    spec = make_spec(tmp_path)
+    base = ib.compute_hash(spec, ids.get)
+    assert base.base_images == {"base:1": "sha-1"}
+    assert ib.compute_hash(spec, ids.get).value == base.value
+    variants = [
+        make_spec(tmp_path, build_args={"X": "1"}),
+        make_spec(tmp_path, labels={"team": "db"}),
+        make_spec(tmp_path, target="setup"),
+        make_spec(tmp_path, image_format="oci"),
+    ]
+    values = {ib.compute_hash(v, ids.get).value for v in variants}
+    assert base.value not in values and len(values) == len(variants)
+    ids["base:1"] = "sha-2"  # the base image was rebuilt
+    assert ib.compute_hash(spec, ids.get).value != base.value
+
+
+def test_build_command_podman_and_docker(tmp_path):
+    spec = make_spec(tmp_path, tags=["a:1", "a:latest"], build_args={"B": "2", "A": "1"}, target="t",
+                     labels={"l": "v"}, pull="never", no_cache=True)
+    podman = ib.build_command("podman", spec, "h")
+    assert podman == [
+        "build", "-f", spec.containerfile, "-t", "a:1", "-t", "a:latest",
+        "--build-arg", "A=1", "--build-arg", "B=2",
+        "--label", "io.poststack.build-hash=h", "--label", "l=v",
+        "--target", "t", "--no-cache", "--pull=never", "--format", "docker", str(tmp_path),
+    ]
+    docker = ib.build_command("docker", spec, "h")
+    assert "--pull=never" not in docker and "--format" not in docker
+    assert ib.build_command("docker", make_spec(tmp_path, pull="always"), "h")[-2] == "--pull"
+
+
+@pytest.mark.parametrize(
+    "state, force, action",
+    [
+        (ib.ImageState(None, None, []), False, "build"),
+        (ib.ImageState("id", None, ["a:1"]), False, "build"),
+        (ib.ImageState("id", "old", ["a:1"]), False, "build"),
+        (ib.ImageState("id", "new", ["a:1"]), False, "tag"),
+        (ib.ImageState("id", "new", ["a:1", "a:2"]), False, "none"),
+        (ib.ImageState("id", "new", ["a:1", "a:2"]), True, "build"),
+    ],
+)
+def test_plan_build(state, force, action):
+    plan = ib.plan_build("new", ["a:1", "a:2"], state, force)
+    assert plan.action == action
+    if action == "tag":
+        assert plan.missing_tags == ["a:2"]
+
+
+def test_log_tail(tmp_path):
+    path = write(tmp_path, "build.log", "\n".join(f"line {i}" for i in range(100)))
+    assert ib.log_tail(path, 3) == "line 97\nline 98\nline 99"
+    assert ib.log_tail(str(tmp_path / "missing.log")) == ""

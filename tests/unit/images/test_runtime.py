@@ -1,0 +1,51 @@
+"""Unit tests of runtime detection and helpers."""
+import pytest
+
+from ansible_collections.poststack.core.plugins.module_utils import runtime as rt
+
+
+def which_from(available):
+    return lambda name: f"/usr/bin/{name}" if name in available else None
+
+
+def test_auto_prefers_podman_then_docker():
+    assert rt.detect_runtime("auto", which_from({"podman", "docker"})) == "/usr/bin/podman"
+    assert rt.detect_runtime("auto", which_from({"docker"})) == "/usr/bin/docker"
+
+
+def test_missing_runtimes_are_clear_errors():
+    with pytest.raises(rt.RuntimeNotFound, match="install podman .preferred. or docker"):
+        rt.detect_runtime("auto", which_from(set()))
+    with pytest.raises(rt.RuntimeNotFound, match="container runtime 'docker' not found"):
+        rt.detect_runtime("docker", which_from({"podman"}))
+    with pytest.raises(rt.RuntimeNotFound, match="unknown container runtime 'lxc'"):
+        rt.detect_runtime("lxc", which_from({"podman"}))
+
+
+def test_labels_from_podman_and_docker_inspect():
+    assert rt.image_labels({"Labels": {"a": "1"}}) == {"a": "1"}
+    assert rt.image_labels({"Config": {"Labels": {"b": "2"}}}) == {"b": "2"}
+    assert rt.image_labels(None) == {}
+
+
+@pytest.mark.parametrize("ref, expected", [
+    ("img", "img:latest"),
+    ("localhost/a/b", "localhost/a/b:latest"),
+    ("localhost:5000/a/b", "localhost:5000/a/b:latest"),
+    ("a/b:1.0", "a/b:1.0"),
+    ("a/b@sha256:abc", "a/b@sha256:abc"),
+])
+def test_normalize_ref(ref, expected):
+    assert rt.normalize_ref(ref) == expected
+
+
+def test_runner_records_history_and_raises_with_output(tmp_path):
+    runtime = rt.ContainerRuntime("/bin/sh")
+    ok = runtime.run(["-c", "echo hi"])
+    assert ok.rc == 0 and ok.stdout.strip() == "hi" and ok.argv == ["/bin/sh", "-c", "echo hi"]
+    with pytest.raises(rt.RuntimeCommandError, match="rc=3: boom") as err:
+        runtime.run(["-c", "echo boom >&2; exit 3"])
+    assert err.value.result.rc == 3
+    assert len(runtime.history) == 2
+    assert runtime.name == "podman"
+    assert rt.ContainerRuntime("/usr/local/bin/docker").name == "docker"
