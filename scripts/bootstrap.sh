@@ -16,10 +16,10 @@ mkdir -p "$POSTSTACK_CACHE" .cache
 ANSIBLE_WHEEL_VERSION="12.3.0"
 PIP_STANDIN_VERSION="24.2"
 # Collections taken from the `ansible` wheel: what we use plus what they need.
-COLLECTIONS="containers/podman community/docker community/postgresql community/general community/crypto
-ansible/posix community/library_inventory_filtering_v1"
+COLLECTIONS=(containers/podman community/docker community/postgresql community/general community/crypto
+  ansible/posix community/library_inventory_filtering_v1)
 APT_PACKAGES="podman buildah mmdebstrap btrfs-progs runc uidmap fuse-overlayfs slirp4netns
-postgresql-15 postgresql-client-15 openssl rsync git make curl ca-certificates iproute2 util-linux"
+postgresql-15 postgresql-client-15 openssl rsync git make curl ca-certificates iproute2 util-linux shellcheck"
 
 # pip warns about every find-links location that does not exist on this host; keep real errors.
 quiet_pip() { "$POSTSTACK_VENV/bin/pip" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
@@ -64,7 +64,7 @@ step_collections() {
     quiet_pip download -q --disable-pip-version-check --no-deps -d "$POSTSTACK_CACHE/wheels" \
       "ansible==$ANSIBLE_WHEEL_VERSION"
     rm -rf "$dest"
-    "$POSTSTACK_VENV/bin/python" - "$POSTSTACK_CACHE/wheels/ansible-$ANSIBLE_WHEEL_VERSION-py3-none-any.whl" "$dest" $COLLECTIONS <<'PY'
+    "$POSTSTACK_VENV/bin/python" - "$POSTSTACK_CACHE/wheels/ansible-$ANSIBLE_WHEEL_VERSION-py3-none-any.whl" "$dest" "${COLLECTIONS[@]}" <<'PY'
 import sys, zipfile
 wheel, dest, *wanted = sys.argv[1:]
 prefixes = tuple(f"ansible_collections/{c}/" for c in wanted)
@@ -79,7 +79,7 @@ PY
   fi
   mkdir -p .collections/ansible_collections/poststack
   ln -sfn ../../.. .collections/ansible_collections/poststack/core
-  for c in $COLLECTIONS; do
+  for c in "${COLLECTIONS[@]}"; do
     mkdir -p ".collections/ansible_collections/${c%/*}"
     ln -sfn "$dest/ansible_collections/$c" ".collections/ansible_collections/$c"
   done
@@ -115,7 +115,7 @@ step_base_image() {
       local tar="$POSTSTACK_CACHE/debian-bookworm-minbase.tar"
       if [ ! -f "$tar" ]; then
         # Same sources and dpkg excludes as the official slim image.
-        mmdebstrap --quiet --variant=minbase --components=main \
+        mmdebstrap --quiet --format=tar --variant=minbase --components=main \
           --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
           --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
           --dpkgopt='path-exclude=/usr/share/info/*' \

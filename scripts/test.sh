@@ -20,7 +20,8 @@ run_ansible_lint() { ansible-lint --offline -q; }
 run_sanity() {
   # ansible-test needs the collection at .../ansible_collections/poststack/core; test a copy of the tracked files
   # (plus new ones not yet committed), outside this checkout so that no parent git repository confuses it.
-  local tree="$POSTSTACK_CACHE/ansible-test/$(printf '%s' "$POSTSTACK_ROOT" | sha256sum | cut -c1-12)"
+  local tree
+  tree="$POSTSTACK_CACHE/ansible-test/$(printf '%s' "$POSTSTACK_ROOT" | sha256sum | cut -c1-12)"
   local dest="$tree/ansible_collections/poststack/core"
   mkdir -p "$tree"
   exec 8>"$tree.lock" && flock 8   # one sanity run at a time per checkout
@@ -30,8 +31,11 @@ run_sanity() {
     --exclude scripts/get_pip_standin.py --color no)
 }
 
+# PYTEST_ARGS is split into words on purpose (e.g. PYTEST_ARGS="-k name -x").
+# shellcheck disable=SC2086
 run_units() { python -m pytest -q -n 2 tests/unit ${PYTEST_ARGS:-}; }
 
+# shellcheck disable=SC2086
 run_integration() { python -m pytest -q tests/integration ${PYTEST_ARGS:-}; }
 
 run_molecule() {

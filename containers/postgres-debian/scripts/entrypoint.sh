@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Entrypoint of poststack/postgres-debian (runs as postgres, UID 999).
 #  1. initialises an empty data directory (init-db.sh)
 #  2. renders postgresql.conf and pg_hba.conf from /etc/postgresql/*.template and POSTGRES_* variables
@@ -92,8 +92,11 @@ if [ "$host_type" = hostssl ]; then
 fi
 export POSTGRES_HBA_RULES="$rules"
 
+# envsubst gets the names of the variables to replace, literally.
+# shellcheck disable=SC2016
 conf_vars='$POSTGRES_LISTEN_ADDRESSES $POSTGRES_MAX_CONNECTIONS $POSTGRES_SHARED_BUFFERS $POSTGRES_EFFECTIVE_CACHE_SIZE $POSTGRES_WORK_MEM $POSTGRES_MAINTENANCE_WORK_MEM $POSTGRES_MAX_WAL_SIZE $POSTGRES_LOG_STATEMENT $POSTGRES_LOG_MIN_DURATION_STATEMENT'
 envsubst "$conf_vars" </etc/postgresql/postgresql.conf.template >"$PGDATA/postgresql.conf"
+# shellcheck disable=SC2016
 envsubst '$POSTGRES_HBA_RULES' </etc/postgresql/pg_hba.conf.template >"$PGDATA/pg_hba.conf"
 if [ "$ssl_on" = true ]; then
   cat >>"$PGDATA/postgresql.conf" <<CONF

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Container health: the server accepts TCP connections (not just the temporary local-only server of the
 # entrypoint) and answers a query on the local socket.
 set -euo pipefail

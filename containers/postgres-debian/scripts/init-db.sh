@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Called by /entrypoint.sh.
 #   init-db.sh                    initdb into an empty $PGDATA
 #   init-db.sh --create-objects   on the temporary local-only server: the role, the database and its extensions

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Print a SCRAM-SHA-256 verifier for the password in $POSTGRES_PASSWORD (never taken from argv).
 
 If a verifier is given on stdin, its salt and iteration count are reused, so that the output equals the

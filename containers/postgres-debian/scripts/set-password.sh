@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # set-password.sh ROLE: make ROLE's password $POSTGRES_PASSWORD (on the local socket, as postgres).
 # The SCRAM verifier is computed here, so the server never sees the password in a statement; nothing changes
 # when the password is already the same.

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Copies into STAGING what a PostgreSQL server with contrib and pgBackRest needs at run time, and nothing else:
 # the server's bin/lib/share trees, pgbackrest, and every shared library they load that the base image lacks.
 # The LLVM JIT provider (llvmjit.so and its ~120 MB of LLVM libraries) is left out; the config sets jit = off.

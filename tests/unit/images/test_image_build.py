@@ -68,7 +68,7 @@ def test_context_files_honour_ignore_and_prune(tmp_path):
     write(tmp_path, "node_modules/big/index.js")
     write(tmp_path, "logs/a.log")
     write(tmp_path, ".dockerignore", "node_modules\n*.log\nlogs\n")
-    _, matcher = ib.load_ignore(str(tmp_path))
+    matcher = ib.load_ignore(str(tmp_path))[1]
     assert ib.context_files(str(tmp_path), matcher) == [".dockerignore", "Containerfile", "app/main.py"]
 
 
@@ -76,7 +76,7 @@ def test_negation_reincludes_inside_excluded_directory(tmp_path):
     write(tmp_path, "vendor/keep.txt")
     write(tmp_path, "vendor/drop.txt")
     write(tmp_path, ".dockerignore", "vendor\n!vendor/keep.txt\n")
-    _, matcher = ib.load_ignore(str(tmp_path))
+    matcher = ib.load_ignore(str(tmp_path))[1]
     assert ib.context_files(str(tmp_path), matcher) == [".dockerignore", "vendor/keep.txt"]
 
 
