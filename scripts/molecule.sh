@@ -9,5 +9,5 @@ mkdir -p "$home"
 export XDG_DATA_HOME="${XDG_DATA_HOME:-$HOME/.local/share}"
 export XDG_CONFIG_HOME="${XDG_CONFIG_HOME:-$HOME/.config}"
 export HOME="$home"
-export MOLECULE_NO_LOG=false
+export MOLECULE_NO_LOG=false NO_COLOR=1 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
 exec molecule "$@"
