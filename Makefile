@@ -4,7 +4,7 @@
 #   make test          yamllint, ansible-lint, ansible-test sanity, unit, integration, molecule
 #   make bench         the benchmarks in benchmarks/ (not part of make test)
 #
-# Single layers: make lint | sanity | units | integration | molecule [SCENARIO=name]
+# Single layers: make lint | sanity | units | integration | ha | molecule [SCENARIO=name]
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 ENV := . scripts/env.sh &&
@@ -13,7 +13,7 @@ PLAYBOOK ?= playbooks/site.yml
 PYTEST_ARGS ?=
 SCENARIO ?=
 
-.PHONY: run test bootstrap lint yamllint ansible-lint sanity units integration molecule bench changelog clean help
+.PHONY: run test bootstrap lint sanity units integration ha molecule bench changelog clean help
 
 help:
 	@sed -n '2,8p' Makefile
@@ -38,6 +38,9 @@ units: bootstrap
 
 integration: bootstrap
 	@$(ENV) scripts/test.sh integration
+
+ha: bootstrap
+	@$(ENV) scripts/test.sh ha
 
 molecule: bootstrap
 	@$(ENV) scripts/test.sh molecule $(SCENARIO)

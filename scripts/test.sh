@@ -38,6 +38,10 @@ run_units() { python -m pytest -q -n 2 tests/unit ${PYTEST_ARGS:-}; }
 # shellcheck disable=SC2086
 run_integration() { python -m pytest -q tests/integration ${PYTEST_ARGS:-}; }
 
+# Two-node Pacemaker clusters in containers (pgtwin): failover, switchover, rejoin.
+# shellcheck disable=SC2086
+run_ha() { if [ -d tests/ha ]; then python -m pytest -q tests/ha ${PYTEST_ARGS:-}; fi; }
+
 run_molecule() {
   local scenarios=("$@")
   if [ ${#scenarios[@]} -eq 0 ]; then
@@ -57,13 +61,15 @@ case "${1:-all}" in
     layer units run_units
     layer integration run_integration
     layer molecule run_molecule
+    layer ha run_ha
     ;;
   lint) layer yamllint run_yamllint; layer ansible-lint run_ansible_lint ;;
   sanity) layer sanity run_sanity ;;
   units) layer units run_units ;;
   integration) layer integration run_integration ;;
+  ha) layer ha run_ha ;;
   molecule) shift; layer molecule run_molecule "$@" ;;
-  *) echo "usage: $0 all|lint|sanity|units|integration|molecule [scenario...]" >&2; exit 2 ;;
+  *) echo "usage: $0 all|lint|sanity|units|integration|ha|molecule [scenario...]" >&2; exit 2 ;;
 esac
 
 printf '\n===== summary (all passed) =====\n'

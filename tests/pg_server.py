@@ -2,7 +2,11 @@
 
 Use it from any area's conftest.py::
 
-    from pg_server import pg_server, pg_database  # noqa: F401  (pytest fixtures)
+    from pg_server import pg_server, pg_database  # pytest fixtures
+
+    __all__ = ["pg_server", "pg_database"]  # marks the imports as used (pylint) without ignore files
+
+(tests/conftest.py puts tests/ on sys.path first; add it yourself if your conftest may load earlier.)
 
 ``pg_server`` (session scope) runs initdb into a temporary directory owned by ``postgres`` (when the tests run as
 root: the server refuses root), listens on 127.0.0.1 on a free port with scram-sha-256 password authentication,
@@ -85,14 +89,18 @@ class PgServer:
             conn.execute('CREATE DATABASE "%s"' % name)
         return name
 
+    def schema_dump(self, dbname: str, *extra: str) -> str:
+        """``pg_dump --schema-only``, comparable between runs."""
+        return self.dump(dbname, "--schema-only", *extra)
+
     def drop_database(self, name: str) -> None:
         with self.connect() as conn:
             conn.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
 
-    def schema_dump(self, dbname: str, *extra: str) -> str:
-        """``pg_dump --schema-only`` of a database (comparable text: the dump header's version lines dropped)."""
-        out = subprocess.run([os.path.join(self.bin_dir, "pg_dump"), "--schema-only", "--no-owner", *extra,
-                              "-d", self.dsn(dbname)], env=self.env, check=True, capture_output=True, text=True).stdout
+    def dump(self, dbname: str, *extra: str) -> str:
+        """``pg_dump`` text of a database, comparable between runs (version lines and random keys dropped)."""
+        out = subprocess.run([os.path.join(self.bin_dir, "pg_dump"), "--no-owner", *extra, "-d", self.dsn(dbname)],
+                             env=self.env, check=True, capture_output=True, text=True).stdout
         # pg_dump >= 15.14 brackets the dump with \restrict/\unrestrict and a random key: not schema.
         return "\n".join(line for line in out.splitlines()
                          if not line.startswith(("-- Dumped", "\\restrict", "\\unrestrict")))
@@ -118,6 +126,9 @@ class PgDatabase:
 
     def schema_dump(self, *extra: str) -> str:
         return self.server.schema_dump(self.name, *extra)
+
+    def dump(self, *extra: str) -> str:
+        return self.server.dump(self.name, *extra)
 
 
 def start_server() -> PgServer:

@@ -108,3 +108,25 @@ def connect(settings: ConnectionSettings, autocommit: bool = True) -> Any:
     except psycopg.OperationalError as exc:
         message = mask_dsn(str(exc).strip())
         raise ConnectionSettingsError("cannot connect to %s: %s" % (mask_dsn(info), message))
+
+
+def connection_argument_spec() -> Dict[str, Dict[str, Any]]:
+    """The argument_spec entries documented by the ``poststack.core.postgres`` doc fragment."""
+    return {
+        "dsn": {"type": "str", "no_log": False},
+        "host": {"type": "str"},
+        "port": {"type": "int"},
+        "user": {"type": "str"},
+        "password": {"type": "str", "no_log": True},
+        "dbname": {"type": "str"},
+        "sslmode": {"type": "str", "choices": list(SSL_MODES)},
+        "connect_timeout": {"type": "int", "default": 10},
+    }
+
+
+def settings_from_params(params: Dict[str, Any], application_name: str) -> ConnectionSettings:
+    return ConnectionSettings(
+        dsn=params.get("dsn"), host=params.get("host"), port=params.get("port"), user=params.get("user"),
+        password=params.get("password"), dbname=params.get("dbname"), sslmode=params.get("sslmode"),
+        connect_timeout=params.get("connect_timeout") or 10, application_name=application_name,
+    )

@@ -613,7 +613,7 @@ class Status:
 
 @dataclass
 class Settings:
-    migrations_dir: str
+    migrations_dir: Optional[str]
     tracking_schema: str = DEFAULT_SCHEMA
     stream: str = DEFAULT_STREAM
     lock_wait_timeout: float = 60.0
@@ -789,11 +789,14 @@ class Engine:
         return {row[0]: AppliedMigration(*row) for row in rows}
 
     def files(self) -> List[MigrationFile]:
+        if self.settings.migrations_dir is None:
+            raise MigrationError("a migrations directory is required for this operation")
         return discover(self.settings.migrations_dir)
 
     # -- operations ----------------------------------------------------------------------------------------
     def status(self) -> Status:
-        files = self.files()
+        """History, lock holder and (when a directory is set) pending versions and drift; read-only."""
+        files = self.files() if self.settings.migrations_dir is not None else None
         history = self.history()
         holders = self.lock_holders()
         return Status(
@@ -804,8 +807,8 @@ class Engine:
                  "has_rollback": row.rollback_sql is not None}
                 for row in history.values()
             ],
-            pending=[item.version for item in files if item.version not in history],
-            drift=[asdict(item) for item in find_drift(files, history)],
+            pending=[item.version for item in files if item.version not in history] if files is not None else [],
+            drift=[asdict(item) for item in find_drift(files, history)] if files is not None else [],
             lock_holder=asdict(holders[0]) if holders else None,
             tracking_table=self.table,
             stream=self.settings.stream,
@@ -1099,7 +1102,7 @@ def _sqlstate(exc: Exception) -> Optional[str]:
 def _pg_message(exc: Exception) -> str:
     diag = getattr(exc, "diag", None)
     primary = getattr(diag, "message_primary", None) if diag is not None else None
-    text = primary or str(exc).strip().split("\n")[0]
+    text = primary or str(exc).strip().split("\n", maxsplit=1)[0]
     extra = []
     for attr in ("message_detail", "message_hint"):
         value = getattr(diag, attr, None) if diag is not None else None
@@ -1156,11 +1159,11 @@ def cli_main(argv: Optional[Sequence[str]] = None) -> int:
                 output = {"changed": result.changed, "done": result.done, "version": result.after_version,
                           "ms": result.total_ms}
     except (MigrationError, ValueError) as exc:
-        print(json.dumps({"failed": True, "msg": str(exc)}), file=sys.stderr)
+        sys.stderr.write(json.dumps({"failed": True, "msg": str(exc)}) + "\n")
         return 1
-    print(json.dumps(output, default=str))
+    sys.stdout.write(json.dumps(output, default=str) + "\n")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(cli_main())
+    raise SystemExit(cli_main())

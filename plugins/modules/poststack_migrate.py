@@ -1,0 +1,377 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: poststack developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: poststack_migrate
+short_description: Apply, roll back, verify, baseline, repair and unlock SQL migrations
+version_added: 0.1.0
+description:
+  - Runs pure-SQL migration files C(NNN_name.sql) with their rollbacks C(NNN_name.rollback.sql) and optional
+    checks C(NNN_name.verify.sql) from O(path) against a PostgreSQL database.
+  - Versions are integers. Each migration and its history row commit in one transaction; a file whose first
+    line is C(-- poststack:no-transaction) runs statement by statement outside a transaction (for
+    C(CREATE INDEX CONCURRENTLY)) and is recorded only when every statement succeeded and no invalid index
+    was left behind.
+  - Runs are serialised by a session-level advisory lock derived from O(tracking_schema); the server releases
+    it when a client dies.
+  - History is kept in C(<tracking_schema>.schema_migrations), one row per O(stream) and version, with the
+    sha256 checksums and the rollback SQL itself, so that a rollback works after its file is gone.
+  - Use M(poststack.core.poststack_migrate_info) for a read-only status.
+author:
+  - poststack developers (@poststack)
+extends_documentation_fragment:
+  - poststack.core.postgres
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Plans without changing anything (and with O(dry_run=true) also executes the plan in a transaction that is rolled back).
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details: Shows the applied versions before and after.
+options:
+  path:
+    description:
+      - Directory holding the migration files.
+      - Not needed for O(state=unlocked).
+    type: path
+  state:
+    description:
+      - V(applied) applies pending migrations (up to O(target_version) when given).
+      - V(rolled_back) runs rollbacks newest first down to O(target_version) (required; V(0) removes all). If
+        any needed rollback is missing, nothing runs.
+      - V(verified) compares the checksums of applied migrations with the files and runs their verify scripts
+        (each in a transaction that is rolled back); fails when anything does not match. Never changes anything.
+      - V(baselined) records the versions up to O(target_version) (required) as applied without running them,
+        to adopt an existing database.
+      - V(repaired) accepts the current files' checksums and rollback SQL for applied migrations whose files changed.
+      - V(unlocked) ends the session holding the migration lock, only with O(terminate_holder=true).
+    type: str
+    choices: [applied, rolled_back, verified, baselined, unlocked, repaired]
+    default: applied
+  target_version:
+    description:
+      - Version to migrate up to (V(applied)), to roll back to (V(rolled_back), V(0) for none) or to baseline
+        (V(baselined)).
+    type: int
+  tracking_schema:
+    description:
+      - Schema of the history table C(schema_migrations); created when the first migration is recorded.
+      - The advisory lock key is derived from it.
+    type: str
+    default: poststack
+  stream:
+    description:
+      - Namespace of the versions in the history table, so that several migration sets share one table
+        without their version numbers clashing. The collection's own core schema uses V(core).
+    type: str
+    default: project
+  dry_run:
+    description:
+      - Execute the whole plan in one transaction and roll it back, proving that the SQL works.
+      - No-transaction migrations cannot run this way; they and everything after them are listed in RV(dry_run_skipped).
+    type: bool
+    default: false
+  allow_out_of_order:
+    description: Apply pending versions lower than the highest applied one instead of refusing.
+    type: bool
+    default: false
+  lock_wait_timeout:
+    description: Seconds to wait for the migration lock. The error then names the holder. V(0) does not wait.
+    type: float
+    default: 60
+  lock_timeout:
+    description:
+      - PostgreSQL C(lock_timeout) for the migration statements (for example V(5s), V(500ms), V(0) for none).
+      - A migration that hits it (SQLSTATE 55P03) is rolled back and retried up to O(retries) times.
+    type: str
+    default: 10s
+  statement_timeout:
+    description: PostgreSQL C(statement_timeout) for the migration statements (V(0) for none).
+    type: str
+    default: "0"
+  retries:
+    description: How many times a migration that hit O(lock_timeout) is retried.
+    type: int
+    default: 3
+  retry_backoff:
+    description: Seconds before the first retry; doubled for each further one.
+    type: float
+    default: 0.5
+  terminate_holder:
+    description: With O(state=unlocked), terminate the backend holding the lock. Without it, the holder is only reported.
+    type: bool
+    default: false
+  log_file:
+    description:
+      - Append a line per database operation (lock, each migration with its duration, errors) to this file.
+        Connection strings are masked, SQL parameters are not logged.
+    type: path
+notes:
+  - Migration files are executed by the server, not by psql; psql meta-commands (C(\set), C(\i)) are rejected.
+  - Transaction control (C(BEGIN), C(COMMIT)...) in a migration is rejected before anything runs.
+  - Every commit but the last of a run uses C(synchronous_commit=off); the last one flushes the WAL and so makes
+    every earlier one durable as well.
+seealso:
+  - module: poststack.core.poststack_migrate_info
+"""
+
+EXAMPLES = r"""
+- name: Apply all pending migrations
+  poststack.core.poststack_migrate:
+    path: "{{ playbook_dir }}/../migrations"
+    host: 127.0.0.1
+    port: 5432
+    user: app
+    password: "{{ vault_app_password }}"
+    dbname: app
+
+- name: Show what would run, proving the SQL in a rolled-back transaction
+  poststack.core.poststack_migrate:
+    path: migrations
+    dsn: postgresql://app@db.example.com/app
+    dry_run: true
+  check_mode: true
+
+- name: Roll back to version 3
+  poststack.core.poststack_migrate:
+    path: migrations
+    dsn: postgresql://app@db.example.com/app
+    state: rolled_back
+    target_version: 3
+
+- name: Adopt an existing database that already has versions 1-12
+  poststack.core.poststack_migrate:
+    path: migrations
+    dsn: postgresql://app@db.example.com/app
+    state: baselined
+    target_version: 12
+
+- name: End a stuck migration run
+  poststack.core.poststack_migrate:
+    dsn: postgresql://app@db.example.com/app
+    state: unlocked
+    terminate_holder: true
+"""
+
+RETURN = r"""
+plan:
+  description: The steps planned (run, or that would run in check mode), in order.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"action": "apply", "version": 3, "name": "add_index", "no_transaction": true, "file": "003_add_index.sql"}]
+applied:
+  description: Versions applied by this run (in check mode, those that would be; with O(dry_run), those that ran before the rollback).
+  returned: always
+  type: list
+  elements: int
+  sample: [2, 3]
+rolled_back:
+  description: Versions rolled back by this run, newest first.
+  returned: always
+  type: list
+  elements: int
+baselined:
+  description: Versions recorded without running them.
+  returned: always
+  type: list
+  elements: int
+repaired:
+  description: Versions whose recorded checksums were replaced.
+  returned: always
+  type: list
+  elements: int
+previous_version:
+  description: Highest applied version before the run.
+  returned: always
+  type: int
+current_version:
+  description: Highest applied version after the run (unchanged in check mode and for dry runs).
+  returned: always
+  type: int
+pending:
+  description: Versions with a file but no history row, after the run.
+  returned: always
+  type: list
+  elements: int
+timings_ms:
+  description: Milliseconds per version run.
+  returned: always
+  type: dict
+  sample: {"2": 14, "3": 220}
+total_ms:
+  description: Milliseconds for the whole run including locking.
+  returned: always
+  type: int
+dry_run_skipped:
+  description: Versions a dry run could not execute (no-transaction migrations and what follows them).
+  returned: always
+  type: list
+  elements: dict
+verify:
+  description: With O(state=verified), the drift found and each verify script's outcome.
+  returned: when state is verified
+  type: dict
+lock_holders:
+  description: With O(state=unlocked), the sessions that held the lock.
+  returned: when state is unlocked
+  type: list
+  elements: dict
+tracking_table:
+  description: The history table.
+  returned: always
+  type: str
+  sample: '"poststack".schema_migrations'
+dsn:
+  description: The connection target, password masked.
+  returned: always
+  type: str
+  sample: host=127.0.0.1 port=5432 user=app password=******** dbname=app
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.poststack.core.plugins.module_utils.database import (
+    HAS_PSYCOPG, PSYCOPG_IMPORT_ERROR, ConnectionSettingsError, connect, connection_argument_spec, settings_from_params,
+)
+from ansible_collections.poststack.core.plugins.module_utils.migrations import (
+    Engine, MigrationError, Settings, current_version,
+)
+
+ACTIONS = {"applied": "apply", "rolled_back": "rollback", "baselined": "baseline", "repaired": "repair"}
+RESULT_KEYS = {"apply": "applied", "rollback": "rolled_back", "baseline": "baselined", "repair": "repaired"}
+
+
+def build_module() -> AnsibleModule:
+    spec = dict(
+        path=dict(type="path"),
+        state=dict(type="str", default="applied", choices=["applied", "rolled_back", "verified", "baselined", "unlocked", "repaired"]),
+        target_version=dict(type="int"),
+        tracking_schema=dict(type="str", default="poststack"),
+        stream=dict(type="str", default="project"),
+        dry_run=dict(type="bool", default=False),
+        allow_out_of_order=dict(type="bool", default=False),
+        lock_wait_timeout=dict(type="float", default=60.0),
+        lock_timeout=dict(type="str", default="10s"),
+        statement_timeout=dict(type="str", default="0"),
+        retries=dict(type="int", default=3),
+        retry_backoff=dict(type="float", default=0.5),
+        terminate_holder=dict(type="bool", default=False),
+        log_file=dict(type="path"),
+    )
+    spec.update(connection_argument_spec())
+    return AnsibleModule(
+        argument_spec=spec,
+        required_if=[
+            ("state", "applied", ("path",)),
+            ("state", "rolled_back", ("path", "target_version")),
+            ("state", "verified", ("path",)),
+            ("state", "baselined", ("path", "target_version")),
+            ("state", "repaired", ("path",)),
+        ],
+        supports_check_mode=True,
+    )
+
+
+def versions_after(before: list, plan) -> list:
+    after = set(before)
+    for step in plan.steps:
+        if step.action in ("apply", "baseline"):
+            after.add(step.version)
+        elif step.action == "rollback":
+            after.discard(step.version)
+    return sorted(after)
+
+
+def run_migration_state(module: AnsibleModule, engine: Engine, action: str, result: dict) -> None:
+    params = module.params
+    history = engine.history()
+    before = sorted(history)
+    if module.check_mode and not params["dry_run"]:
+        plan = engine.plan(action, params["target_version"])[0]
+        done, timings, skipped, total, after_version = plan.versions, {}, [], 0, plan.current_version
+    else:
+        outcome = engine.run(action, params["target_version"], dry_run=params["dry_run"])
+        plan = outcome.plan
+        done, timings, skipped, total, after_version = outcome.done, outcome.timings_ms, outcome.skipped, outcome.total_ms, outcome.after_version
+    result.update(
+        changed=bool(plan.steps),
+        plan=plan.as_dicts(),
+        previous_version=plan.current_version,
+        current_version=after_version,
+        timings_ms=timings,
+        total_ms=total,
+        dry_run_skipped=skipped,
+    )
+    result[RESULT_KEYS[action]] = done
+    planned_after = versions_after(before, plan)
+    if module.check_mode or params["dry_run"]:
+        files = engine.files()
+        result["pending"] = [item.version for item in files if item.version not in planned_after]
+    else:
+        status = engine.status()
+        result["pending"] = status.pending
+    if module._diff:
+        result["diff"] = {
+            "before": {"current_version": current_version(dict.fromkeys(before)), "applied": before},
+            "after": {"current_version": current_version(dict.fromkeys(planned_after)), "applied": planned_after},
+        }
+
+
+def main() -> None:
+    module = build_module()
+    if not HAS_PSYCOPG:
+        module.fail_json(msg=missing_required_lib("psycopg"), exception=PSYCOPG_IMPORT_ERROR)
+    params = module.params
+    state = params["state"]
+    result = dict(changed=False, state=state, plan=[], applied=[], rolled_back=[], baselined=[], repaired=[],
+                  previous_version=0, current_version=0, pending=[], timings_ms={}, total_ms=0, dry_run_skipped=[])
+    connection = settings_from_params(params, "poststack_migrate")
+    settings = Settings(
+        migrations_dir=params["path"], tracking_schema=params["tracking_schema"], stream=params["stream"],
+        lock_wait_timeout=params["lock_wait_timeout"], lock_timeout=params["lock_timeout"],
+        statement_timeout=params["statement_timeout"], retries=params["retries"], retry_backoff=params["retry_backoff"],
+        allow_out_of_order=params["allow_out_of_order"], log_file=params["log_file"],
+    )
+    try:
+        result["dsn"] = connection.describe()
+        conn = connect(connection)
+    except ConnectionSettingsError as exc:
+        module.fail_json(msg=str(exc), **result)
+    try:
+        with conn:
+            engine = Engine(conn, settings)
+            result["tracking_table"] = engine.table
+            engine.prepare_session()
+            if state in ACTIONS:
+                run_migration_state(module, engine, ACTIONS[state], result)
+            elif state == "verified":
+                report = engine.verify()
+                result.update(verify=report, current_version=report["current_version"],
+                              previous_version=report["current_version"])
+                if not report["ok"]:
+                    problems = [item["file"] + ": " + item["kind"] for item in report["drift"]]
+                    problems += [item["error"] for item in report["verify_scripts"] if not item["ok"]]
+                    module.fail_json(msg="verification failed: %s" % "; ".join(problems), **result)
+            elif state == "unlocked":
+                report = engine.unlock(params["terminate_holder"], check_mode=module.check_mode)
+                result.update(changed=report["changed"], lock_holders=report["holders"])
+    except MigrationError as exc:
+        result.update(exc.details)
+        module.fail_json(msg=str(exc), **result)
+    except Exception as exc:  # a database error outside a step: report it, never the password
+        module.fail_json(msg="unexpected error: %s" % exc, exception=traceback.format_exc(), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
