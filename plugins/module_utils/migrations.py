@@ -317,17 +317,20 @@ class Statement:
 
 
 def split_sql(text: str) -> List[Statement]:
-    """Split SQL into statements on top-level semicolons (strings, dollar quotes, comments respected)."""
+    """Split SQL into statements on top-level semicolons (strings, dollar quotes, comments respected).
+
+    A statement's line is the line of its first token that is not a comment.
+    """
     statements: List[Statement] = []
     start = 0
+    first_token: Optional[int] = None
     for kind, begin, end in list(_scan(text)) + [("semicolon", len(text), len(text))]:
-        if kind != "semicolon":
-            continue
-        chunk = text[start:begin]
-        if strip_sql_comments(chunk).strip():
-            leading = len(chunk) - len(chunk.lstrip())
-            statements.append(Statement(sql=chunk.strip(), line=line_of(text, start + leading)))
-        start = end
+        if kind == "semicolon":
+            if first_token is not None:
+                statements.append(Statement(sql=text[start:begin].strip(), line=line_of(text, first_token)))
+            start, first_token = end, None
+        elif kind != "comment" and first_token is None and text[begin:end].strip():
+            first_token = begin + len(text[begin:end]) - len(text[begin:end].lstrip())
     return statements
 
 

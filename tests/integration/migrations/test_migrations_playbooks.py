@@ -1,0 +1,231 @@
+"""The module, the role and the playbooks through ansible-playbook: each change twice, check mode changes nothing."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from migration_helpers import ROOT, write_files
+
+EXAMPLE = os.path.join(ROOT, "examples", "project", "migrations")
+
+
+def playbook(db, tmp_path, path, *args, extra_vars=None, password_in_vars=False, check=False):
+    """Run ansible-playbook on localhost; returns (rc, per-task results, stats, stdout). Secrets only in files/env."""
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("localhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
+    variables = {"migrations_db_host": db.server.host, "migrations_db_port": db.server.port,
+                 "migrations_db_name": db.name, "migrations_db_user": db.server.user}
+    variables.update(extra_vars or {})
+    env = dict(db.env)
+    if password_in_vars:
+        variables["migrations_db_password"] = db.server.password
+        env.pop("PGPASSWORD")
+    vars_file = tmp_path / "vars.json"
+    vars_file.write_text(json.dumps(variables))
+    env.update(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.junit", JUNIT_OUTPUT_DIR=str(tmp_path / "junit"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
+    cmd = ["ansible-playbook", "-i", str(inventory), "-e", "@%s" % vars_file, str(path), *args]
+    if check:
+        cmd.append("--check")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert db.server.password not in proc.stdout + proc.stderr
+    try:
+        report = json.loads(proc.stdout)
+    except ValueError:
+        pytest.fail("ansible-playbook printed no JSON (rc %d):\n%s\n%s" % (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
+    tasks = {}
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            name = task["task"]["name"]
+            tasks[name.split(" : ", 1)[-1]] = task["hosts"].get("localhost", {})
+    return proc.returncode, tasks, report["stats"].get("localhost", {}), proc.stdout
+
+
+def test_migrate_status_rollback_playbooks(pg_database, tmp_path):
+    db = pg_database
+    project = {"migrations_path": EXAMPLE, "migrations_log_file": str(tmp_path / "logs" / "database" / "migrations.log")}
+    before = db.dump()
+
+    rc, tasks, stats, out = playbook(db, tmp_path, "playbooks/migrate.yml", extra_vars=project, check=True)
+    assert rc == 0 and stats["changed"] == 2, out[-4000:]
+    assert tasks["Apply the project's migrations"]["applied"] == [1, 2]
+    assert db.dump() == before, "check mode changed the database"
+
+    rc, tasks, stats, _ = playbook(db, tmp_path, "playbooks/migrate.yml", extra_vars=project, password_in_vars=True)
+    assert rc == 0 and stats["changed"] == 2, stats
+    assert tasks["Apply the collection's core schema (stream core)"]["applied"] == [1, 2, 3]
+    assert tasks["Apply the project's migrations"]["applied"] == [1, 2]
+    with db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM public.notes").fetchone()[0] == 2
+        assert conn.execute("SELECT to_regclass('poststack.containers')").fetchone()[0] is not None
+        rows = conn.execute("SELECT stream, version FROM poststack.schema_migrations ORDER BY 1, 2").fetchall()
+        assert rows == [("core", 1), ("core", 2), ("core", 3), ("project", 1), ("project", 2)]
+    log_text = (tmp_path / "logs" / "database" / "migrations.log").read_text()
+    assert "apply version=2 name=notes_created_at_index" in log_text and db.server.password not in log_text
+
+    rc, tasks, stats, _ = playbook(db, tmp_path, "playbooks/migrate.yml", extra_vars=project)
+    assert rc == 0 and stats["changed"] == 0, stats
+
+    rc, tasks, stats, out = playbook(db, tmp_path, "playbooks/migration-status.yml", extra_vars=project)
+    assert rc == 0 and stats["changed"] == 0
+    shown = tasks["Show the migration status"]["results"]
+    assert [item["msg"].split(",")[0] for item in shown] == ["core: version 3", "project: version 2"]
+
+    rc, tasks, stats, out = playbook(db, tmp_path, "playbooks/rollback.yml", extra_vars=project)
+    assert rc != 0
+    assert "rollback.yml needs the version to end at: add -e migrations_target_version=N" in out
+
+    rollback = dict(project, migrations_target_version=0)
+    rc, tasks, stats, _ = playbook(db, tmp_path, "playbooks/rollback.yml", extra_vars=rollback)
+    assert rc == 0 and stats["changed"] == 1
+    assert tasks["Roll the project's migrations back to migrations_target_version"]["rolled_back"] == [2, 1]
+    rc, tasks, stats, _ = playbook(db, tmp_path, "playbooks/rollback.yml", extra_vars=rollback)
+    assert rc == 0 and stats["changed"] == 0
+    with db.connect() as conn:
+        assert conn.execute("SELECT to_regclass('public.notes')").fetchone()[0] is None
+
+
+MODULE_PLAY = """
+- name: poststack_migrate states
+  hosts: localhost
+  gather_facts: false
+  module_defaults:
+    poststack.core.poststack_migrate: &conn
+      dsn: "{{ dsn }}"
+      path: "{{ path }}"
+    poststack.core.poststack_migrate_info: *conn
+  tasks:
+    - name: plan only
+      poststack.core.poststack_migrate:
+      check_mode: true
+      diff: true
+      register: planned
+    - name: dry run in check mode
+      poststack.core.poststack_migrate:
+        dry_run: true
+      check_mode: true
+      register: dry
+    - name: apply to 1
+      poststack.core.poststack_migrate:
+        target_version: 1
+      diff: true
+      register: apply1
+    - name: apply to 1 again
+      poststack.core.poststack_migrate:
+        target_version: 1
+      register: apply1b
+    - name: apply all
+      poststack.core.poststack_migrate:
+      register: apply_all
+    - name: apply all again
+      poststack.core.poststack_migrate:
+      register: apply_all_b
+    - name: status
+      poststack.core.poststack_migrate_info:
+      register: info
+    - name: verify
+      poststack.core.poststack_migrate:
+        state: verified
+      register: verified
+    - name: edit an applied file
+      ansible.builtin.copy:
+        dest: "{{ path }}/001_a.sql"
+        content: "CREATE TABLE a (id int);\\n-- reviewed\\n"
+        mode: "0644"
+    - name: migrate refuses drift
+      poststack.core.poststack_migrate:
+      register: drift
+      ignore_errors: true
+    - name: repair
+      poststack.core.poststack_migrate:
+        state: repaired
+      register: repaired
+    - name: repair again
+      poststack.core.poststack_migrate:
+        state: repaired
+      register: repaired_b
+    - name: unlock with nobody holding the lock
+      poststack.core.poststack_migrate:
+        state: unlocked
+        terminate_holder: true
+      register: unlocked
+    - name: rollback without target
+      poststack.core.poststack_migrate:
+        state: rolled_back
+      register: no_target
+      ignore_errors: true
+    - name: rollback to 1 in check mode
+      poststack.core.poststack_migrate:
+        state: rolled_back
+        target_version: 1
+      check_mode: true
+      register: rb_check
+    - name: rollback to 1
+      poststack.core.poststack_migrate:
+        state: rolled_back
+        target_version: 1
+      register: rb
+    - name: rollback to 1 again
+      poststack.core.poststack_migrate:
+        state: rolled_back
+        target_version: 1
+      register: rb_b
+    - name: baseline another stream
+      poststack.core.poststack_migrate:
+        state: baselined
+        stream: adopted
+        target_version: 2
+      register: baseline
+    - name: baseline another stream again
+      poststack.core.poststack_migrate:
+        state: baselined
+        stream: adopted
+        target_version: 2
+      register: baseline_b
+    - name: results
+      ansible.builtin.set_fact:
+        outcome: "{{ {'planned': planned, 'dry': dry, 'apply1': apply1, 'apply1b': apply1b, 'apply_all': apply_all,
+                      'apply_all_b': apply_all_b, 'info': info, 'verified': verified, 'drift': drift, 'repaired': repaired,
+                      'repaired_b': repaired_b, 'unlocked': unlocked, 'no_target': no_target, 'rb_check': rb_check,
+                      'rb': rb, 'rb_b': rb_b, 'baseline': baseline, 'baseline_b': baseline_b} }}"
+"""
+
+
+def test_module_states_changed_then_not_changed(pg_database, tmp_path):
+    db = pg_database
+    path = write_files(tmp_path / "m", {
+        "001_a.sql": "CREATE TABLE a (id int);\n", "001_a.rollback.sql": "DROP TABLE a;\n",
+        "001_a.verify.sql": "SELECT id FROM a WHERE false;\n",
+        "002_b.sql": "CREATE TABLE b (id int);\n", "002_b.rollback.sql": "DROP TABLE b;\n",
+    })
+    play = tmp_path / "states.yml"
+    play.write_text(MODULE_PLAY)
+    before = db.dump()
+    # The password travels in PGPASSWORD (db.env), the DSN has none.
+    rc, tasks, stats, out = playbook(db, tmp_path, play, extra_vars={"dsn": db.dsn, "path": path})
+    assert rc == 0, out[-3000:]
+    r = tasks["results"]["ansible_facts"]["outcome"]
+    assert r["planned"]["changed"] and r["planned"]["applied"] == [1, 2] and r["planned"]["plan"][0]["file"] == "001_a.sql"
+    assert r["planned"]["diff"] == {"before": {"current_version": 0, "applied": []}, "after": {"current_version": 2, "applied": [1, 2]}}
+    assert r["dry"]["changed"] and r["dry"]["applied"] == [1, 2] and r["dry"]["current_version"] == 0
+    assert r["apply1"]["changed"] and r["apply1"]["applied"] == [1] and r["apply1"]["pending"] == [2]
+    assert r["apply1"]["diff"]["after"]["applied"] == [1]
+    assert not r["apply1b"]["changed"]
+    assert r["apply_all"]["changed"] and r["apply_all"]["applied"] == [2] and r["apply_all"]["current_version"] == 2
+    assert not r["apply_all_b"]["changed"]
+    assert r["info"]["current_version"] == 2 and r["info"]["pending"] == [] and r["info"]["lock_holder"] is None
+    assert r["verified"]["verify"]["ok"] and not r["verified"]["changed"]
+    assert r["drift"]["failed"] and "001_a.sql changed after it was applied" in r["drift"]["msg"]
+    assert r["repaired"]["changed"] and r["repaired"]["repaired"] == [1]
+    assert not r["repaired_b"]["changed"]
+    assert not r["unlocked"]["changed"]
+    assert r["no_target"]["failed"] and "target_version" in r["no_target"]["msg"]
+    assert r["rb_check"]["changed"] and r["rb_check"]["rolled_back"] == [2] and r["rb_check"]["current_version"] == 2
+    assert r["rb"]["changed"] and r["rb"]["rolled_back"] == [2] and r["rb"]["current_version"] == 1
+    assert not r["rb_b"]["changed"]
+    assert r["baseline"]["changed"] and r["baseline"]["baselined"] == [1, 2]
+    assert not r["baseline_b"]["changed"]
+    assert "host=127.0.0.1" in r["info"]["dsn"] and db.server.password not in json.dumps(r)
+    assert db.dump() != before
