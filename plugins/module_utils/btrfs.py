@@ -271,8 +271,13 @@ def resolve_id(value: str, kind: str) -> int:
                          % (kind, text))
 
 
-def parse_mode(mode: str) -> int:
-    """Octal mode string ('0700', '750') -> int. Symbolic modes are refused: the subvolume root has one mode."""
+def parse_mode(mode: object) -> int:
+    """Octal mode string ('0700', '750') -> int. An int is the mode's value already (an unquoted YAML 0700 is
+    448), as in ansible.builtin.file. Symbolic modes are refused: the subvolume root has one mode."""
+    if isinstance(mode, int) and not isinstance(mode, bool):
+        if not 0 <= mode <= 0o7777:
+            raise BtrfsError("mode %r is out of range: write it quoted, like '0750'" % (mode,))
+        return mode
     text = str(mode).strip()
     if not re.match(r"^0?[0-7]{3,4}$", text):
         raise BtrfsError("mode %r is not an octal mode: write it quoted, like '0750'" % (mode,))
@@ -617,6 +622,13 @@ def _check_state_options(wanted: Wanted) -> None:
     given = sorted(name for name, value in attributes.items() if value is not None)
     if wanted.state != "present" and given:
         raise BtrfsError("options %s only apply to state=present, not state=%s" % (", ".join(given), wanted.state))
+    snapshot_options = sorted(name for name, value in (("snapshot_dir", wanted.snapshot_dir),
+                                                       ("snapshot_keep", wanted.snapshot_keep)) if value is not None)
+    if wanted.state != "snapshot" and snapshot_options:
+        raise BtrfsError("options %s only apply to state=snapshot, not state=%s"
+                         % (", ".join(snapshot_options), wanted.state))
+    if wanted.recursive and wanted.state != "absent":
+        raise BtrfsError("option recursive only applies to state=absent, not state=%s" % wanted.state)
     if wanted.compression is not None and wanted.compression not in COMPRESSION_CHOICES:
         raise BtrfsError("compression %r is unknown: use one of %s" % (wanted.compression, ", ".join(COMPRESSION_CHOICES)))
     if wanted.snapshot_keep is not None and wanted.snapshot_keep < 1:
@@ -654,14 +666,17 @@ def plan_present(observed: Observed, wanted: Wanted) -> List[Operation]:
             raise BtrfsError("%s: quota %s (%d bytes) is below the current usage %s (%d bytes): raise the quota or "
                              "free space first; nothing was changed" % (path, format_size(limit), limit,
                                                                         format_size(usage), usage))
-        if not target.quota_enabled:
+        if not target.quota_enabled and limit is None:
+            pass  # with quotas off there is no limit to remove
+        elif not target.quota_enabled:
             mount_point = observed.mount.target if observed.mount else path
             plan.append(Operation("enable_quota", mount_point, ["btrfs", "quota", "enable", mount_point],
                                   "enable quotas on the filesystem"))
             plan.append(Operation("rescan_quota", mount_point, ["btrfs", "quota", "rescan", "-w", mount_point],
                                   "wait for the quota rescan"))
         current = target.qgroup.max_referenced if target.qgroup is not None else None
-        if (target.exists and current != limit) or (not target.exists and limit is not None):
+        if (target.exists and current != limit and (target.quota_enabled or limit is not None)) or \
+                (not target.exists and limit is not None):
             plan.append(Operation("limit_quota", path,
                                   ["btrfs", "qgroup", "limit", "none" if limit is None else str(limit), path],
                                   "set quota limit (referenced) %s, was %s" % (format_size(limit), format_size(current)),

@@ -78,8 +78,10 @@ options:
   mode:
     description:
       - Mode of the subvolume root directory as a quoted octal string, for example C('0700').
+      - An unquoted YAML number is taken as the integer value of the mode, as M(ansible.builtin.file) does
+        (so an unquoted C(0700) works, but C(700) does not mean C(0700)). Symbolic modes are not supported.
       - Only with O(state=present).
-    type: str
+    type: raw
   compression:
     description:
       - The C(compression) property of the subvolume root; files created below inherit it.
@@ -109,12 +111,14 @@ options:
     description:
       - With O(state=absent), delete nested subvolumes below O(path) first (deepest first). Without it, a
         subvolume that contains subvolumes is an error naming them.
+      - Only with O(state=absent).
     type: bool
     default: false
   snapshot_dir:
     description:
-      - Directory for snapshots (O(state=snapshot)); created when missing. It must be on the same Btrfs
-        filesystem. Default is C(.snapshots) beside O(path).
+      - Directory for snapshots; created when missing. It must be on the same Btrfs filesystem. Default is
+        C(.snapshots) beside O(path).
+      - Only with O(state=snapshot).
     type: path
   snapshot_name:
     description:
@@ -130,6 +134,7 @@ options:
     description:
       - Keep this many newest snapshots (in creation order) matching O(snapshot_name), the new one included, and
         delete the older ones. Omit it to keep all.
+      - Only with O(state=snapshot).
     type: int
   snapshot_readonly:
     description:
@@ -290,7 +295,7 @@ def main() -> None:
             parents_as_subvolumes=dict(type="bool", default=False),
             owner=dict(type="str"),
             group=dict(type="str"),
-            mode=dict(type="str"),
+            mode=dict(type="raw"),
             compression=dict(type="str", choices=["zstd", "lzo", "zlib", "none", "default"]),
             quota=dict(type="str"),
             setype=dict(type="str"),

@@ -37,13 +37,15 @@ def qgroup_limit(path):
 def test_create_change_delete_nested_path(pool):
     path = os.path.join(pool, "tenants", "a", "@pg")
     wanted = dict(path=path, owner="999", group="999", mode="0700", compression="zstd")
+    lzo = dict(wanted)
+    lzo["compression"] = "lzo"
     run = run_playbook(play(
         task("plan", check=True, **wanted),
         {"name": "stat after check", "ansible.builtin.stat": {"path": os.path.dirname(path)}},
         task("create", **wanted),
         task("create again", **wanted),
-        task("change compression", **dict(wanted, compression="lzo")),
-        task("change compression again", **dict(wanted, compression="lzo")),
+        task("change compression", **lzo),
+        task("change compression again", **lzo),
     ))
     plan = run.results("plan")
     assert plan["changed"] is True and plan["commands"] == []
@@ -107,7 +109,9 @@ def test_quota_is_enforced_in_a_podman_container_and_reported(pool, podman_image
         assert written.read() == "written-by-999\n"
     assert os.stat(os.path.join(path, "ok")).st_uid == 999
 
-    run = run_playbook(play(task("report", **wanted), task("below usage", **dict(wanted, quota="1M"))))
+    too_small = dict(wanted)
+    too_small["quota"] = "1M"
+    run = run_playbook(play(task("report", **wanted), task("below usage", **too_small)))
     report = run.results("report")
     assert report["changed"] is False
     assert report["quota"]["limit"] == 20 * MiB and report["quota"]["limit_human"] == "20.00MiB"

@@ -239,7 +239,9 @@ def test_present_matching_subvolume_plans_nothing_and_diff_is_equal():
 
 def test_present_changes_only_what_differs_and_diff_shows_it():
     observed = observed_for(subvolume_state(mode=0o755, compression=None))
-    want = wanted(**{**FULL, "quota": "200M"})
+    options = dict(FULL)
+    options["quota"] = "200M"
+    want = wanted(**options)
     plan = btrfs.plan(observed, want)
     assert actions(plan) == ["limit_quota", "set_compression", "chmod"]
     assert plan[0].detail == "set quota limit (referenced) 200.00MiB, was 100.00MiB"
@@ -383,3 +385,21 @@ def test_apply_rechecks_usage_before_the_limit_and_undoes_the_quota_it_enabled()
         btrfs.apply(runner, plan)
     assert runner.commands == [["btrfs", "quota", "enable", POOL], ["btrfs", "quota", "rescan", "-w", POOL],
                                ["btrfs", "quota", "disable", POOL]]
+
+
+def test_removing_a_limit_with_quotas_off_changes_nothing():
+    state = subvolume_state(quota_enabled=False, qgroup=None, usage_estimate=3 * MiB)
+    assert btrfs.plan(observed_for(state), wanted(quota="none")) == []
+
+
+def test_mode_given_as_an_unquoted_yaml_number_is_its_value():
+    assert btrfs.parse_mode(0o700) == 0o700
+    with pytest.raises(btrfs.BtrfsError, match="out of range"):
+        btrfs.parse_mode(0o17777)
+
+
+def test_options_of_other_states_are_refused():
+    with pytest.raises(btrfs.BtrfsError, match="snapshot_dir, snapshot_keep only apply to state=snapshot"):
+        btrfs.plan(observed_for(subvolume_state()), wanted(snapshot_dir=SNAPDIR, snapshot_keep=2))
+    with pytest.raises(btrfs.BtrfsError, match="recursive only applies to state=absent"):
+        btrfs.plan(observed_for(subvolume_state()), wanted(recursive=True))

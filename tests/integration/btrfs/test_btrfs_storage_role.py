@@ -1,0 +1,97 @@
+"""Role poststack.core.btrfs_storage on a loop file it creates itself: layout, idempotence, fstab, remount
+from fstab (what a reboot does), a node subvolume writable by UID 999 inside a podman container."""
+import os
+import subprocess
+
+import pytest
+
+from ansible_run import run_playbook
+from btrfs_lab import REASON, loop_devices_of, unmount_and_detach
+
+
+def role_play(**variables):
+    return [{"hosts": "localhost", "gather_facts": False,
+             "roles": [{"role": "poststack.core.btrfs_storage", "vars": variables}]}]
+
+
+@pytest.fixture
+def lab(tmp_path):
+    if REASON:
+        pytest.skip(REASON)
+    image = str(tmp_path / "images" / "pgtwin.img")
+    mountpoint = str(tmp_path / "pgtwin")
+    fstab = tmp_path / "fstab"
+    fstab.write_text("# scratch fstab of the btrfs_storage test\n")
+    variables = dict(btrfs_storage_mountpoint=mountpoint, btrfs_storage_loop_file=image, btrfs_storage_loop_size="1G",
+                     btrfs_storage_nodes=["psql1", "psql2"], btrfs_storage_shared=True, btrfs_storage_quota="256M",
+                     btrfs_storage_compression="zstd", btrfs_storage_fstab=True, btrfs_storage_fstab_path=str(fstab))
+    try:
+        yield variables
+    finally:
+        unmount_and_detach(mountpoint, image)
+        assert loop_devices_of(image) == []
+
+
+def mode_of(path):
+    st = os.stat(path)
+    return st.st_uid, st.st_gid, st.st_mode & 0o7777
+
+
+def test_role_lays_out_seed_004_idempotently_and_survives_a_remount(lab, podman_image):
+    mountpoint = lab["btrfs_storage_mountpoint"]
+    first = run_playbook(role_play(**lab))
+    assert first.failed == 0 and first.rc == 0, first.stdout[-3000:]
+    assert first.changed > 0
+    second = run_playbook(role_play(**lab))
+    assert second.rc == 0 and second.changed == 0, [t["task"]["name"] for t in second.tasks
+                                                    if t["hosts"]["localhost"].get("changed")]
+    check = run_playbook(role_play(**lab), check=True)
+    assert check.rc == 0 and check.changed == 0
+
+    findmnt = subprocess.run(["findmnt", "-n", "-o", "FSTYPE,OPTIONS", "--mountpoint", mountpoint],
+                             capture_output=True, text=True, check=True).stdout
+    assert findmnt.startswith("btrfs") and "noatime" in findmnt
+    for node in ("psql1", "psql2"):
+        root = os.path.join(mountpoint, "@postgres-" + node)
+        assert os.lstat(root).st_ino == 256, "%s is not a subvolume" % root
+        assert mode_of(root) == (999, 999, 0o750)
+        assert mode_of(os.path.join(root, "data")) == (999, 999, 0o700)
+        assert mode_of(os.path.join(root, "config")) == (999, 999, 0o750)
+        assert mode_of(os.path.join(root, "archive")) == (999, 999, 0o750)
+    assert os.lstat(os.path.join(mountpoint, "@shared")).st_ino == 256
+    assert mode_of(os.path.join(mountpoint, "@shared", "backups")) == (999, 999, 0o750)
+    entries = [line.split() for line in open(lab["btrfs_storage_fstab_path"], encoding="utf-8")
+               if line.strip() and not line.startswith("#")]
+    assert entries == [[lab["btrfs_storage_loop_file"], mountpoint, "btrfs", "loop,noatime", "0", "0"]]
+
+    data = os.path.join(mountpoint, "@postgres-psql1", "data")
+    container = subprocess.run(
+        ["podman", "run", "--rm", "--user", "999:999", "-v", "%s:/data:Z" % data, podman_image, "sh", "-c",
+         "echo 15 > /data/PG_VERSION && cat /data/PG_VERSION && id -u"],
+        capture_output=True, text=True, check=False)
+    assert container.returncode == 0, container.stderr
+    assert container.stdout.split() == ["15", "999"]
+    assert os.stat(os.path.join(data, "PG_VERSION")).st_uid == 999
+
+    # What a reboot does: the filesystem goes away, then mount(8) brings it back from the fstab line alone
+    # (the loop option attaches a new loop device).
+    unmount_and_detach(mountpoint, lab["btrfs_storage_loop_file"])
+    assert not os.path.exists(os.path.join(data, "PG_VERSION"))
+    subprocess.run(["mount", "-T", lab["btrfs_storage_fstab_path"], mountpoint], check=True)
+    with open(os.path.join(data, "PG_VERSION"), encoding="utf-8") as version:
+        assert version.read() == "15\n"
+    after_remount = run_playbook(role_play(**lab))
+    assert after_remount.rc == 0 and after_remount.changed == 0
+
+
+def test_role_refuses_a_mount_point_without_btrfs_or_source(tmp_path):
+    if REASON:
+        pytest.skip(REASON)
+    mountpoint = str(tmp_path / "nothing")
+    run = run_playbook(role_play(btrfs_storage_mountpoint=mountpoint, btrfs_storage_install_packages=False))
+    assert run.rc != 0 and run.changed == 0
+    failed = [t["hosts"]["localhost"] for t in run.tasks if t["hosts"]["localhost"].get("failed")]
+    assert len(failed) == 1
+    assert "is not a mounted Btrfs filesystem" in failed[0]["msg"]
+    assert "btrfs_storage_loop_file" in failed[0]["msg"]
+    assert not os.path.exists(mountpoint)
