@@ -19,7 +19,7 @@ PIP_STANDIN_VERSION="24.2"
 COLLECTIONS=(containers/podman community/docker community/postgresql community/general community/crypto
   ansible/posix community/library_inventory_filtering_v1)
 APT_PACKAGES="podman buildah mmdebstrap btrfs-progs runc uidmap fuse-overlayfs slirp4netns
-postgresql-15 postgresql-client-15 openssl rsync git make curl ca-certificates iproute2 util-linux shellcheck"
+postgresql-15 postgresql-client-15 openssl rsync git make curl ca-certificates iproute2 util-linux shellcheck age"
 
 # pip warns about every find-links location that does not exist on this host; keep real errors.
 quiet_pip() { "$POSTSTACK_VENV/bin/pip" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
