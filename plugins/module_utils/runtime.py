@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Dict, List, Optional, Sequence
 
 RUNTIMES = ("podman", "docker")
@@ -130,3 +133,118 @@ def normalize_ref(ref: str) -> str:
     if "@" in last or ":" in last:
         return ref
     return ref + ":latest"
+
+
+def _health(state: dict) -> str:
+    health = state.get("Health") or state.get("Healthcheck") or {}
+    return health.get("Status", "") if isinstance(health, dict) else ""
+
+
+def _ports(inspect: dict) -> List[str]:
+    ports = []
+    for container_port, bindings in sorted(((inspect.get("NetworkSettings") or {}).get("Ports") or {}).items()):
+        for binding in bindings or []:
+            host_ip = binding.get("HostIp") or "0.0.0.0"
+            ports.append(f"{host_ip}:{binding.get('HostPort')}->{container_port}")
+    return ports
+
+
+def _uptime(started_at: str, now: Optional[datetime] = None) -> str:
+    """`2026-11-25T12:31:45.528263181Z` -> `1h 02m` (runtimes print up to nanoseconds and various offsets)."""
+    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)?", started_at or "")
+    if not match:
+        return ""
+    offset = match.group(2) or "Z"
+    started = datetime.fromisoformat(match.group(1) + ("+00:00" if offset == "Z" else offset))
+    seconds = int(((now or datetime.now(timezone.utc)) - started).total_seconds())
+    if seconds < 0:
+        return ""
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {seconds:02d}s"
+
+
+def container_summary(inspect: dict) -> dict:
+    """The fields a status report needs, from a podman or docker container inspect document."""
+    config = inspect.get("Config") or {}
+    state = inspect.get("State") or {}
+    running = state.get("Status") == "running" or state.get("Running") is True
+    env = dict(item.split("=", 1) for item in (config.get("Env") or []) if "=" in item)
+    return {
+        "name": (inspect.get("Name") or "").lstrip("/"),
+        "image": inspect.get("ImageName") or config.get("Image") or "",
+        "state": state.get("Status", ""),
+        "health": _health(state),
+        "ports": _ports(inspect),
+        "started_at": state.get("StartedAt", ""),
+        "uptime": _uptime(state.get("StartedAt", "")) if running else "",
+        "labels": dict(config.get("Labels") or {}),
+        # Only what identifies the database; never the environment as a whole (it may hold secrets).
+        "database": env.get("POSTGRES_DB", ""),
+    }
+
+
+POSTGRES_DETAILS_SQL = """
+SELECT pg_size_pretty(pg_database_size(current_database())),
+       CASE WHEN to_regclass('poststack.schema_migrations') IS NULL THEN '' ELSE 'tracked' END
+"""
+SCHEMA_VERSION_SQL = """
+SELECT coalesce(string_agg(stream || ' ' || version, ', ' ORDER BY stream), '')
+FROM (SELECT stream, max(version) AS version FROM poststack.schema_migrations GROUP BY stream) AS s
+"""
+
+
+def postgres_details(runtime: "ContainerRuntime", summary: dict) -> Dict[str, str]:
+    """Database size and schema versions of a running poststack PostgreSQL container, read inside it over the
+    local socket as the postgres user (peer authentication: no password involved)."""
+    def query(sql: str) -> Optional[str]:
+        result = runtime.run(["exec", summary["name"], "psql", "-XAtq", "-F", "|", "-h", "/var/run/postgresql",
+                              "-U", "postgres", "-d", summary["database"] or "postgres", "-c", sql], check=False)
+        return result.stdout.strip() if result.rc == 0 else None
+
+    details = {"database_size": "", "schema_version": ""}
+    first = query(POSTGRES_DETAILS_SQL)
+    if first is None:
+        return details
+    size, tracked = (first.split("|") + [""])[:2]
+    details["database_size"] = size
+    if tracked:
+        details["schema_version"] = query(SCHEMA_VERSION_SQL) or ""
+    return details
+
+
+def list_containers(runtime: ContainerRuntime, label_filters: Sequence[str], refresh_health: bool = False) -> List[dict]:
+    """Containers (running or not) carrying all the given labels, sorted by name."""
+    args = ["ps", "-a", "--format", "{{.Names}}"]
+    for label in label_filters:
+        args += ["--filter", f"label={label}"]
+    names = sorted({n.strip() for line in runtime.run(args).stdout.splitlines() for n in line.split(",") if n.strip()})
+    if not names:
+        return []
+    if refresh_health:
+        for name in names:
+            runtime.run(["healthcheck", "run", name] if runtime.name == "podman" else ["inspect", name], check=False)
+    data = json.loads(runtime.run(["container", "inspect"] + names).stdout or "[]")
+    summaries = sorted((container_summary(item) for item in data), key=lambda c: c["name"])
+    for summary in summaries:
+        if summary["labels"].get("io.poststack.component") == "postgres" and summary["state"] == "running":
+            summary.update(postgres_details(runtime, summary))
+    return summaries
+
+
+def ports_in_use(ports: Sequence[int], bind_address: str = "0.0.0.0") -> List[int]:
+    """Ports that cannot be bound on bind_address right now (held by another process or container)."""
+    busy = []
+    for port in ports:
+        family = socket.AF_INET6 if ":" in bind_address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((bind_address, int(port)))
+            except OSError:
+                busy.append(int(port))
+    return busy

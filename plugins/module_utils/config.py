@@ -1,0 +1,168 @@
+# -*- coding: utf-8 -*-
+# Copyright: poststack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""poststack settings from the environment and a project `.env` file (seed 003's configuration model).
+
+A setting `name` is read from `POSTSTACK_<NAME>` in the environment, then from the same key in the `.env` file,
+then from the caller's default. Inventory variables sit above all of these: roles take their defaults from the
+`poststack.core.setting` lookup, and role defaults are what inventory variables override.
+Pure Python, no Ansible imports.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import quote, urlsplit, urlunsplit
+
+ENV_PREFIX = "POSTSTACK_"
+_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+SECRET_WORDS = ("password", "passwd", "pass", "secret", "token", "key", "passphrase")
+TRUE_WORDS = ("1", "true", "yes", "on", "y")
+FALSE_WORDS = ("0", "false", "no", "off", "n", "")
+
+
+class ConfigError(Exception):
+    """A setting or the .env file is invalid; the message names the source and what to do."""
+
+
+@dataclass
+class Resolved:
+    name: str
+    value: Any
+    source: str  # "environment", ".env (<path>)", "default"
+
+
+def env_key(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise ConfigError(f"setting name '{name}' is invalid: use lower case letters, digits and underscores")
+    return ENV_PREFIX + name.upper()
+
+
+def _unquote(value: str, source: str, lineno: int) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in ("'", '"'):
+        inner = value[1:-1]
+        if value[0] == '"':
+            inner = re.sub(r'\\(["\\$`nt])', lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), inner)
+        return inner
+    if value[:1] in ("'", '"'):
+        raise ConfigError(f"{source} line {lineno}: unterminated quote in value {value!r}")
+    # Unquoted: a ` #` starts a comment, as in shells.
+    return re.split(r"\s+#", value, maxsplit=1)[0].strip()
+
+
+def parse_dotenv(text: str, source: str = ".env") -> Dict[str, str]:
+    """KEY=VALUE lines; `export ` prefixes, comments, blank lines, single and double quotes. Errors name the line."""
+    values: Dict[str, str] = {}
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export "):].strip()
+        if "=" not in line:
+            raise ConfigError(f"{source} line {lineno}: expected KEY=VALUE, got {raw.strip()!r}")
+        key, value = line.split("=", 1)
+        key = key.strip()
+        if not _KEY_RE.match(key):
+            raise ConfigError(f"{source} line {lineno}: {key!r} is not a valid variable name (letters, digits, _)")
+        values[key] = _unquote(value.strip(), source, lineno)
+    return values
+
+
+def load_dotenv(path: Optional[str]) -> Dict[str, str]:
+    if not path or not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return parse_dotenv(handle.read(), path)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text: {exc}") from exc
+
+
+def coerce(value: Any, kind: str, name: str, source: str) -> Any:
+    """Convert a string from the environment or .env to the type the setting has."""
+    if not isinstance(value, str) or kind in ("str", "raw"):
+        return value
+    text = value.strip()
+    if kind == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"setting {name} from {source}: {value!r} is not a whole number") from None
+    if kind == "bool":
+        if text.lower() in TRUE_WORDS:
+            return True
+        if text.lower() in FALSE_WORDS:
+            return False
+        raise ConfigError(f"setting {name} from {source}: {value!r} is not a boolean (true/false, yes/no, 1/0)")
+    if kind == "list":
+        return [item.strip() for item in text.split(",") if item.strip()]
+    raise ConfigError(f"unknown setting type '{kind}' for {name}: use str, int, bool or list")
+
+
+def resolve(name: str, default: Any, kind: str, environ: Mapping[str, str], dotenv: Mapping[str, str],
+            dotenv_path: str = ".env") -> Resolved:
+    key = env_key(name)
+    if key in environ:
+        return Resolved(name, coerce(environ[key], kind, name, f"environment variable {key}"), "environment")
+    if key in dotenv:
+        source = f".env ({dotenv_path})"
+        return Resolved(name, coerce(dotenv[key], kind, name, source), source)
+    return Resolved(name, default, "default")
+
+
+def all_settings(environ: Mapping[str, str], dotenv: Mapping[str, str], dotenv_path: str = ".env") -> List[Resolved]:
+    """Every POSTSTACK_* setting present in the environment or the .env file, as strings, environment first."""
+    found: Dict[str, Resolved] = {}
+    for mapping, source in ((dotenv, f".env ({dotenv_path})"), (environ, "environment")):
+        for key, value in mapping.items():
+            if key.startswith(ENV_PREFIX) and len(key) > len(ENV_PREFIX):
+                name = key[len(ENV_PREFIX):].lower()
+                found[name] = Resolved(name, value, source)
+    return [found[name] for name in sorted(found)]
+
+
+def is_secret(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered.split("_") or lowered.endswith(word) for word in SECRET_WORDS)
+
+
+def mask_url(url: str) -> str:
+    """postgresql://user:secret@host/db -> postgresql://user:********@host/db (other strings unchanged)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if not parts.scheme or parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    userinfo = netloc[0].split(":", 1)[0]
+    return urlunsplit((parts.scheme, f"{userinfo}:********@{netloc[1]}", parts.path, parts.query, parts.fragment))
+
+
+def mask(name: str, value: Any) -> Any:
+    if value in (None, ""):
+        return value
+    if is_secret(name):
+        return "********"
+    if isinstance(value, str) and "://" in value:
+        return mask_url(value)
+    return value
+
+
+def database_url(user: str, password: str, host: str, port: int, dbname: str, sslmode: Optional[str] = None) -> str:
+    """A libpq URL with every part percent-encoded (passwords with @, :, / or unicode stay intact)."""
+    url = f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{int(port)}/{quote(dbname, safe='')}"
+    return url + (f"?sslmode={sslmode}" if sslmode else "")
+
+
+def lookup_setting(name: str, default: Any = None, kind: str = "str", environ: Optional[Mapping[str, str]] = None,
+                   dotenv_path: Optional[str] = None) -> Tuple[Any, str]:
+    environ = os.environ if environ is None else environ
+    path = dotenv_path or environ.get(ENV_PREFIX + "ENV_FILE") or os.path.join(os.getcwd(), ".env")
+    resolved = resolve(name, default, kind, environ, load_dotenv(path), path)
+    return resolved.value, resolved.source

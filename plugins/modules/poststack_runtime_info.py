@@ -1,0 +1,174 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: poststack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: poststack_runtime_info
+short_description: Find the container runtime, the poststack containers it runs, and whether host ports are free
+version_added: 0.1.0
+description:
+  - Detects podman or docker (V(auto) prefers podman) and fails with a clear message when neither is installed.
+  - Lists containers by label (by default every container poststack started, label C(io.poststack.project)), with
+    image, state, health, published ports, start time, uptime and labels, so that status reports find running
+    PostgreSQL and project containers by themselves. For running poststack PostgreSQL containers it adds the
+    database size and the applied schema versions, read inside the container without a password.
+  - Optionally checks whether host TCP ports are free, so that roles refuse a port that something else holds
+    before they start anything.
+author:
+  - poststack contributors (@poststack)
+attributes:
+  check_mode:
+    description: Can run in check mode and return the changed status without modifying the target.
+    support: full
+  diff_mode:
+    description: Returns details on what has changed (or would change in check mode).
+    support: none
+options:
+  runtime:
+    description: V(auto) prefers podman, then docker.
+    type: str
+    choices: [auto, podman, docker]
+    default: auto
+  label_filters:
+    description: Only list containers with all these labels (C(key) or C(key=value)).
+    type: list
+    elements: str
+    default: [io.poststack.project]
+  list_containers:
+    description: List containers. Set to V(false) to only detect the runtime.
+    type: bool
+    default: true
+  refresh_health:
+    description: Run each running container's health check first, so that C(health) is current even on hosts
+      where no systemd timer runs the checks.
+    type: bool
+    default: false
+  check_ports:
+    description: Host TCP ports to test. A port counts as in use when binding it on O(bind_address) fails.
+    type: list
+    elements: int
+    default: []
+  bind_address:
+    description: Address for O(check_ports).
+    type: str
+    default: 0.0.0.0
+"""
+
+EXAMPLES = r"""
+- name: Which runtime, and what runs
+  poststack.core.poststack_runtime_info:
+  register: runtime
+
+- name: Refuse a port that is taken
+  poststack.core.poststack_runtime_info:
+    list_containers: false
+    check_ports: [5432]
+  register: ports
+"""
+
+RETURN = r"""
+runtime:
+  description: Path of the runtime binary.
+  returned: always
+  type: str
+  sample: /usr/bin/podman
+runtime_name:
+  description: V(podman) or V(docker).
+  returned: always
+  type: str
+version:
+  description: Runtime version.
+  returned: always
+  type: str
+containers:
+  description: Matching containers.
+  returned: when O(list_containers=true)
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Container name.
+      type: str
+    image:
+      description: Image name.
+      type: str
+    state:
+      description: Container state (running, exited, created, ...).
+      type: str
+    health:
+      description: Health status (healthy, unhealthy, starting), or empty when the image has no health check.
+      type: str
+    ports:
+      description: Published ports as C(host_ip:host_port->container_port/proto).
+      type: list
+      elements: str
+    started_at:
+      description: Start time as reported by the runtime.
+      type: str
+    uptime:
+      description: Time since the start, for example V(1h 02m) (empty when not running).
+      type: str
+    database:
+      description: The database of a poststack PostgreSQL container (its C(POSTGRES_DB)), else empty.
+      type: str
+    database_size:
+      description: Size of that database (running poststack PostgreSQL containers only).
+      type: str
+    schema_version:
+      description: Highest applied migration per stream, for example V(core 3, project 2) (PostgreSQL containers only).
+      type: str
+    labels:
+      description: Container labels.
+      type: dict
+ports_in_use:
+  description: The ports of O(check_ports) that could not be bound.
+  returned: always
+  type: list
+  elements: int
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.poststack.core.plugins.module_utils.runtime import (
+    ContainerRuntime,
+    RuntimeCommandError,
+    RuntimeNotFound,
+    detect_runtime,
+    list_containers,
+    ports_in_use,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            runtime=dict(type="str", default="auto", choices=["auto", "podman", "docker"]),
+            label_filters=dict(type="list", elements="str", default=["io.poststack.project"]),
+            list_containers=dict(type="bool", default=True),
+            refresh_health=dict(type="bool", default=False),
+            check_ports=dict(type="list", elements="int", default=[]),
+            bind_address=dict(type="str", default="0.0.0.0"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        runtime = ContainerRuntime(detect_runtime(params["runtime"]))
+        version = runtime.run(["--version"]).stdout.strip()
+        result = dict(changed=False, runtime=runtime.binary, runtime_name=runtime.name, version=version,
+                      ports_in_use=ports_in_use(params["check_ports"], params["bind_address"]))
+        if params["list_containers"]:
+            result["containers"] = list_containers(runtime, params["label_filters"], params["refresh_health"])
+    except RuntimeNotFound as exc:
+        module.fail_json(msg=str(exc))
+    except RuntimeCommandError as exc:
+        module.fail_json(msg=str(exc), rc=exc.result.rc, stderr=exc.result.stderr)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
