@@ -131,7 +131,8 @@ class PgDatabase:
         return self.server.dump(self.name, *extra)
 
 
-def start_server() -> PgServer:
+def start_server(durable: bool = False) -> PgServer:
+    """initdb + start; ``durable`` keeps fsync/synchronous_commit on (benchmarks), tests turn them off."""
     base = tempfile.mkdtemp(prefix="poststack-pg-")
     run_as: List[str] = []
     if os.geteuid() == 0:
@@ -150,8 +151,9 @@ def start_server() -> PgServer:
                              "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
                    check=True, capture_output=True, text=True)
     os.unlink(pwfile)
-    options = ("-c listen_addresses=127.0.0.1 -k %s -c fsync=off -c synchronous_commit=off "
-               "-c full_page_writes=off -c max_connections=60 -c shared_buffers=32MB" % base)
+    options = "-c listen_addresses=127.0.0.1 -k %s -c max_connections=60 -c shared_buffers=32MB" % base
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     for attempt in range(3):
         try:
             server.ctl("-w", "-t", "30", "-l", server.log_file, "-o", "-p %d %s" % (server.port, options), "start")

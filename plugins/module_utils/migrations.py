@@ -146,6 +146,15 @@ def _read_sql(path: str) -> str:
     return normalise_text(text)
 
 
+def _is_blank_sql(text: str) -> bool:
+    """Only whitespace and comments? (cheap line test first: the lexer only for files that look blank)."""
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("--", "/*")):
+            return False
+    return not strip_sql_comments(text).strip()
+
+
 def discover(directory: str) -> List[MigrationFile]:
     """All migrations in ``directory`` ordered by integer version.
 
@@ -200,7 +209,7 @@ def discover(directory: str) -> List[MigrationFile]:
         entry = migrations[version]["file"]
         path = os.path.join(directory, entry)
         text = _read_sql(path)
-        if not strip_sql_comments(text).strip():
+        if _is_blank_sql(text):
             raise DiscoveryError("%s is empty (only comments or whitespace): write its SQL or remove the file" % path)
         item = MigrationFile(
             version=version, name=migrations[version]["name"], path=path, sql=text, checksum=checksum(text),
