@@ -656,8 +656,6 @@ def plan_present(observed: Observed, wanted: Wanted) -> List[Operation]:
                              % (path, observed.missing_parents[0]))
         plan += _parent_operations(observed.missing_parents, wanted.parents_as_subvolumes)
         plan.append(Operation("create_subvolume", path, ["btrfs", "subvolume", "create", path], "create subvolume"))
-    elif target.info is not None and target.info.readonly:
-        raise BtrfsError("%s is a read-only subvolume (a snapshot?): its attributes cannot be changed" % path)
 
     if wanted.manages_quota:
         limit = wanted.quota_limit
@@ -703,6 +701,9 @@ def plan_present(observed: Observed, wanted: Wanted) -> List[Operation]:
     if wanted.setype is not None and observed.selinux_enabled and selinux_differs:
         plan.append(Operation("chcon", path, ["chcon", "-t", wanted.setype, path],
                               "SELinux type %s, was %s" % (wanted.setype, target.selinux_type)))
+    if plan and target.info is not None and target.info.readonly:
+        raise BtrfsError("%s is a read-only subvolume (a snapshot?) and cannot be changed (%s)"
+                         % (path, "; ".join(op.detail for op in plan)))
     return plan
 
 

@@ -2,6 +2,7 @@
 import os
 import shutil
 import subprocess
+import time
 
 
 def _btrfs_unavailable():
@@ -31,11 +32,16 @@ def loop_devices_of(image):
     return [line.split(":", 1)[0] for line in out.splitlines() if line]
 
 
-def unmount_and_detach(mountpoint, image):
-    """Unmount (the loop device goes with it, mount -o loop sets autoclear) and detach anything left."""
+def unmount_and_detach(mountpoint, image, timeout=30.0):
+    """Unmount, then wait for the loop device to go: mount -o loop sets autoclear, but the kernel releases the
+    device asynchronously after umount (seconds on a busy host). Detach explicitly what is still there."""
     while sh("findmnt", "--mountpoint", mountpoint, check=False).returncode == 0:
         if sh("umount", mountpoint, check=False).returncode != 0:
             sh("umount", "-l", mountpoint, check=False)
             break
-    for device in loop_devices_of(image):
-        sh("losetup", "-d", device, check=False)
+    deadline = time.monotonic() + timeout
+    while loop_devices_of(image) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        if time.monotonic() > deadline - timeout / 2:
+            for device in loop_devices_of(image):
+                sh("losetup", "-d", device, check=False)

@@ -279,8 +279,9 @@ def test_present_refuses_directories_and_read_only_snapshots():
     with pytest.raises(btrfs.BtrfsError, match="exists and is not a Btrfs subvolume"):
         btrfs.plan(observed_for(directory), wanted())
     snapshot = subvolume_state(info=btrfs.parse_subvolume_show(out("show_snapshot")))
-    with pytest.raises(btrfs.BtrfsError, match="read-only subvolume"):
+    with pytest.raises(btrfs.BtrfsError, match=r"read-only subvolume \(a snapshot\?\) and cannot be changed \(mode 0700, was 0750\)"):
         btrfs.plan(observed_for(snapshot), wanted(mode=0o700))
+    assert btrfs.plan(observed_for(snapshot), wanted(mode=0o750)) == []
 
 
 def test_attribute_options_are_refused_outside_present_and_unknown_compression_is_refused():
