@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Node entrypoint without systemd: corosync in the foreground (as a child), wait until its ring answers, then
+# pacemakerd. SIGTERM stops pacemaker first (so resources stop cleanly), then corosync.
+set -euo pipefail
+
+log() { printf '[pgtwin-node] %s\n' "$*" >&2; }
+
+for f in /etc/corosync/corosync.conf /etc/corosync/authkey; do
+    waited=0
+    until [ -s "$f" ]; do
+        [ $waited -eq 0 ] && log "waiting for $f"
+        sleep 0.2
+        waited=1
+    done
+done
+chmod 0400 /etc/corosync/authkey
+
+# /run is a fresh tmpfs on every start (a stale /run makes a restarted node believe resources still run).
+mkdir -p /run/corosync /run/crm /run/postgresql /var/log/pacemaker /var/log/cluster
+chown postgres:postgres /run/postgresql
+chown hacluster:haclient /var/log/pacemaker 2>/dev/null || true
+
+corosync -f &
+corosync_pid=$!
+
+pacemaker_pid=""
+shutdown() {
+    log "stopping pacemaker and corosync"
+    if [ -n "$pacemaker_pid" ]; then
+        kill -TERM "$pacemaker_pid" 2>/dev/null || true
+        wait "$pacemaker_pid" 2>/dev/null || true
+    fi
+    kill -TERM "$corosync_pid" 2>/dev/null || true
+    wait "$corosync_pid" 2>/dev/null || true
+    exit 0
+}
+trap shutdown TERM INT
+
+for _ in $(seq 1 100); do
+    corosync-cfgtool -s >/dev/null 2>&1 && break
+    kill -0 "$corosync_pid" 2>/dev/null || { log "corosync exited"; exit 1; }
+    sleep 0.1
+done
+corosync-cfgtool -s >/dev/null 2>&1 || { log "corosync did not answer within 10 s"; exit 1; }
+log "corosync is up; starting pacemakerd"
+
+pacemakerd &
+pacemaker_pid=$!
+# Either daemon exiting ends the node: a half-running cluster stack is worse than a dead node.
+wait -n "$corosync_pid" "$pacemaker_pid" || true
+log "a cluster daemon exited; stopping the node"
+shutdown

@@ -1,0 +1,343 @@
+"""The OCF actions: observe, ask the rules, act."""
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import stat
+import time
+from typing import Optional
+
+from . import ocf, rules
+from .cluster import Cluster
+from .ocf import AgentError, Logger
+from .params import Params
+from .postgres import Postgres
+from .rules import Instance, PeerState, Record
+from .runner import HostRunner
+
+PRIMARY_VIEW_SQL = (
+    "SELECT pg_walfile_name(pg_current_wal_lsn()), pg_current_wal_flush_lsn(), "
+    "current_setting('synchronous_standby_names'), r.state, r.sync_state, r.flush_lsn "
+    "FROM (SELECT 1) AS one LEFT JOIN pg_stat_replication AS r ON r.application_name = '%s'")
+PEER_HISTORY_SQL = "SELECT name FROM pg_ls_dir('pg_wal', true, false) AS name WHERE name LIKE '%.history'"
+PEER_SQL = ("SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN "
+            "GREATEST((SELECT timeline_id FROM pg_control_checkpoint()), "
+            "(SELECT received_tli FROM pg_stat_wal_receiver))::text "
+            "ELSE pg_walfile_name(pg_current_wal_lsn()) END, "
+            "COALESCE(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), pg_current_wal_lsn())")
+
+
+class Agent:
+    def __init__(self, params: Params, log: Logger, runner: HostRunner, node: str) -> None:
+        self.p = params
+        self.log = log
+        self.node = node
+        self.peer = params.peer_of(node)
+        self.pg = Postgres(params, runner, log, node, self.peer)
+        self.cluster = Cluster(runner, log, os.environ.get("OCF_RESOURCE_INSTANCE", "pgtwin"))
+        self.pg.logfile = os.path.join(params.state_dir, "%s-postgresql.log" % self.cluster.resource)
+        self.timeout = int(os.environ.get("OCF_RESKEY_CRM_meta_timeout", "60000")) / 1000.0
+        self.started = time.monotonic()
+
+    def deadline(self, margin: float = 5.0) -> float:
+        return self.started + max(5.0, self.timeout - margin)
+
+    # ---- observation -------------------------------------------------------------------------------
+    def instance(self) -> Instance:
+        state = self.pg.process()
+        if not state.running:
+            if state.stale_pidfile or self.pg.orphans():
+                return Instance.CRASHED_PRIMARY if self._was_primary() else Instance.CRASHED_STANDBY
+            return Instance.STOPPED
+        rows = self.pg.try_query("SELECT pg_is_in_recovery()", timeout=8)
+        if rows is None:
+            return Instance.UNRESPONSIVE
+        return Instance.STANDBY if rows[0][0] == "t" else Instance.PRIMARY
+
+    def _was_primary(self) -> bool:
+        try:
+            return self.pg.controldata().get("Database cluster state") == "in production"
+        except AgentError:
+            return False
+
+    def peer_state(self) -> PeerState:
+        rows = self.pg.peer_query(PEER_SQL)
+        if not rows:
+            return PeerState(False)
+        in_recovery, tl_text = rows[0][0], rows[0][1]
+        if in_recovery != "t":
+            return PeerState(True, False, rules.timeline_of_walfile(tl_text))
+        # A standby's newest history file is its timeline; reading pg_wal needs the pg_ls_dir grant that
+        # pg_rewind needs too. Without it, fall back to the received or checkpoint timeline.
+        listing = self.pg.peer_query(PEER_HISTORY_SQL)
+        return PeerState(True, True, max(int(tl_text), rules.newest_history(r[0] for r in listing or [])))
+
+    def local_timeline(self, known: int) -> int:
+        try:
+            names = os.listdir(os.path.join(self.p.pgdata, "pg_wal"))
+        except OSError:
+            names = []
+        return max(known, rules.newest_history(names))
+
+    def peer_lsn(self) -> Optional[int]:
+        rows = self.pg.peer_query(PEER_SQL)
+        return rules.parse_lsn(rows[0][2]) if rows and rows[0][2] else None
+
+    def record(self, node: str) -> Optional[Record]:
+        return Record.parse(self.cluster.get_record(node))
+
+    # ---- local state file (counter of stuck standby monitors) --------------------------------------------
+    def _state_path(self) -> str:
+        return os.path.join(self.p.state_dir, "%s.state.json" % self.cluster.resource)
+
+    def _load_state(self) -> dict:
+        try:
+            with open(self._state_path(), encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            return {}
+
+    def _save_state(self, state: dict) -> None:
+        os.makedirs(self.p.state_dir, exist_ok=True)
+        tmp = self._state_path() + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(state, handle)
+        os.replace(tmp, self._state_path())
+
+    # ---- actions -----------------------------------------------------------------------------------
+    def validate(self) -> int:
+        for name in ("postgres", "pg_ctl", "pg_controldata", "psql", "pg_basebackup", "pg_rewind"):
+            if not os.access(self.pg.bin(name), os.X_OK):
+                raise AgentError("%s not found in bindir=%s: install PostgreSQL or fix bindir"
+                                 % (name, self.p.bindir), ocf.OCF_ERR_INSTALLED)
+        try:
+            user = pwd.getpwnam(self.p.user)
+        except KeyError:
+            raise AgentError("user=%s does not exist on this node" % self.p.user, ocf.OCF_ERR_INSTALLED) from None
+        try:
+            info = os.stat(self.p.rep_passfile)
+        except OSError:
+            raise AgentError("rep_passfile=%s does not exist: create it (mode 0600, owner %s) with the "
+                             "replication password" % (self.p.rep_passfile, self.p.user),
+                             ocf.OCF_ERR_CONFIGURED) from None
+        if info.st_uid != user.pw_uid or stat.S_IMODE(info.st_mode) & 0o077:
+            raise AgentError("rep_passfile=%s must be owned by %s with mode 0600"
+                             % (self.p.rep_passfile, self.p.user), ocf.OCF_ERR_PERM)
+        if os.path.isdir(self.p.pgdata) and os.stat(self.p.pgdata).st_uid != user.pw_uid:
+            raise AgentError("pgdata=%s is not owned by %s" % (self.p.pgdata, self.p.user), ocf.OCF_ERR_PERM)
+        return ocf.OCF_SUCCESS
+
+    def monitor(self) -> int:
+        instance = self.instance()
+        probe = os.environ.get("OCF_RESKEY_CRM_meta_interval", "0") in ("0", "")
+        rc = rules.monitor_rc(instance, self._was_primary() if instance is Instance.UNRESPONSIVE else False)
+        if probe and instance in (Instance.CRASHED_PRIMARY, Instance.CRASHED_STANDBY) and not self.pg.orphans():
+            # A probe after a node restart finds the previous boot's pid file: nothing runs, so report
+            # "not running" and let the start decide (rewind, base backup) instead of recording a failure.
+            self.log.info("probe: stale pid file of a %s and no server process" % instance.value)
+            return ocf.OCF_NOT_RUNNING
+        if rc in (ocf.OCF_FAILED_PROMOTED, ocf.OCF_ERR_GENERIC):
+            self.log.error("monitor: %s" % instance.value)
+            self.cluster.set_score(self.node, rules.NOT_PROMOTABLE_SCORE)
+            return rc
+        if probe:
+            return rc
+        if instance is Instance.PRIMARY:
+            self.primary_housekeeping()
+        elif instance is Instance.STANDBY:
+            return self.standby_housekeeping()
+        return rc
+
+    def primary_housekeeping(self) -> None:
+        # A second pass when the standby was just named synchronous: it is usually confirmed at once, and
+        # recording SYNC now rather than one monitor later shortens the window without a promotable standby.
+        if self._primary_pass():
+            self._primary_pass()
+        if self.p.use_slots:
+            self.ensure_slot(self.p.slot_name(self.peer.name))
+        self.cluster.set_score(self.node, rules.PRIMARY_SCORE)
+
+    def _primary_pass(self) -> bool:
+        """One observe-plan-act round; True when it named the standby in synchronous_standby_names."""
+        rows = self.pg.query(PRIMARY_VIEW_SQL % self.peer.name.replace("'", "''"))
+        walfile, flush, ssn, state, sync_state, peer_flush = rows[0]
+        replica = rules.Replica(state, sync_state, rules.parse_lsn(peer_flush)) if state else None
+        peer_record = self.record(self.peer.name)
+        streaming = replica is not None and replica.state == "streaming"
+        need_membership = not streaming and self.p.rep_mode == "sync" and not self.p.sync_strict
+        view = rules.PrimaryView(
+            timeline=rules.timeline_of_walfile(walfile), flush_lsn=rules.parse_lsn(flush), current_ssn=ssn,
+            replica=replica, peer_record=peer_record, own_record=self.record(self.node),
+            peer_in_partition=need_membership and self.cluster.peer_in_partition(self.peer.name),
+            peer_cleanly_down=need_membership and self.cluster.peer_cleanly_down(self.peer.name))
+        named = False
+        for step in rules.plan_primary(view, self.peer.name, self.p.rep_mode, self.p.sync_strict,
+                                       self.p.max_promotion_lag):
+            if step.what == "own_record":
+                self.cluster.set_record(self.node, step.value)
+            elif step.what == "peer_record":
+                self.cluster.set_record(self.peer.name, step.value)
+            else:
+                self.set_ssn(step.value)
+                named = bool(step.value) and replica is not None
+        return named
+
+    def set_ssn(self, value: str) -> None:
+        literal = "'%s'" % value.replace("'", "''")
+        check = "SELECT current_setting('synchronous_standby_names') = %s" % literal
+        if self.pg.query(check)[0][0] == "t":
+            return
+        self.pg.query("ALTER SYSTEM SET synchronous_standby_names = " + literal)
+        self.pg.query("SELECT pg_reload_conf()")
+        # The reload is asynchronous: wait until a new session sees the value.
+        end = time.monotonic() + 5
+        while self.pg.query(check)[0][0] != "t":
+            if time.monotonic() > end:
+                raise AgentError("synchronous_standby_names did not change to %s after a reload" % literal)
+            time.sleep(0.05)
+        self.log.info("synchronous_standby_names set to %s" % literal)
+
+    def ensure_slot(self, slot: str) -> None:
+        rows = self.pg.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = '%s'" % slot)
+        if not rows:
+            self.pg.query("SELECT pg_create_physical_replication_slot('%s')" % slot)
+            self.log.info("created replication slot %s" % slot)
+
+    def standby_housekeeping(self) -> int:
+        own = self.record(self.node)
+        peer_record = self.record(self.peer.name)
+        peer = self.peer_state()
+        rows = self.pg.query(
+            "SELECT COALESCE(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), "
+            "GREATEST((SELECT timeline_id FROM pg_control_checkpoint()), "
+            "(SELECT received_tli FROM pg_stat_wal_receiver)), "
+            "EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')")
+        own_lsn = rules.parse_lsn(rows[0][0]) if rows[0][0] else 0
+        # The score says whether this node's data may be promoted; that the peer still runs as primary is
+        # checked by promote itself (a switchover demotes it first).
+        decision = rules.promotable(own, peer_record, False, self.local_timeline(int(rows[0][1])),
+                                    peer.timeline if peer.reachable else 0)
+        peer_lsn = self.peer_lsn() if peer.reachable and peer.in_recovery else None
+        score = rules.standby_score(decision, own_lsn, peer_lsn, self.node, self.peer.name)
+        self.cluster.set_score(self.node, score)
+        self.log.debug("standby: %s, score %d" % (decision.reason, score))
+        state = self._load_state()
+        count, fail = rules.standby_stuck(rows[0][2] == "t", peer, int(state.get("stuck", 0)),
+                                          self.p.diverged_after)
+        if count != state.get("stuck", 0):
+            state["stuck"] = count
+            self._save_state(state)
+        if fail:
+            self.log.error("standby has not streamed from primary %s for %d monitors (diverged?): failing so "
+                           "that a restart rewinds it" % (self.peer.name, count))
+            return ocf.OCF_ERR_GENERIC
+        return ocf.OCF_SUCCESS
+
+    def start(self) -> int:
+        instance = self.instance()
+        if instance is Instance.STANDBY:
+            return self.standby_housekeeping()
+        if instance is Instance.PRIMARY:
+            raise AgentError("postgres already runs as a primary outside Pacemaker's control; stop it first")
+        if instance in (Instance.CRASHED_PRIMARY, Instance.CRASHED_STANDBY, Instance.UNRESPONSIVE):
+            self.pg.stop(10)
+        deadline = self.deadline()
+        while True:
+            local = self.local_data()
+            peer = self.peer_state()
+            kind, reason = rules.plan_start(local, peer, self.p.rewind, self.p.basebackup)
+            if kind is not rules.StartKind.WAIT or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        self.log.info("start: %s (%s)" % (kind.value, reason))
+        if kind is rules.StartKind.WAIT:
+            raise AgentError("start: " + reason)
+        if kind is rules.StartKind.REFUSE:
+            raise AgentError("start refused: " + reason)
+        if kind is rules.StartKind.REWIND:
+            if local.cluster_state not in ("shut down", "shut down in recovery"):
+                self.pg.crash_recovery(max(10.0, deadline - time.monotonic()))
+            result = self.pg.rewind(max(10.0, deadline - time.monotonic()))
+            if result.ok:
+                self.log.info("pg_rewind: %s" % (result.stdout.strip().splitlines() or ["done"])[-1])
+            elif self.p.basebackup:
+                self.log.warning("pg_rewind failed (%s); falling back to a base backup" % result.summary())
+                kind = rules.StartKind.BASEBACKUP
+            else:
+                raise AgentError("pg_rewind failed and basebackup=false: " + result.summary())
+        if kind is rules.StartKind.BASEBACKUP:
+            began = time.monotonic()
+            self.pg.basebackup(max(10.0, deadline - time.monotonic()))
+            self.log.info("base backup from %s took %.1f s" % (self.peer.name, time.monotonic() - began))
+        self._save_state({"stuck": 0})
+        self.pg.start_standby(self.deadline(1.0))
+        return self.standby_housekeeping()
+
+    def local_data(self) -> rules.LocalData:
+        if not self.pg.has_data():
+            return rules.LocalData(False)
+        data = self.pg.controldata()
+        return rules.LocalData(True, data.get("Database cluster state", ""),
+                               self.local_timeline(int(data.get("Latest checkpoint's TimeLineID", "0") or 0)))
+
+    def stop(self) -> int:
+        self.pg.stop(max(5.0, self.timeout - 10))
+        return ocf.OCF_SUCCESS
+
+    def promote(self) -> int:
+        instance = self.instance()
+        if instance is Instance.PRIMARY:
+            self.primary_housekeeping()
+            return ocf.OCF_SUCCESS
+        if instance is not Instance.STANDBY:
+            raise AgentError("cannot promote: postgres is %s" % instance.value)
+        own, peer_record = self.record(self.node), self.record(self.peer.name)
+        peer = self.peer_state()
+        rows = self.pg.query("SELECT GREATEST((SELECT timeline_id FROM pg_control_checkpoint()), "
+                             "(SELECT received_tli FROM pg_stat_wal_receiver))")
+        local_tl = self.local_timeline(int(rows[0][0]))
+        decision = rules.promotable(own, peer_record, peer.reachable and not peer.in_recovery, local_tl,
+                                    peer.timeline if peer.reachable else 0)
+        if not decision.ok:
+            self.cluster.set_score(self.node, rules.NOT_PROMOTABLE_SCORE)
+            raise AgentError("promotion refused: " + decision.reason)
+        self.log.info("promoting: %s" % decision.reason)
+        # Records first: the peer no longer counts as in sync, and this node claims the next timeline before
+        # it can acknowledge a single commit.
+        self.cluster.set_record(self.peer.name, "STALE")
+        self.cluster.set_record(self.node, str(Record("PRIMARY", local_tl + 1)))
+        if self.p.rep_mode == "sync" and self.p.sync_strict:
+            self.set_ssn(rules.wanted_ssn(self.peer.name))
+        else:
+            self.set_ssn("")
+        began = time.monotonic()
+        self.pg.promote(max(5, int(self.deadline() - time.monotonic())))
+        self.log.info("promoted in %.2f s" % (time.monotonic() - began))
+        # A checkpoint on the new timeline lets pg_rewind see the fork at once.
+        self.pg.query("CHECKPOINT", timeout=max(5.0, self.deadline() - time.monotonic()))
+        self.primary_housekeeping()
+        return ocf.OCF_SUCCESS
+
+    def demote(self) -> int:
+        instance = self.instance()
+        if instance is Instance.STANDBY:
+            return ocf.OCF_SUCCESS
+        self.pg.stop(max(5.0, self.timeout / 2))
+        if instance in (Instance.CRASHED_PRIMARY, Instance.CRASHED_STANDBY, Instance.UNRESPONSIVE,
+                        Instance.STOPPED):
+            # A failed instance is always stopped next; restarting it here would only delay the failover.
+            self.log.info("demote: postgres was %s; left stopped" % instance.value)
+            return ocf.OCF_SUCCESS
+        self._save_state({"stuck": 0})
+        self.pg.start_standby(self.deadline(1.0))
+        return self.standby_housekeeping()
+
+    def notify(self) -> int:
+        kind = os.environ.get("OCF_RESKEY_CRM_meta_notify_type", "")
+        operation = os.environ.get("OCF_RESKEY_CRM_meta_notify_operation", "")
+        promoted = os.environ.get("OCF_RESKEY_CRM_meta_notify_promote_uname", "").split()
+        self.log.info("notify %s-%s (promote: %s)" % (kind, operation, " ".join(promoted) or "-"))
+        if kind == "post" and operation == "promote" and self.node not in promoted:
+            self._save_state({"stuck": 0})  # a new primary: give the walreceiver a fresh chance
+        return ocf.OCF_SUCCESS

@@ -1,0 +1,58 @@
+"""Entry point: parse the action, load parameters, run, map errors to OCF codes."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import List
+
+from . import ocf, params
+from .actions import Agent
+from .cluster import Cluster
+from .metadata import metadata_xml
+from .ocf import AgentError, Logger
+from .runner import make_runner
+
+USAGE = "usage: pgtwin {start|stop|monitor|promote|demote|notify|meta-data|validate-all|methods}"
+ACTIONS = ("start", "stop", "monitor", "promote", "demote", "notify", "validate-all")
+
+
+def main(argv: List[str]) -> int:
+    if len(argv) != 1:
+        sys.stderr.write(USAGE + "\n")
+        return ocf.OCF_ERR_ARGS
+    action = argv[0]
+    if action == "meta-data":
+        sys.stdout.write(metadata_xml())
+        return ocf.OCF_SUCCESS
+    if action == "methods":
+        sys.stdout.write("\n".join(ACTIONS + ("meta-data", "methods")) + "\n")
+        return ocf.OCF_SUCCESS
+    if action not in ACTIONS:
+        sys.stderr.write(USAGE + "\n")
+        return ocf.OCF_ERR_UNIMPLEMENTED
+    log = Logger("pgtwin", os.environ.get("OCF_RESKEY_agent_log", ""))
+    began = time.monotonic()
+    try:
+        config = params.load()
+        runner = make_runner(config.user, config.container_mode)
+        agent = Agent(config, log, runner, Cluster.local_node(runner))
+        if action == "validate-all":
+            rc = agent.validate()
+        else:
+            if action in ("start", "promote", "demote"):
+                agent.validate()
+            rc = getattr(agent, action.replace("-", "_"))()
+    except AgentError as exc:
+        # Stop must not fail on configuration problems when nothing can be running (Pacemaker would fence).
+        if action == "stop" and exc.rc in (ocf.OCF_ERR_CONFIGURED, ocf.OCF_ERR_INSTALLED):
+            log.warning("stop: %s; nothing to stop" % exc)
+            return ocf.OCF_SUCCESS
+        if action == "monitor" and exc.rc in (ocf.OCF_ERR_CONFIGURED, ocf.OCF_ERR_INSTALLED):
+            log.error("monitor: %s" % exc)
+            return exc.rc
+        log.error("%s: %s" % (action, exc))
+        return exc.rc
+    level = log.info if action != "monitor" else log.debug
+    level("%s: %s in %.2f s" % (action, ocf.RC_NAMES.get(rc, str(rc)), time.monotonic() - began))
+    return rc

@@ -1,0 +1,244 @@
+"""PostgreSQL operations on this node and read-only queries to the peer."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+from .ocf import AgentError, Logger
+from .params import Node, Params
+from .runner import HostRunner, Result
+
+# Settings the agent enforces on the server command line (they win over every configuration file):
+# no automatic restart after a backend crash (Pacemaker decides), readable standbys, and hint bits in WAL so
+# that pg_rewind works without data checksums.
+ENFORCED = (("restart_after_crash", "off"), ("hot_standby", "on"), ("wal_log_hints", "on"),
+            ("recovery_target_timeline", "latest"))
+
+
+def parse_controldata(text: str) -> Dict[str, str]:
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            values[key.strip()] = value.strip()
+    return values
+
+
+def conninfo(parts: Dict[str, str]) -> str:
+    """libpq keyword/value string with proper quoting."""
+    out = []
+    for key, value in parts.items():
+        escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+        out.append("%s='%s'" % (key, escaped))
+    return " ".join(out)
+
+
+@dataclass(frozen=True)
+class ProcessState:
+    running: bool
+    pid: int
+    stale_pidfile: bool
+
+
+class Postgres:
+    def __init__(self, params: Params, runner: HostRunner, log: Logger, node: str, peer: Node) -> None:
+        self.p = params
+        self.run = runner
+        self.log = log
+        self.node = node
+        self.peer = peer
+        self.logfile = os.path.join(params.state_dir, "postgresql.log")
+
+    def bin(self, name: str) -> str:
+        return os.path.join(self.p.bindir, name)
+
+    # ---- local state -------------------------------------------------------------------------------
+    def has_data(self) -> bool:
+        return os.path.isfile(os.path.join(self.p.pgdata, "PG_VERSION"))
+
+    def controldata(self) -> Dict[str, str]:
+        result = self.run.run([self.bin("pg_controldata"), "-D", self.p.pgdata], as_user=True, timeout=30)
+        if not result.ok:
+            raise AgentError("pg_controldata failed: " + result.summary())
+        return parse_controldata(result.stdout)
+
+    def process(self) -> ProcessState:
+        pidfile = os.path.join(self.p.pgdata, "postmaster.pid")
+        try:
+            with open(pidfile, encoding="utf-8") as handle:
+                pid = int(handle.readline().strip() or "0")
+        except (OSError, ValueError):
+            return ProcessState(False, 0, False)
+        if pid > 0 and _is_postgres(pid):
+            return ProcessState(True, pid, False)
+        return ProcessState(False, pid, True)
+
+    def orphans(self) -> List[int]:
+        """Server processes still attached to this data directory (backends outlive a killed postmaster
+        for a moment and keep its shared memory)."""
+        pids = []
+        datadir = os.path.realpath(self.p.pgdata)
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                if os.readlink("/proc/%s/cwd" % entry) == datadir and _is_postgres(int(entry)):
+                    pids.append(int(entry))
+            except OSError:
+                continue
+        return pids
+
+    # ---- queries -----------------------------------------------------------------------------------
+    def query(self, sql: str, timeout: float = 10) -> List[List[str]]:
+        result = self.run.run(
+            [self.bin("psql"), "-X", "-A", "-t", "-q", "-F", "|", "-v", "ON_ERROR_STOP=1", "-h",
+             self.p.socket_dir, "-p", str(self.p.port), "-U", self.p.superuser, "-d", "postgres", "-c", sql],
+            as_user=True, timeout=timeout, env={"PGCONNECT_TIMEOUT": "3"})
+        if not result.ok:
+            raise AgentError("local query failed: " + result.summary())
+        return [line.split("|") for line in result.stdout.splitlines() if line]
+
+    def try_query(self, sql: str, timeout: float = 10) -> Optional[List[List[str]]]:
+        try:
+            return self.query(sql, timeout)
+        except AgentError:
+            return None
+
+    def peer_conninfo(self, extra: Optional[Dict[str, str]] = None) -> str:
+        parts = {"host": self.peer.address, "port": str(self.p.port), "user": self.p.rep_user,
+                 "passfile": self.p.rep_passfile, "connect_timeout": "2", "application_name": self.node}
+        parts.update(extra or {})
+        return conninfo(parts)
+
+    def peer_query(self, sql: str) -> Optional[List[List[str]]]:
+        result = self.run.run(
+            [self.bin("psql"), "-X", "-A", "-t", "-q", "-F", "|", "-w", "-v", "ON_ERROR_STOP=1",
+             "-d", self.peer_conninfo({"dbname": "postgres"}), "-c", sql], as_user=True, timeout=8)
+        if not result.ok:
+            self.log.debug("peer query failed: " + result.summary())
+            return None
+        return [line.split("|") for line in result.stdout.splitlines() if line]
+
+    # ---- server lifecycle --------------------------------------------------------------------------
+    def server_options(self) -> List[str]:
+        options: List[str] = ["-p", str(self.p.port), "-k", self.p.socket_dir]
+        settings = list(ENFORCED)
+        keepalives = {"keepalives_idle": "2", "keepalives_interval": "1", "keepalives_count": "3"}
+        settings.append(("primary_conninfo", self.peer_conninfo(keepalives)))
+        settings.append(("primary_slot_name", self.p.slot_name(self.node) if self.p.use_slots else ""))
+        for key, value in settings:
+            options.extend(["-c", "%s=%s" % (key, value)])
+        return options
+
+    def start_standby(self, deadline: float) -> None:
+        signal_file = os.path.join(self.p.pgdata, "standby.signal")
+        if not os.path.exists(signal_file):
+            with open(signal_file, "w", encoding="utf-8"):
+                pass
+            _chown_like(signal_file, self.p.pgdata)
+        os.makedirs(self.p.state_dir, exist_ok=True)
+        logfile = self.logfile
+        pid = self.run.spawn([self.bin("postgres"), "-D", self.p.pgdata] + self.server_options(), logfile)
+        self.log.info("started postgres (pid %d) as a standby of %s" % (pid, self.peer.name))
+        while time.monotonic() < deadline:
+            if self.try_query("SELECT 1", timeout=5) is not None:
+                return
+            if not _is_postgres(pid) and not self.process().running:
+                raise AgentError("postgres exited during start; see " + logfile)
+            time.sleep(0.2)
+        raise AgentError("postgres did not accept connections before the start timeout; see " + logfile)
+
+    def stop(self, timeout: float) -> None:
+        state = self.process()
+        if state.running:
+            result = self.run.run([self.bin("pg_ctl"), "stop", "-D", self.p.pgdata, "-m", "fast", "-w",
+                                   "-t", str(max(1, int(timeout)))], as_user=True, timeout=timeout + 5)
+            if not result.ok:
+                self.log.warning("fast shutdown failed (%s); immediate shutdown" % result.summary())
+                self.run.run([self.bin("pg_ctl"), "stop", "-D", self.p.pgdata, "-m", "immediate", "-w",
+                              "-t", "10"], as_user=True, timeout=15)
+        for pid in self.orphans():
+            self.log.warning("killing leftover server process %d" % pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        end = time.monotonic() + 10
+        while self.orphans() and time.monotonic() < end:
+            time.sleep(0.1)
+        state = self.process()
+        if state.running or self.orphans():
+            raise AgentError("postgres is still running after stop")
+        if state.stale_pidfile:
+            # Nothing runs any more: a stale pid file would make the next monitor report a crash again.
+            os.unlink(os.path.join(self.p.pgdata, "postmaster.pid"))
+
+    def promote(self, timeout: int) -> None:
+        rows = self.query("SELECT pg_promote(true, %d)" % timeout, timeout=timeout + 5)
+        if not rows or rows[0][0] != "t":
+            raise AgentError("pg_promote did not complete within %d s" % timeout)
+
+    # ---- rebuilding ----------------------------------------------------------------------------------
+    def wipe(self) -> None:
+        """Empty the data directory (kept itself: it may be a mount point or a Btrfs subvolume)."""
+        if not os.path.isdir(self.p.pgdata):
+            os.makedirs(self.p.pgdata, mode=0o700)
+            shutil.chown(self.p.pgdata, self.p.user, self.p.user)
+            return
+        for name in os.listdir(self.p.pgdata):
+            path = os.path.join(self.p.pgdata, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+
+    def basebackup(self, timeout: float) -> Result:
+        self.wipe()
+        argv: List[str] = [self.bin("pg_basebackup"), "-D", self.p.pgdata, "-d", self.peer_conninfo(),
+                           "-X", "stream", "-c", "fast", "-w"]
+        if self.p.use_slots:
+            slot = self.p.slot_name(self.node)
+            rows = self.peer_query("SELECT 1 FROM pg_replication_slots WHERE slot_name = '%s'" % slot)
+            argv += ["-S", slot] + ([] if rows else ["-C"])
+        result = self.run.run(argv, as_user=True, timeout=timeout)
+        if not result.ok:
+            raise AgentError("pg_basebackup from %s failed: %s" % (self.peer.name, result.summary()))
+        return result
+
+    def crash_recovery(self, timeout: float) -> None:
+        """Finish crash recovery in single-user mode with the enforced settings (pg_rewind needs a cleanly
+        shut down target, and its own single-user run would record wal_log_hints from the files only)."""
+        signal_file = os.path.join(self.p.pgdata, "standby.signal")
+        if os.path.exists(signal_file):
+            os.unlink(signal_file)  # single-user mode refuses standby mode; start writes it again
+        argv = [self.bin("postgres"), "--single", "-D", self.p.pgdata]
+        for key, value in ENFORCED:
+            argv += ["-c", "%s=%s" % (key, value)]
+        result = self.run.run(argv + ["template1"], as_user=True, timeout=timeout)
+        if not result.ok:
+            raise AgentError("crash recovery in single-user mode failed: " + result.summary())
+
+    def rewind(self, timeout: float) -> Result:
+        return self.run.run([self.bin("pg_rewind"), "-D", self.p.pgdata, "--no-ensure-shutdown",
+                             "--source-server", self.peer_conninfo({"dbname": "postgres"})],
+                            as_user=True, timeout=timeout)
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        with open("/proc/%d/comm" % pid, encoding="utf-8") as handle:
+            comm = handle.read().strip()
+        with open("/proc/%d/stat" % pid, encoding="utf-8") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return comm in ("postgres", "postmaster") and state != "Z"
+
+
+def _chown_like(path: str, reference: str) -> None:
+    info = os.stat(reference)
+    os.chown(path, info.st_uid, info.st_gid)
