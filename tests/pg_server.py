@@ -6,15 +6,18 @@ Use it from any area's conftest.py::
 
     __all__ = ["pg_server", "pg_database"]  # marks the imports as used (pylint) without ignore files
 
-(tests/conftest.py puts tests/ on sys.path first; add it yourself if your conftest may load earlier.)
+(pytest's default import mode puts tests/ on sys.path when it loads tests/conftest.py; adding it explicitly, as
+tests/integration/migrations/conftest.py does, costs nothing.)
 
 ``pg_server`` (session scope) runs initdb into a temporary directory owned by ``postgres`` (when the tests run as
 root: the server refuses root), listens on 127.0.0.1 on a free port with scram-sha-256 password authentication,
 and is stopped with ``pg_ctl -m fast`` at the end. ``pg_database`` (function scope) is a fresh empty database,
-dropped afterwards. Both expose ``dsn``/``conninfo`` strings *without* the password and ``env`` (a copy of
-os.environ with PGPASSWORD set) for subprocesses; ``connect()`` opens a psycopg connection.
+dropped afterwards. Both expose ``dsn`` (a URI *without* the password), ``env`` (os.environ plus PGPASSWORD,
+PGHOST, PGPORT, PGUSER for subprocesses), ``connect()`` (psycopg), ``dump()``/``schema_dump()`` (pg_dump text
+comparable between runs); the server also has ``create_database()``/``drop_database()``.
 
-Durability is switched off (fsync, synchronous_commit, full_page_writes) because the data is thrown away.
+Durability is switched off (fsync, synchronous_commit, full_page_writes) because the data is thrown away;
+``start_server(durable=True)`` keeps it on (the benchmarks use that, outside pytest).
 Environment: POSTSTACK_PG_BIN overrides /usr/lib/postgresql/15/bin.
 """
 

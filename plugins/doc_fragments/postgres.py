@@ -15,8 +15,8 @@ options:
       - libpq connection string, as a URI (C(postgresql://user@host:5432/db)) or C(key=value) pairs.
       - The separate options O(host), O(port), O(user), O(password), O(dbname) and O(sslmode) override the
         matching parts of the DSN.
-      - Put the password in O(password), E(PGPASSWORD) or a passfile rather than in the DSN; a password in the
-        DSN is masked in results and logs, but the DSN is still a secret then.
+      - Treated as a secret (C(no_log)) because it may carry a password; results show it rebuilt with the
+        password masked (the C(dsn) return value). Prefer O(password), E(PGPASSWORD) or a passfile for the password.
     type: str
   host:
     description:

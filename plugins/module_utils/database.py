@@ -113,7 +113,7 @@ def connect(settings: ConnectionSettings, autocommit: bool = True) -> Any:
 def connection_argument_spec() -> Dict[str, Dict[str, Any]]:
     """The argument_spec entries documented by the ``poststack.core.postgres`` doc fragment."""
     return {
-        "dsn": {"type": "str", "no_log": False},
+        "dsn": {"type": "str", "no_log": True},  # may carry a password
         "host": {"type": "str"},
         "port": {"type": "int"},
         "user": {"type": "str"},
