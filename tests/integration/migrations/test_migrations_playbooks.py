@@ -86,6 +86,11 @@ def test_migrate_status_rollback_playbooks(pg_database, tmp_path):
     with db.connect() as conn:
         assert conn.execute("SELECT to_regclass('public.notes')").fetchone()[0] is None
 
+    # Pointing migrations_path at the collection's own migrations/ runs the core stream only, never twice.
+    rc, tasks, stats, dummy = playbook(db, tmp_path, "playbooks/migrate.yml", extra_vars={"migrations_path": os.path.join(ROOT, "migrations")})
+    assert rc == 0 and stats["changed"] == 0, stats
+    assert tasks["Apply the project's migrations"].get("skipped") is True
+
 
 MODULE_PLAY = """
 - name: poststack_migrate states
