@@ -350,6 +350,7 @@ def main() -> None:
     try:
         with conn:
             engine = Engine(conn, settings)
+            engine.log("state=%s connected to %s" % (state, result["dsn"]))
             result["tracking_table"] = engine.table
             engine.prepare_session()
             if state in ACTIONS:

@@ -64,6 +64,7 @@ def test_migrate_status_rollback_playbooks(pg_database, tmp_path):
         assert rows == [("core", 1), ("core", 2), ("core", 3), ("project", 1), ("project", 2)]
     log_text = (tmp_path / "logs" / "database" / "migrations.log").read_text()
     assert "apply version=2 name=notes_created_at_index" in log_text and db.server.password not in log_text
+    assert "state=applied connected to" in log_text and "password=********" in log_text
 
     rc, tasks, stats, dummy = playbook(db, tmp_path, "playbooks/migrate.yml", extra_vars=project)
     assert rc == 0 and stats["changed"] == 0, stats
