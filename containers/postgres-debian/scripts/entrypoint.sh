@@ -6,6 +6,8 @@
 #  4. creates the role and database, or changes the role's password when it changed (within
 #     TIMEOUT_CHANGE_PASSWORD seconds), on a temporary server that listens on the local socket only
 #  5. execs postgres as PID 1
+# The socket directory /var/run/postgresql is mode 1777 (sticky) so that a tmpfs mounted there for a read-only
+# root filesystem, which takes the mode but not the owner of the image directory, stays writable.
 # The password comes from POSTGRES_PASSWORD or the file named by POSTGRES_PASSWORD_FILE; it is never printed,
 # never passed in argv, and removed from the environment before postgres starts.
 set -Eeuo pipefail

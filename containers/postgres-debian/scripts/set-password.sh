@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# set-password.sh ROLE: make ROLE's password $POSTGRES_PASSWORD (on the local socket, as postgres).
+# set-password.sh ROLE: make ROLE's password $POSTGRES_PASSWORD, or the content of $POSTGRES_PASSWORD_FILE
+# (on the local socket, as postgres).
 # The SCRAM verifier is computed here, so the server never sees the password in a statement; nothing changes
 # when the password is already the same.
 set -Eeuo pipefail
 export PS_ROLE="$1"
+# In a running container (password rotation) the password comes from the mounted file.
+if [ -z "${POSTGRES_PASSWORD:-}" ] && [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+  POSTGRES_PASSWORD="$(cat "$POSTGRES_PASSWORD_FILE")"
+  export POSTGRES_PASSWORD
+fi
 query() { psql -X -q -A -t -v ON_ERROR_STOP=1 -h /var/run/postgresql -U postgres -d postgres; }
 current="$(query <<'SQL'
 \getenv role PS_ROLE
