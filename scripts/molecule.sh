@@ -10,4 +10,11 @@ export XDG_DATA_HOME="${XDG_DATA_HOME:-$HOME/.local/share}"
 export XDG_CONFIG_HOME="${XDG_CONFIG_HOME:-$HOME/.config}"
 export HOME="$home"
 export MOLECULE_NO_LOG=false NO_COLOR=1 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
+# A scenario may need images built first (molecule's create cannot build without a registry): prebuild.yml.
+for arg in "$@"; do
+  if [ "${prev:-}" = "-s" ] && [ -f "molecule/$arg/prebuild.yml" ]; then
+    ansible-playbook "molecule/$arg/prebuild.yml"
+  fi
+  prev=$arg
+done
 exec molecule "$@"
