@@ -1,7 +1,6 @@
 """The postgres role for real: lifecycle, isolation between projects, persistence, rotation, bad input, security."""
 import os
 import socket
-import subprocess
 
 import psycopg
 import pytest
