@@ -42,6 +42,7 @@ PASSPHRASE_ENV = "POSTSTACK_BACKUP_PASSPHRASE"
 CONTAINER_BACKUP_ROOT = "/data/postgres/backups"
 CONTAINER_CONF_DIR = "/etc/postgresql/conf.d"
 CHUNK = 1024 * 1024
+SEP = "\x1f"  # psql field separator: cannot appear in identifiers or in the numbers we read
 NAME_RE = re.compile(r"^(?P<prefix>.*?)(?P<stamp>\d{8}T\d{6}Z)$")
 MAX_IDENTIFIER = 63
 POSTGRES_UID = 999
@@ -608,28 +609,27 @@ class DumpSettings:
             raise BackupError("database is empty: name the database to back up")
 
 
-def server_versions(executor: Executor, runtime: str, container: str) -> Tuple[str, str]:
-    server = executor.run(exec_argv(runtime, container, ["psql", "-XAtq", "-d", "postgres", "-c", "SHOW server_version"])).strip()
+def source_facts(executor: Executor, runtime: str, container: str, database: str) -> Tuple[Optional[str], str, str]:
+    """Owner of `database` (None when it does not exist), server version, pg_dump version: one exec."""
+    sql = ("SELECT coalesce((SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = "
+           f"{quote_literal(database)}), '') || chr(31) || current_setting('server_version')")
+    out = executor.run(exec_argv(runtime, container, ["sh", "-c", 'pg_dump --version && psql -XAtq -d postgres -c "$1"',
+                                                      "sh", sql])).strip().splitlines()
+    if len(out) != 2 or SEP not in out[1]:
+        raise BackupError(f"unexpected answer from container '{container}': {out!r}")
     # "pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
-    dump = executor.run(exec_argv(runtime, container, ["pg_dump", "--version"])).strip()
-    dump = dump.split(")", 1)[-1].strip() if ")" in dump else dump
-    return server, dump
-
-
-def database_owner(executor: Executor, runtime: str, container: str, database: str) -> Optional[str]:
-    sql = ("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = " + quote_literal(database))
-    out = executor.run(exec_argv(runtime, container, ["psql", "-XAtq", "-d", "postgres", "-c", sql])).strip()
-    return out or None
+    dump = out[0].split(")", 1)[-1].strip() if ")" in out[0] else out[0]
+    owner, server = out[1].split(SEP, 1)
+    return owner or None, server, dump
 
 
 def create_backup(settings: DumpSettings, executor: Executor, runtime: str, mount_source: Optional[str],
                   now: Optional[dt.datetime] = None) -> Manifest:
     """Dump the database, hash it, write the manifest last."""
     start = now or utc_now()
-    owner = database_owner(executor, runtime, settings.container, settings.database)
+    owner, pg_version, dump_version = source_facts(executor, runtime, settings.container, settings.database)
     if owner is None:
         raise BackupError(f"database '{settings.database}' does not exist in container '{settings.container}'")
-    pg_version, dump_version = server_versions(executor, runtime, settings.container)
     name = backup_name(settings.prefix, settings.database, start)
     filename = backup_filename(name, settings.format, settings.encryption)
     final = os.path.join(settings.backup_dir, filename)
@@ -840,7 +840,6 @@ TABLES_SQL = (
     "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
     "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' ORDER BY 1;"
 )
-SEP = "\x1f"
 
 
 def parse_rows(text: str, columns: int) -> List[List[str]]:
@@ -880,15 +879,13 @@ def compare_stats(source: Dict[str, Dict[str, str]], restored: Dict[str, Dict[st
             for table in sorted(set(source) | set(restored)) if source.get(table) != restored.get(table)]
 
 
-def database_exists(executor: Executor, runtime: str, container: str, name: str) -> bool:
+def target_facts(executor: Executor, runtime: str, container: str, target: str, owner: str) -> Tuple[bool, bool]:
+    """Whether the target database exists and whether the backup's owner role exists: one query."""
     out = psql(executor, runtime, container, "postgres",
-               f"SELECT 1 FROM pg_database WHERE datname = {quote_literal(name)};")
-    return out.strip() == "1"
-
-
-def role_exists(executor: Executor, runtime: str, container: str, name: str) -> bool:
-    out = psql(executor, runtime, container, "postgres", f"SELECT 1 FROM pg_roles WHERE rolname = {quote_literal(name)};")
-    return out.strip() == "1"
+               f"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = {quote_literal(target)}), "
+               f"EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {quote_literal(owner)});")
+    rows = parse_rows(out, 2)
+    return rows[0][0] == "t", rows[0][1] == "t"
 
 
 def swap_sql(target: str, incoming: str, outgoing: Optional[str]) -> List[str]:
@@ -902,6 +899,7 @@ def swap_sql(target: str, incoming: str, outgoing: Optional[str]) -> List[str]:
         f"BEGIN; ALTER DATABASE {quote_ident(target)} RENAME TO {quote_ident(outgoing)}; "
         f"ALTER DATABASE {quote_ident(incoming)} RENAME TO {quote_ident(target)}; COMMIT;",
         f"DROP DATABASE {quote_ident(outgoing)} WITH (FORCE);",
+        f"ALTER DATABASE {quote_ident(target)} ALLOW_CONNECTIONS true;",
     ]
 
 
@@ -923,7 +921,7 @@ def run_restore(settings: RestoreSettings, check_mode: bool = False,
     manifest = entry.manifest
     if manifest is None:  # find_backup returns good entries only
         raise BackupError(f"backup {entry.name} has no manifest")
-    exists = database_exists(executor, runtime, settings.container, settings.target)
+    exists, owner_exists = target_facts(executor, runtime, settings.container, settings.target, manifest.owner)
     if exists and not settings.replace:
         raise BackupError(f"database '{settings.target}' exists: set replace=true to replace it with backup "
                           f"{entry.name} (nothing was changed)")
@@ -945,15 +943,10 @@ def run_restore(settings: RestoreSettings, check_mode: bool = False,
         if manifest.format == "directory" and inside is None:
             raise BackupError(f"{entry.path} is a directory-format dump outside the container's backups mount "
                               f"({mount_source}): copy it below that directory to restore it")
-        # The archive's table of contents must be readable before anything is created.
-        listing = exec_argv(runtime, settings.container, ["pg_restore", "--list"] + ([inside] if inside else []),
-                            interactive=inside is None)
-        if inside:
-            executor.run(listing)
-        else:
-            executor.pipeline_from_file(entry.path, ([decrypt] if decrypt else []) + [listing])
-        owner = manifest.owner if role_exists(executor, runtime, settings.container, manifest.owner) else "postgres"
+        owner = manifest.owner if owner_exists else "postgres"
         incoming = scratch_name(settings.target, "restore_")
+        # Everything goes into a new database first; an unreadable archive, a wrong key or a failing statement
+        # stops pg_restore there, and the target is only touched by the swap after a complete restore.
         psql(executor, runtime, settings.container, "postgres",
              f"CREATE DATABASE {quote_ident(incoming)} TEMPLATE template0 OWNER {quote_ident(owner)};")
         try:
@@ -965,19 +958,19 @@ def run_restore(settings: RestoreSettings, check_mode: bool = False,
             else:
                 executor.pipeline_from_file(entry.path, ([decrypt] if decrypt else []) + [restore])
             result["restore_seconds"] = round(time.monotonic() - clock, 3)
-            outgoing = scratch_name(settings.target, "replaced_") if exists else None
-            for statement in swap_sql(settings.target, incoming, outgoing):
-                psql(executor, runtime, settings.container, "postgres", statement)
         except BaseException:
             psql(executor, runtime, settings.container, "postgres",
                  f"DROP DATABASE IF EXISTS {quote_ident(incoming)} WITH (FORCE);")
-            if exists:
-                psql(executor, runtime, settings.container, "postgres",
-                     f"ALTER DATABASE {quote_ident(settings.target)} ALLOW_CONNECTIONS true;")
             raise
-        if exists:
+        outgoing = scratch_name(settings.target, "replaced_") if exists else None
+        try:
+            psql(executor, runtime, settings.container, "postgres", "\n".join(swap_sql(settings.target, incoming, outgoing)))
+        except BackupError:
+            # The renames are one transaction: either both happened or none. Clean up whichever is left over.
             psql(executor, runtime, settings.container, "postgres",
+                 f"DROP DATABASE IF EXISTS {quote_ident(incoming)} WITH (FORCE);\n"
                  f"ALTER DATABASE {quote_ident(settings.target)} ALLOW_CONNECTIONS true;")
+            raise
     if settings.compare_with:
         source = table_stats(executor, runtime, settings.container, settings.compare_with)
         restored = table_stats(executor, runtime, settings.container, settings.target)

@@ -13,10 +13,10 @@ version_added: 0.1.0
 description:
   - Picks the backup (O(backup), or the newest good backup of O(database)), compares it with its manifest (size and
     sha256) and refuses a corrupt, truncated or unmanifested backup with a message naming the file and what differs.
-  - Checks that C(pg_restore --list) can read the archive (decrypting it when it is encrypted).
-  - Restores into a new database next to the target, and only when C(pg_restore) succeeded swaps it in place of the
-    target (connections to the target are refused and terminated, the two databases are renamed in one transaction,
-    the old one is dropped). When anything fails the new database is dropped and the target is untouched.
+  - Restores into a new database next to the target (decrypting on the way when the backup is encrypted), and only
+    when C(pg_restore) succeeded swaps it in place of the target (connections to the target are refused and
+    terminated, the two databases are renamed in one transaction, the old one is dropped). When anything fails
+    (unreadable archive, wrong key, a failing statement) the new database is dropped and the target is untouched.
   - Optionally compares every table (row count and an order-independent checksum of the rows) with another
     database, then drops the restored database (the verify-backup drill).
   - Always reports a change when it restores.

@@ -277,6 +277,7 @@ def test_swap_renames_in_one_transaction_and_quotes_names():
     assert "'my\"db'" in statements[1] and "pg_terminate_backend" in statements[1]
     assert statements[2].startswith("BEGIN;") and statements[2].endswith("COMMIT;")
     assert statements[3] == 'DROP DATABASE "my_db__replaced_y" WITH (FORCE);'
+    assert statements[4] == 'ALTER DATABASE "my""db" ALLOW_CONNECTIONS true;'
     assert bk.swap_sql("db", "new", None) == ['ALTER DATABASE "new" RENAME TO "db";']
 
 
