@@ -30,11 +30,9 @@ def one_cycle(cluster, writer, mode):
         harness.podman("kill", old.container)
     harness.wait_for("a commit on the new primary", lambda: writer.first_ack_after(began, standby), 120, 0.05)
     seconds = writer.first_ack_after(began, standby) - began
-    if mode == "postgres":
-        cluster.cleanup()
-    else:
+    if mode == "node":
         harness.podman("start", old.container)
-    harness.wait_for("the old primary back as sync standby", cluster.healthy, 240, 0.5)
+    cluster.rejoin(240)
     return seconds
 
 

@@ -3,9 +3,12 @@ observers the HA tests and benchmarks/failover use. Nothing is mocked: corosync 
 fence_dummy stonith, PostgreSQL 15 on each node."""
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -50,8 +53,8 @@ def wait_for(what: str, check: Callable[[], object], timeout: float, interval: f
             value = check()
             if value:
                 return value
-        except Exception as exc:  # pylint: disable=broad-except
-            last_error = exc
+        except (RuntimeError, OSError, subprocess.SubprocessError, ET.ParseError, psycopg.Error) as exc:
+            last_error = exc  # the cluster is changing under us: try again
         time.sleep(interval)
     raise AssertionError("timed out after %.0f s waiting for %s (last error: %r)" % (timeout, what, last_error))
 
@@ -72,11 +75,6 @@ class Node:
                 proc.stderr.decode(errors="replace")[-1500:]))
         return proc.stdout.decode(errors="replace")
 
-    def write_file(self, path: str, content: bytes, mode: str = "0644", owner: str = "root:root") -> None:
-        # Written beside the target, then renamed: the node entrypoint must never see half a file.
-        self.sh("umask 077 && cat > {p}.tmp && chown {o} {p}.tmp && chmod {m} {p}.tmp && mv -f {p}.tmp {p}"
-                .format(p=path, o=owner, m=mode), stdin=content)
-
 
 @dataclass
 class Cluster:
@@ -87,6 +85,8 @@ class Cluster:
     token_ms: int = 1000
     nodes: List[Node] = field(default_factory=list)
     app_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    workdir: str = ""
+    cluster_playbook_recap: Dict[str, object] = field(default_factory=dict)
     rep_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
 
     @property
@@ -99,135 +99,135 @@ class Cluster:
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def create(self) -> None:
+        """Node containers, then playbooks/cluster.yml (roles pacemaker and pgtwin) over Ansible's podman
+        connection, then the test application's role and table on the primary."""
         podman("network", "create", "--subnet", self.subnet + ".0/24", self.network)
         self.nodes = [Node(name, "%s-%s" % (self.prefix, name), "%s.%d" % (self.subnet, 10 + index))
                       for index, name in enumerate(("node1", "node2"), start=1)]
-        authkey = os.urandom(256)
         for node in self.nodes:
             podman("run", "-d", "--init", "--name", node.container, "--hostname", node.name, "--network",
                    self.network, "--ip", node.ip, "--tmpfs", "/run", "--tmpfs", "/tmp",
                    "--label", "poststack.test=pgtwin-ha", IMAGE)
-            node.write_file("/etc/corosync/authkey", authkey, "0400")
-            node.write_file("/etc/corosync/corosync.conf", self.corosync_conf().encode())
-            self.deploy_agent(node)
-        self.setup_postgres()
-        wait_for("both nodes online in pacemaker", self.both_online, 120, 1)
-        self.configure_cib()
+        self.write_inventory()
+        self.cluster_playbook_recap = self.playbook("cluster.yml")
+        primary = wait_for("a primary", self.primary_by_pacemaker, 180, 1)
+        sql = ("SET password_encryption = 'scram-sha-256';\n"
+               "CREATE ROLE %s LOGIN PASSWORD '%s';\n"
+               "CREATE TABLE ledger (n bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());\n"
+               "GRANT SELECT, INSERT ON ledger TO %s;\n" % (APP_USER, self.app_password, APP_USER))
+        primary.sh("psql -X -q -v ON_ERROR_STOP=1 -h /run/postgresql -d postgres", stdin=sql.encode(),
+                   user="postgres")
 
     def destroy(self) -> None:
         for node in self.nodes:
             podman("rm", "-f", "-t", "0", node.container, check=False)
         podman("network", "rm", "-f", self.network, check=False)
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def corosync_conf(self) -> str:
-        nodes = "".join("    node {\n        ring0_addr: %s\n        name: %s\n        nodeid: %d\n    }\n"
-                        % (n.ip, n.name, i) for i, n in enumerate(self.nodes, start=1))
-        return (
-            "totem {\n    version: 2\n    cluster_name: %s\n    transport: knet\n"
-            "    crypto_cipher: aes256\n    crypto_hash: sha256\n    token: %d\n}\n"
-            "nodelist {\n%s}\n"
-            "quorum {\n    provider: corosync_votequorum\n    two_node: 1\n}\n"
-            "logging {\n    to_stderr: yes\n    to_syslog: no\n    to_logfile: no\n    timestamp: on\n}\n"
-            % (self.prefix[:15], self.token_ms, nodes))
+    def write_inventory(self) -> None:
+        """Inventory for the node containers; the replication password goes to a 0600 vars file, never argv."""
+        self.workdir = tempfile.mkdtemp(prefix=self.prefix + "-")
+        nodes = [{"name": n.name, "address": n.ip} for n in self.nodes]
+        inventory = {"pgtwin": {
+            "hosts": {n.container: {"pacemaker_node_name": n.name} for n in self.nodes},
+            "vars": {
+                "ansible_connection": "containers.podman.podman",
+                "ansible_python_interpreter": "/usr/bin/python3",
+                "pacemaker_nodes": nodes,
+                "pacemaker_cluster_name": self.prefix[:15],
+                "pacemaker_token_ms": self.token_ms,
+                "pacemaker_service_manager": "none",
+                "pacemaker_install_packages": False,
+                "pgtwin_install_packages": False,
+                "pgtwin_pgdata": PGDATA,
+                "pgtwin_passfile": PASSFILE,
+                "pgtwin_replication_networks": [self.subnet + ".0/24"],
+                "pgtwin_hba_extra": ["host all %s %s.0/24 scram-sha-256" % (APP_USER, self.subnet)],
+                "pgtwin_rep_mode": self.rep_mode,
+                "pgtwin_sync_strict": self.sync_strict,
+                "pgtwin_resource_params": {"agent_log": AGENT_LOG},
+            }}}
+        with open(os.path.join(self.workdir, "inventory.json"), "w", encoding="utf-8") as handle:
+            json.dump(inventory, handle)
+        secrets_file = os.path.join(self.workdir, "secrets.json")
+        with open(os.open(secrets_file, os.O_WRONLY | os.O_CREAT, 0o600), "w", encoding="utf-8") as handle:
+            json.dump({"pgtwin_replication_password": self.rep_password}, handle)
 
-    def deploy_agent(self, node: Node) -> None:
-        """Copy the agent beside a staging name, then swap it in with renames (a running cluster may call it
-        at any moment; a missing agent fails a stop, and a failed stop gets the node fenced)."""
-        target = "/usr/lib/ocf/resource.d/poststack"
-        node.sh("rm -rf /tmp/agent && mkdir /tmp/agent")
-        podman("cp", os.path.join(AGENT_DIR, "pgtwin"), "%s:/tmp/agent/pgtwin" % node.container)
-        podman("cp", os.path.join(AGENT_DIR, "pgtwin_agent"), "%s:/tmp/agent/pgtwin_agent" % node.container)
-        node.sh("set -e; cd /tmp/agent; find . -name __pycache__ -prune -exec rm -rf {{}} +; "
-                "chown -R root:root .; chmod 0755 pgtwin; rm -rf {t}/.pgtwin_agent.new; "
-                "cp -a pgtwin_agent {t}/.pgtwin_agent.new; cp -a pgtwin {t}/.pgtwin.new; "
-                "if [ -d {t}/pgtwin_agent ]; then rm -rf {t}/.pgtwin_agent.old; "
-                "mv {t}/pgtwin_agent {t}/.pgtwin_agent.old; fi; mv {t}/.pgtwin_agent.new {t}/pgtwin_agent; "
-                "mv -f {t}/.pgtwin.new {t}/pgtwin; rm -rf {t}/.pgtwin_agent.old /tmp/agent".format(t=target))
+    def playbook(self, name: str, *extra: str) -> Dict[str, object]:
+        """Run playbooks/<name> against the nodes; returns the recap counters summed over the hosts, and the
+        names of the tasks that changed something (``changed_tasks``)."""
+        argv = ["ansible-playbook", "-i", os.path.join(self.workdir, "inventory.json"),
+                "-e", "@" + os.path.join(self.workdir, "secrets.json"), os.path.join(ROOT, "playbooks", name),
+                *extra]
+        env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=900,
+                              check=False, cwd=ROOT)
+        try:
+            output = json.loads(proc.stdout.decode())
+            stats = output["stats"]
+        except (ValueError, KeyError):
+            output, stats = {}, {}
+        totals: Dict[str, object] = {key: sum(host.get(key, 0) for host in stats.values())
+                                     for key in ("ok", "changed", "failures", "unreachable")}
+        totals["changed_tasks"] = sorted({task["task"]["name"] for play in output.get("plays", [])
+                                          for task in play["tasks"]
+                                          if any(r.get("changed") for r in task["hosts"].values())})
+        if proc.returncode != 0 or not stats:
+            raise RuntimeError("ansible-playbook %s failed (rc=%d): %s %s" % (
+                name, proc.returncode, proc.stdout.decode()[-4000:], proc.stderr.decode()[-2000:]))
+        return totals
+
+    def primary_by_pacemaker(self) -> Optional[Node]:
+        """The promoted node once PostgreSQL there runs as primary (local socket: no client role needed)."""
+        promoted = [name for name, role in self.roles().items() if role == "Promoted"]
+        if len(promoted) != 1:
+            return None
+        node = self.node(promoted[0])
+        out = node.sh("psql -XAt -h /run/postgresql -d postgres -c 'SELECT pg_is_in_recovery()'", user="postgres",
+                      check=False)
+        return node if out.strip() == "f" else None
 
     def node_list(self) -> str:
         return " ".join("%s=%s" % (n.name, n.ip) for n in self.nodes)
 
-    def setup_postgres(self) -> None:
-        """What the pgtwin role will do: initdb on the first node, roles, hba, passfile on both."""
-        passfile = ("*:*:*:replicator:%s\n" % self.rep_password).encode()
-        for node in self.nodes:
-            node.sh("install -d -o postgres -g postgres -m 0700 /var/lib/pgtwin %s" % PGDATA)
-            node.write_file(PASSFILE, passfile, "0600", "postgres:postgres")
-        first = self.nodes[0]
-        first.sh("initdb -D %s -U postgres --auth-local=peer --auth-host=scram-sha-256 >/dev/null" % PGDATA,
-                 user="postgres")
-        conf = ("listen_addresses = '*'\nmax_wal_senders = 5\nmax_replication_slots = 5\n"
-                "wal_keep_size = '256MB'\njit = off\nfsync = on\nshared_buffers = '64MB'\n"
-                "wal_receiver_status_interval = '1s'\nwal_sender_timeout = '5s'\nwal_receiver_timeout = '5s'\n")
-        hba = ("host replication replicator %s.0/24 scram-sha-256\n"
-               "host postgres replicator %s.0/24 scram-sha-256\n"
-               "host all %s %s.0/24 scram-sha-256\n" % (self.subnet, self.subnet, APP_USER, self.subnet))
-        first.sh("cat >> %s/postgresql.conf" % PGDATA, stdin=conf.encode(), user="postgres")
-        first.sh("cat >> %s/pg_hba.conf" % PGDATA, stdin=hba.encode(), user="postgres")
-        first.sh("pg_ctl -D %s -o '-k /tmp -c listen_addresses=' -w start >/dev/null" % PGDATA, user="postgres")
-        sql = (
-            "SET password_encryption = 'scram-sha-256';\n"
-            "CREATE ROLE replicator LOGIN REPLICATION PASSWORD '%s';\n"
-            "GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO replicator;\n"
-            "GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO replicator;\n"
-            "GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO replicator;\n"
-            "GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO replicator;\n"
-            "CREATE ROLE %s LOGIN PASSWORD '%s';\n"
-            "CREATE TABLE ledger (n bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());\n"
-            "GRANT SELECT, INSERT ON ledger TO %s;\n"
-            % (self.rep_password, APP_USER, self.app_password, APP_USER))
-        first.sh("psql -X -q -v ON_ERROR_STOP=1 -h /tmp -d postgres", stdin=sql.encode(), user="postgres")
-        first.sh("pg_ctl -D %s -m fast -w stop >/dev/null" % PGDATA, user="postgres")
+    def resource_params(self) -> Dict[str, str]:
+        """The agent parameters the pgtwin role gives the resource with this inventory."""
+        return {"pgdata": PGDATA, "bindir": "/usr/lib/postgresql/15/bin", "port": "5432",
+                "socket_dir": "/run/postgresql", "state_dir": "/var/lib/pgtwin", "rep_user": "replicator",
+                "rep_passfile": PASSFILE, "rep_mode": self.rep_mode,
+                "sync_strict": "true" if self.sync_strict else "false", "node_list": self.node_list(),
+                "agent_log": AGENT_LOG}
 
-    def both_online(self) -> bool:
-        status = self.crm_status()
-        online = [n.get("name") for n in status.iter("node") if n.get("online") == "true"]
-        return sorted(online) == ["node1", "node2"] and status.find(".//current_dc[@present='true']") is not None
+    def resource_module(self, check: bool = False, diff: bool = False, **args: object) -> dict:
+        """Run poststack.core.pgtwin_resource on a live node through Ansible's podman connection."""
+        module_args = {"params": self.resource_params()}
+        module_args.update(args)
+        argv = ["ansible", "all", "-i", self.live_node().container + ",", "-c", "containers.podman.podman",
+                "-e", "ansible_python_interpreter=/usr/bin/python3", "-m", "poststack.core.pgtwin_resource",
+                "-a", json.dumps(module_args)]
+        argv += ["--check"] if check else []
+        argv += ["--diff"] if diff else []
+        env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=600,
+                              check=False, cwd=ROOT)
+        try:
+            output = json.loads(proc.stdout.decode())
+            host_result = next(iter(output["plays"][0]["tasks"][0]["hosts"].values()))
+        except (ValueError, KeyError, IndexError, StopIteration):
+            raise RuntimeError("ansible failed (rc=%d): %s %s" % (
+                proc.returncode, proc.stdout.decode()[-3000:], proc.stderr.decode()[-3000:])) from None
+        if host_result.get("failed"):
+            raise RuntimeError("pgtwin_resource failed: %s" % host_result.get("msg"))
+        return host_result
 
     def live_node(self) -> Node:
+        """A node whose container runs (cluster commands work from either node)."""
         for node in self.nodes:
             proc = podman("inspect", "-f", "{{.State.Running}}", node.container, check=False)
             if proc.stdout.strip() == b"true":
                 return node
         raise RuntimeError("no node container is running")
-
-    def configure_cib(self) -> None:
-        node = self.live_node()
-        props = {"stonith-enabled": "true", "stonith-timeout": "20s", "cluster-recheck-interval": "30s"}
-        for name, value in props.items():
-            node.sh("crm_attribute --type crm_config --name %s --update %s" % (name, value))
-        fence = ('<primitive id="fence-dummy" class="stonith" type="fence_dummy">'
-                 '<instance_attributes id="fence-dummy-ia">'
-                 '<nvpair id="fence-dummy-hosts" name="pcmk_host_list" value="node1 node2"/>'
-                 '<nvpair id="fence-dummy-status" name="status_file" value="/run/fence_dummy.status"/>'
-                 '</instance_attributes>'
-                 '<operations><op id="fence-dummy-monitor" name="monitor" interval="60s"/></operations>'
-                 '</primitive>')
-        node.sh("cibadmin --create -o resources -X '%s'" % fence)
-        node.sh("cibadmin --create -o resources --xml-pipe", stdin=self.resource_xml().encode())
-
-    def resource_xml(self) -> str:
-        attrs = {"pgdata": PGDATA, "node_list": self.node_list(), "rep_mode": self.rep_mode,
-                 "sync_strict": "true" if self.sync_strict else "false", "rep_passfile": PASSFILE,
-                 "agent_log": AGENT_LOG, "socket_dir": "/run/postgresql"}
-        ia = "".join('<nvpair id="pgtwin-ia-%s" name="%s" value="%s"/>' % (k, k, v) for k, v in attrs.items())
-        ops = [("start", "0", "120s", None), ("stop", "0", "60s", None), ("promote", "0", "60s", None),
-               ("demote", "0", "60s", None), ("notify", "0", "20s", None),
-               ("monitor", "2s", "15s", "Promoted"), ("monitor", "3s", "15s", "Unpromoted")]
-        op_xml = "".join('<op id="pgtwin-%s-%s" name="%s" interval="%s" timeout="%s"%s/>' % (
-            name, interval, name, interval, timeout, ' role="%s"' % role if role else "")
-            for name, interval, timeout, role in ops)
-        meta = {"promotable": "true", "promoted-max": "1", "promoted-node-max": "1", "clone-max": "2",
-                "clone-node-max": "1", "notify": "true"}
-        meta_xml = "".join('<nvpair id="pgtwin-clone-%s" name="%s" value="%s"/>' % (k, k, v)
-                           for k, v in meta.items())
-        return ('<clone id="%s"><meta_attributes id="pgtwin-clone-meta">%s</meta_attributes>'
-                '<primitive id="%s" class="ocf" provider="poststack" type="pgtwin">'
-                '<instance_attributes id="pgtwin-ia">%s</instance_attributes>'
-                '<meta_attributes id="pgtwin-meta"><nvpair id="pgtwin-meta-mt" name="migration-threshold" '
-                'value="1"/><nvpair id="pgtwin-meta-ft" name="failure-timeout" value="60s"/></meta_attributes>'
-                '<operations>%s</operations></primitive></clone>'
-                % (CLONE, meta_xml, RESOURCE, ia, op_xml))
 
     # ---- observation -------------------------------------------------------------------------------
     def crm_status(self, node: Optional[Node] = None) -> ET.Element:
@@ -295,6 +295,16 @@ class Cluster:
 
     def cleanup(self) -> None:
         self.live_node().sh("crm_resource --cleanup --resource %s >/dev/null" % CLONE)
+
+    def rejoin(self, timeout: float = 180) -> Tuple[Node, Node]:
+        """Wait for a healthy pair, clearing failed actions as they appear (migration-threshold=1 keeps a
+        failed node out until failure-timeout; the failure may be recorded after the new primary is up)."""
+        def check() -> Optional[Tuple[Node, Node]]:
+            pair = self.healthy()
+            if pair is None and self.crm_status().find(".//failures/failure") is not None:
+                self.cleanup()
+            return pair
+        return wait_for("the old primary back as sync standby", check, timeout, 1)  # type: ignore[return-value]
 
 
 class Writer(threading.Thread):

@@ -51,6 +51,26 @@ def test_cluster_up_with_sync_standby(cluster):
     print("\ncluster up (build excluded) in %.1f s" % cluster.bring_up_seconds)
 
 
+def test_cluster_playbook_is_idempotent(cluster):
+    """playbooks/cluster.yml built the cluster (changed); a second run changes nothing."""
+    assert cluster.cluster_playbook_recap["changed"] > 0
+    recap = cluster.playbook("cluster.yml")
+    assert recap["changed"] == 0 and recap["failures"] == 0, recap
+
+
+def test_resource_module_is_idempotent_with_truthful_check_and_diff(cluster):
+    """The pgtwin role created the resource with pgtwin_resource; the same definition changes nothing, and
+    a check run of a changed parameter reports the replacement and its diff without doing it."""
+    assert cluster.resource_module()["changed"] is False
+    changed_params = dict(cluster.resource_params(), diverged_after="5")
+    result = cluster.resource_module(check=True, diff=True, params=changed_params)
+    assert result["changed"] is True
+    assert [(op["action"], op["id"]) for op in result["operations"]] == [("replace", harness.CLONE)]
+    assert 'name="diverged_after" value="5"' in result["diff"]["after"]
+    assert "diverged_after" not in result["diff"]["before"]
+    assert cluster.resource_module()["changed"] is False, "check mode changed the CIB"
+
+
 def test_meta_data_valid_against_the_ocf_dtd(cluster):
     node = cluster.nodes[0]
     node.sh("/usr/lib/ocf/resource.d/poststack/pgtwin meta-data > /tmp/pgtwin.xml && "
@@ -71,15 +91,15 @@ def test_planned_switchover(cluster, load):
     old, standby = wait_for("a healthy pair", cluster.healthy, 120, 0.5)
     rewinds = cluster.agent_log(old).count("start: pg_rewind")
     began = time.monotonic()
-    cluster.live_node().sh("crm_resource --resource %s --move --promoted --node %s"
-                           % (harness.CLONE, standby.name))
-    try:
-        wait_for("the switchover", lambda: cluster.pg_role(standby) == "primary", 60, 0.1)
-        wait_for("a commit on the new primary", lambda: writer.first_ack_after(began, standby), 60, 0.1)
-        print("\nswitchover: writes resumed on the new primary after %.2f s"
-              % (writer.first_ack_after(began, standby) - began))
-    finally:
-        cluster.live_node().sh("crm_resource --resource %s --clear" % harness.CLONE)
+    result = cluster.resource_module(promoted_node=standby.name)
+    assert result["changed"] and result["promoted"] == [standby.name], result
+    assert cluster.pg_role(standby) == "primary", "pgtwin_resource returned before the new primary was writable"
+    wait_for("a commit on the new primary", lambda: writer.first_ack_after(began, standby), 60, 0.1)
+    print("\nswitchover: pgtwin_resource returned after %.2f s (switchover %.2f s); writes resumed on the new "
+          "primary after %.2f s" % (time.monotonic() - began, result["switchover_seconds"],
+                                    writer.first_ack_after(began, standby) - began))
+    assert cluster.resource_module(promoted_node=standby.name)["changed"] is False
+    assert "cli-prefer" not in cluster.live_node().sh("cibadmin --query --scope constraints")
     new_primary, new_standby = wait_for("the old primary back as sync standby", cluster.healthy, 120, 0.5)
     assert (new_primary, new_standby) == (standby, old)
     assert cluster.agent_log(old).count("start: pg_rewind") == rewinds, "a clean demote needs no rewind"
@@ -94,8 +114,7 @@ def test_kill9_postgres_cycles(cluster, load):
         old, new, seconds = failover(cluster, writer, kill_postgres)
         times.append(seconds)
         rewinds = cluster.agent_log(old).count("start: pg_rewind from the primary")
-        cluster.cleanup()  # migration-threshold=1 keeps a failed node out until failure-timeout (60 s)
-        assert wait_for("the old primary back as sync standby", cluster.healthy, 120, 0.5) == (new, old)
+        assert cluster.rejoin() == (new, old)
         assert cluster.agent_log(old).count("start: pg_rewind from the primary") == rewinds + 1
         assert_no_loss(cluster, writer, sampler)
     print("\nkill -9 postgres, %d cycles: failover median %.2f s, max %.2f s; %d rows acknowledged"
@@ -130,8 +149,7 @@ def test_stale_standby_is_never_promoted(cluster, load):
         assert "Promoted" not in cluster.roles().values()
     finally:
         standby.sh("kill -CONT %s" % receiver)
-    cluster.cleanup()
-    assert wait_for("the old primary back as primary", cluster.healthy, 120, 0.5) == (primary, standby)
+    assert cluster.rejoin() == (primary, standby)
     assert_no_loss(cluster, writer, sampler)
 
 

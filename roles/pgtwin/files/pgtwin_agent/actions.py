@@ -20,6 +20,7 @@ PRIMARY_VIEW_SQL = (
     "SELECT pg_walfile_name(pg_current_wal_lsn()), pg_current_wal_flush_lsn(), "
     "current_setting('synchronous_standby_names'), r.state, r.sync_state, r.flush_lsn "
     "FROM (SELECT 1) AS one LEFT JOIN pg_stat_replication AS r ON r.application_name = '%s'")
+PEER_WAIT = 20.0  # seconds an empty node waits for its peer in start
 PEER_HISTORY_SQL = "SELECT name FROM pg_ls_dir('pg_wal', true, false) AS name WHERE name LIKE '%.history'"
 PEER_SQL = ("SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN "
             "GREATEST((SELECT timeline_id FROM pg_control_checkpoint()), "
@@ -143,10 +144,16 @@ class Agent:
             return rc
         if probe:
             return rc
-        if instance is Instance.PRIMARY:
-            self.primary_housekeeping()
-        elif instance is Instance.STANDBY:
-            return self.standby_housekeeping()
+        # PostgreSQL answers in the role Pacemaker expects: a failing housekeeping step (the CIB briefly
+        # unavailable, the peer not answering) is logged, not turned into a failover. It is safe to retry: a
+        # standby that cannot be recorded STALE keeps the primary's writes waiting.
+        try:
+            if instance is Instance.PRIMARY:
+                self.primary_housekeeping()
+            elif instance is Instance.STANDBY:
+                return self.standby_housekeeping()
+        except AgentError as exc:
+            self.log.error("monitor housekeeping of the %s: %s" % (instance.value, exc))
         return rc
 
     def primary_housekeeping(self) -> None:
@@ -243,11 +250,15 @@ class Agent:
         if instance in (Instance.CRASHED_PRIMARY, Instance.CRASHED_STANDBY, Instance.UNRESPONSIVE):
             self.pg.stop(10)
         deadline = self.deadline()
+        # An empty node waits a little for its peer (both usually start together), but not for the whole
+        # start timeout: Pacemaker may run one action at a time (load throttling, batch-limit), and then the
+        # peer's start would queue behind this one. Failing lets the peer start; failure-timeout retries.
+        wait_until = min(deadline, time.monotonic() + PEER_WAIT)
         while True:
             local = self.local_data()
             peer = self.peer_state()
             kind, reason = rules.plan_start(local, peer, self.p.rewind, self.p.basebackup)
-            if kind is not rules.StartKind.WAIT or time.monotonic() > deadline:
+            if kind is not rules.StartKind.WAIT or time.monotonic() > wait_until:
                 break
             time.sleep(1)
         self.log.info("start: %s (%s)" % (kind.value, reason))
