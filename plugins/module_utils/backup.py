@@ -630,12 +630,20 @@ def create_backup(settings: DumpSettings, executor: Executor, runtime: str, moun
     owner, pg_version, dump_version = source_facts(executor, runtime, settings.container, settings.database)
     if owner is None:
         raise BackupError(f"database '{settings.database}' does not exist in container '{settings.container}'")
-    name = backup_name(settings.prefix, settings.database, start)
-    filename = backup_filename(name, settings.format, settings.encryption)
-    final = os.path.join(settings.backup_dir, filename)
+    # Names have a resolution of one second: a second backup within the same second waits for the next one.
+    for attempt in range(3):
+        name = backup_name(settings.prefix, settings.database, start)
+        filename = backup_filename(name, settings.format, settings.encryption)
+        final = os.path.join(settings.backup_dir, filename)
+        taken = [path for path in (final, final + ".partial", os.path.join(settings.backup_dir, name + MANIFEST_SUFFIX))
+                 if os.path.lexists(path)]
+        if not taken:
+            break
+        if attempt == 2:
+            raise BackupError(f"{taken[0]} already exists: another backup is running or the clock went back")
+        time.sleep(1.01 - time.time() % 1)
+        start = utc_now()
     partial = final + ".partial"
-    if os.path.lexists(final):
-        raise BackupError(f"{final} already exists (two backups in the same second?): try again")
     clock = time.monotonic()
     files: List[Dict[str, object]] = []
     try:

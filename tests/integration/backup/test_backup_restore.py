@@ -133,6 +133,9 @@ def test_restore_into_a_new_database_replace_guard_and_the_verify_drill(lab, bac
     assert made.results(in_role("Take a logical backup of crm"))["backup"]["format"] == "directory"
 
     restore_vars = dict(common, backup_restore_target="crm_copy")
+    checked = ok(run_playbook(play([role("restore")], **restore_vars), check=True))
+    assert checked.results(in_role("Validate and restore a logical backup into crm_copy"))["changed"]
+    assert "crm_copy" not in lab.databases() and not [name for name in lab.databases() if "__restore_" in name]
     restored = ok(run_playbook(play([role("restore")], **restore_vars)))
     result = restored.results(in_role("Validate and restore a logical backup into crm_copy"))
     assert result["changed"] and not result["replaced"]
