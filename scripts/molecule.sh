@@ -3,6 +3,9 @@
 # user's ~/.ansible, and with our collections path first.
 set -euo pipefail
 cd "$POSTSTACK_ROOT"
+# Scenarios use fixed instance and container names: one molecule run at a time on the whole machine.
+exec 9>"$POSTSTACK_CACHE/molecule.lock"
+flock 9
 home="$POSTSTACK_ROOT/.cache/molecule-home"
 mkdir -p "$home"
 # podman and ansible-test keep state under HOME: share podman's image store with the real user.

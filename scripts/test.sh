@@ -47,8 +47,6 @@ run_molecule() {
   if [ ${#scenarios[@]} -eq 0 ]; then
     mapfile -t scenarios < <(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort)
   fi
-  # Scenarios use fixed instance and container names: one molecule run at a time on the whole machine.
-  exec 7>"$POSTSTACK_CACHE/molecule.lock" && flock 7
   for s in "${scenarios[@]}"; do
     scripts/molecule.sh test -s "$s"
   done
