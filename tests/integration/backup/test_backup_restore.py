@@ -129,8 +129,10 @@ def test_restore_into_a_new_database_replace_guard_and_the_verify_drill(lab, bac
     lab.seed("crm", rows=3000)
     common = dict(backup_container_name=lab.name, backup_runtime="podman", backup_dir=backup_dir,
                   backup_database="crm", backup_format="directory", backup_jobs=2, backup_pgbackrest_enabled=False)
-    made = ok(run_playbook(play([role("backup")], **common)))
+    made = ok(run_playbook(os.path.join(ROOT, "playbooks/backup.yml"), inventory="inventories/local",
+                           extra_vars=dict(common, backup_scheduler="none")))
     assert made.results(in_role("Take a logical backup of crm"))["backup"]["format"] == "directory"
+    assert "bytes, sha256" in made.results("Report the logical backup")["msg"]
 
     restore_vars = dict(common, backup_restore_target="crm_copy")
     checked = ok(run_playbook(play([role("restore")], **restore_vars), check=True))
