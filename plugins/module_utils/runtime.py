@@ -184,6 +184,8 @@ def container_summary(inspect: dict) -> dict:
         "started_at": state.get("StartedAt", ""),
         "uptime": _uptime(state.get("StartedAt", "")) if running else "",
         "labels": dict(config.get("Labels") or {}),
+        "project": (config.get("Labels") or {}).get("io.poststack.project", ""),
+        "component": (config.get("Labels") or {}).get("io.poststack.component", ""),
         # Only what identifies the database; never the environment as a whole (it may hold secrets).
         "database": env.get("POSTGRES_DB", ""),
     }
@@ -232,7 +234,7 @@ def list_containers(runtime: ContainerRuntime, label_filters: Sequence[str], ref
     data = json.loads(runtime.run(["container", "inspect"] + names).stdout or "[]")
     summaries = sorted((container_summary(item) for item in data), key=lambda c: c["name"])
     for summary in summaries:
-        if summary["labels"].get("io.poststack.component") == "postgres" and summary["state"] == "running":
+        if summary["component"] == "postgres" and summary["state"] == "running":
             summary.update(postgres_details(runtime, summary))
     return summaries
 

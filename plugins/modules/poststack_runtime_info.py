@@ -112,6 +112,12 @@ containers:
     uptime:
       description: Time since the start, for example V(1h 02m) (empty when not running).
       type: str
+    project:
+      description: The poststack project (label C(io.poststack.project)), or empty.
+      type: str
+    component:
+      description: V(postgres), V(project) (a project container) or empty (label C(io.poststack.component)).
+      type: str
     database:
       description: The database of a poststack PostgreSQL container (its C(POSTGRES_DB)), else empty.
       type: str

@@ -1,0 +1,57 @@
+"""status.yml, stop.yml and remove.yml as a user runs them, against a real project's PostgreSQL."""
+import psycopg
+
+from ansible_run import run_playbook
+from conftest import podman
+
+
+def start(project):
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "postgres", "ansible.builtin.include_role": {"name": "poststack.core.postgres"}}]}]
+    run = run_playbook(play, extra_vars=project.vars())
+    assert run.rc == 0, run.stdout[-3000:]
+
+
+def playbook(name, project, **extra):
+    inventory = project.dir / "hosts.yml"
+    if not inventory.exists():
+        inventory.write_text("all:\n  children:\n    poststack:\n      hosts:\n        localhost:\n"
+                             "          ansible_connection: local\n")
+    return run_playbook(f"playbooks/{name}.yml", extra_vars=project.vars(**extra), inventory=str(inventory))
+
+
+def test_status_stop_remove(project):
+    start(project)
+    with psycopg.connect(host="127.0.0.1", port=project.port, user="poststack", dbname="poststack",
+                         password=project.password, connect_timeout=5) as conn:
+        conn.execute("CREATE TABLE t AS SELECT 1 AS x")
+
+    status = playbook("status", project).results("Print the status table")
+    row = [line for line in status["msg"].splitlines() if line.startswith(project.container)]
+    assert row and "running" in row[0] and "healthy" in row[0] and f"127.0.0.1:{project.port}" in row[0]
+
+    refused = playbook("remove", project)
+    assert refused.rc != 0 and f"{project.container}" in refused.stdout and "still running" in refused.stdout
+    assert podman("container", "exists", project.container, check=False).returncode == 0
+
+    stopped = playbook("stop", project)
+    assert stopped.rc == 0 and stopped.changed == 1
+    assert playbook("stop", project).changed == 0
+
+    no_confirm = playbook("remove", project, remove_volumes=True)
+    assert no_confirm.rc != 0 and f"-e remove_confirm={project.name}" in no_confirm.stdout
+    assert podman("container", "exists", project.container, check=False).returncode == 0
+
+    kept = playbook("remove", project)
+    assert kept.rc == 0 and podman("container", "exists", project.container, check=False).returncode == 1
+    assert podman("volume", "exists", f"{project.container}-data", check=False).returncode == 0
+
+    start(project)  # same volume: the data is back
+    with psycopg.connect(host="127.0.0.1", port=project.port, user="poststack", dbname="poststack",
+                         password=project.password, connect_timeout=5) as conn:
+        assert conn.execute("SELECT x FROM t").fetchone() == (1,)
+
+    gone = playbook("remove", project, remove_force=True, remove_volumes=True, remove_confirm=project.name)
+    assert gone.rc == 0, gone.stdout[-3000:]
+    assert podman("container", "exists", project.container, check=False).returncode == 1
+    assert podman("volume", "exists", f"{project.container}-data", check=False).returncode == 1
