@@ -49,3 +49,42 @@ def test_runner_records_history_and_raises_with_output(tmp_path):
     assert len(runtime.history) == 2
     assert runtime.name == "podman"
     assert rt.ContainerRuntime("/usr/local/bin/docker").name == "docker"
+
+
+def test_uptime_parses_runtime_timestamps():
+    from datetime import datetime, timezone
+    now = datetime(2026, 11, 25, 14, 0, 0, tzinfo=timezone.utc)
+    assert rt._uptime("2026-11-25T13:58:30.528263181Z", now) == "1m 30s"
+    assert rt._uptime("2026-11-25T11:55:00+00:00", now) == "2h 05m"
+    assert rt._uptime("2026-11-23T12:00:00.1-01:00", now) == "1d 23h"
+    assert rt._uptime("not a time", now) == ""
+    assert rt._uptime("2026-11-25T15:00:00Z", now) == ""
+
+
+def test_container_summary_from_inspect():
+    inspect = {
+        "Name": "/demo-postgres",
+        "ImageName": "localhost/poststack/postgres-debian:latest",
+        "Config": {"Labels": {"io.poststack.project": "demo", "io.poststack.component": "postgres"},
+                   "Env": ["POSTGRES_DB=app", "POSTGRES_PASSWORD_FILE=/run/secrets/x", "SECRET=hidden"]},
+        "State": {"Status": "exited", "Health": {"Status": "unhealthy"}, "StartedAt": "2026-11-25T13:00:00Z"},
+        "NetworkSettings": {"Ports": {"5432/tcp": [{"HostIp": "127.0.0.1", "HostPort": "5433"}], "9/udp": None}},
+    }
+    summary = rt.container_summary(inspect)
+    assert summary["name"] == "demo-postgres" and summary["state"] == "exited"
+    assert summary["health"] == "unhealthy" and summary["uptime"] == ""
+    assert summary["ports"] == ["127.0.0.1:5433->5432/tcp"]
+    assert summary["project"] == "demo" and summary["component"] == "postgres" and summary["database"] == "app"
+    assert "hidden" not in str(summary)
+    podman_style = dict(inspect, State={"Status": "running", "Healthcheck": {"Status": "healthy"}, "StartedAt": ""})
+    assert rt.container_summary(podman_style)["health"] == "healthy"
+
+
+def test_ports_in_use(tmp_path):
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        busy = sock.getsockname()[1]
+        assert rt.ports_in_use([busy], "127.0.0.1") == [busy]
+    assert rt.ports_in_use([busy], "127.0.0.1") == []
