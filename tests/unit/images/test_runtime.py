@@ -56,7 +56,7 @@ def test_uptime_parses_runtime_timestamps():
     now = datetime(2026, 11, 25, 14, 0, 0, tzinfo=timezone.utc)
     assert rt._uptime("2026-11-25T13:58:30.528263181Z", now) == "1m 30s"
     assert rt._uptime("2026-11-25T11:55:00+00:00", now) == "2h 05m"
-    assert rt._uptime("2026-11-23T12:00:00.1-01:00", now) == "1d 23h"
+    assert rt._uptime("2026-11-23T14:00:00.1-01:00", now) == "1d 23h"
     assert rt._uptime("not a time", now) == ""
     assert rt._uptime("2026-11-25T15:00:00Z", now) == ""
 
