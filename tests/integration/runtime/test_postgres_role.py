@@ -164,3 +164,20 @@ def test_security_identity_permissions_and_network_isolation(project, tmp_path):
         assert by_name.returncode != 0
     finally:
         podman("network", "rm", "-f", other_net, check=False)
+
+
+def test_systemd_unit_written_enabled_only_under_systemd(project, tmp_path):
+    unit_dir = tmp_path / "units"
+    unit_dir.mkdir()
+    variables = project.vars(postgres_systemd_unit=True, postgres_systemd_unit_dir=str(unit_dir))
+    first = run_playbook(postgres_play(), extra_vars=variables)
+    assert first.rc == 0, first.stdout[-3000:]
+    unit = unit_dir / f"poststack-{project.container}.service"
+    text = unit.read_text()
+    assert f"start --attach {project.container}" in text and f"stop --time 30 {project.container}" in text
+    assert "WantedBy=multi-user.target" in text
+    # This host does not run systemd as PID 1: the role says the unit is installed but not enabled.
+    assert "is installed but not enabled" in first.stdout
+    assert run_playbook(postgres_play(), extra_vars=variables).changed == 0
+    assert run_playbook(postgres_play("absent"), extra_vars=variables).rc == 0
+    assert not unit.exists()
