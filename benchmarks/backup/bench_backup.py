@@ -14,7 +14,8 @@ fills a pgbench database of --scale, then measures (wall-clock seconds, median o
   pgbench  TPS of the TPC-B-like script, of select-only, and of select-only with a new connection per
            transaction (-C), direct to PostgreSQL and through PgBouncer (transaction pooling)
 
-Prints Markdown tables; the ratio column is raw time / poststack time (>= 0.9 is the goal) or PgBouncer / direct.
+The three ways of each operation run in interleaved rounds. Prints Markdown tables; the ratio column is raw time /
+poststack time (>= 0.9 is the goal) or PgBouncer / direct.
 """
 
 import argparse
@@ -62,8 +63,15 @@ def timed(func):
     return time.monotonic() - start
 
 
-def median(func, repeat):
-    return statistics.median(timed(func) for run in range(repeat))
+def interleaved(funcs, repeat):
+    """Median seconds of each function, run in rounds (a, b, c, a, b, c, ...) so that cache warm-up and the load
+    of a shared machine do not favour whichever runs last."""
+    runs = [[] for func in funcs]
+    for round_number in range(repeat):
+        for index, func in enumerate(funcs):
+            runs[index].append(timed(func))
+        log(f"round {round_number + 1}: " + " ".join(f"{times[-1]:.2f}" for times in runs))
+    return [statistics.median(times) for times in runs]
 
 
 class Bench:
@@ -168,14 +176,12 @@ def main():
         try:
             size = bench.setup()
             log("backups")
-            raw_dump = median(bench.raw_dump, args.repeat)
-            module_dump = median(bench.module_dump, args.repeat)
-            playbook_dump = median(bench.playbook_dump, args.repeat)
+            raw_dump, module_dump, playbook_dump = interleaved(
+                [bench.raw_dump, bench.module_dump, bench.playbook_dump], args.repeat)
             dump_size = os.path.getsize(os.path.join(bench.backups, "raw.dump"))
             log("restores")
-            raw_restore = median(bench.raw_restore, args.repeat)
-            module_restore = median(bench.module_restore, args.repeat)
-            playbook_restore = median(bench.playbook_restore, args.repeat)
+            raw_restore, module_restore, playbook_restore = interleaved(
+                [bench.raw_restore, bench.module_restore, bench.playbook_restore], args.repeat)
             log("pgbench")
             tps = []
             for label, extra in (("TPC-B-like", []), ("select-only", ["-S"]), ("select-only, connect per transaction", ["-S", "-C"])):

@@ -896,6 +896,27 @@ def target_facts(executor: Executor, runtime: str, container: str, target: str, 
     return rows[0][0] == "t", rows[0][1] == "t"
 
 
+def create_incoming(executor: Executor, runtime: str, container: str, target: str, incoming: str, owner: str) -> bool:
+    """Create the database to restore into (owned by `owner` when that role exists, else postgres) and tell
+    whether the target exists: one exec."""
+    out = psql(executor, runtime, container, "postgres", "\n".join([
+        f"SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {quote_literal(owner)}) AS owner_exists \\gset",
+        "\\if :owner_exists",
+        f"CREATE DATABASE {quote_ident(incoming)} TEMPLATE template0 OWNER {quote_ident(owner)};",
+        "\\else",
+        f"CREATE DATABASE {quote_ident(incoming)} TEMPLATE template0 OWNER postgres;",
+        "\\endif",
+        f"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = {quote_literal(target)});",
+    ]))
+    return out.strip().splitlines()[-1] == "t"
+
+
+def refuse_existing(settings: "RestoreSettings", entry: BackupEntry, exists: bool) -> None:
+    if exists and not settings.replace:
+        raise BackupError(f"database '{settings.target}' exists: set replace=true to replace it with backup "
+                          f"{entry.name} (nothing was changed)")
+
+
 def swap_sql(target: str, incoming: str, outgoing: Optional[str]) -> List[str]:
     """Statements (run one by one, in the postgres database) that put `incoming` in place of `target`."""
     if outgoing is None:
@@ -929,14 +950,13 @@ def run_restore(settings: RestoreSettings, check_mode: bool = False,
     manifest = entry.manifest
     if manifest is None:  # find_backup returns good entries only
         raise BackupError(f"backup {entry.name} has no manifest")
-    exists, owner_exists = target_facts(executor, runtime, settings.container, settings.target, manifest.owner)
-    if exists and not settings.replace:
-        raise BackupError(f"database '{settings.target}' exists: set replace=true to replace it with backup "
-                          f"{entry.name} (nothing was changed)")
     result: Dict[str, object] = {"runtime": runtime, "backup_dir": settings.backup_dir,
                                  "backup": entry.summary(), "target": settings.target,
-                                 "replaced": exists, "changed": True, "comparison": None}
+                                 "replaced": False, "changed": True, "comparison": None}
     if check_mode:
+        exists = target_facts(executor, runtime, settings.container, settings.target, manifest.owner)[0]
+        refuse_existing(settings, entry, exists)
+        result["replaced"] = exists
         result["steps"] = [asdict(step) for step in executor.steps]
         return result
     with tempfile.TemporaryDirectory(prefix="poststack-restore-") as tmp:
@@ -951,12 +971,14 @@ def run_restore(settings: RestoreSettings, check_mode: bool = False,
         if manifest.format == "directory" and inside is None:
             raise BackupError(f"{entry.path} is a directory-format dump outside the container's backups mount "
                               f"({mount_source}): copy it below that directory to restore it")
-        owner = manifest.owner if owner_exists else "postgres"
         incoming = scratch_name(settings.target, "restore_")
         # Everything goes into a new database first; an unreadable archive, a wrong key or a failing statement
         # stops pg_restore there, and the target is only touched by the swap after a complete restore.
-        psql(executor, runtime, settings.container, "postgres",
-             f"CREATE DATABASE {quote_ident(incoming)} TEMPLATE template0 OWNER {quote_ident(owner)};")
+        exists = create_incoming(executor, runtime, settings.container, settings.target, incoming, manifest.owner)
+        result["replaced"] = exists
+        if exists and not settings.replace:
+            psql(executor, runtime, settings.container, "postgres", f"DROP DATABASE {quote_ident(incoming)};")
+            refuse_existing(settings, entry, exists)
         try:
             restore = exec_argv(runtime, settings.container, pg_restore_argv(incoming, settings.jobs, inside),
                                 interactive=inside is None)
