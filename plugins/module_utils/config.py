@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple
-from urllib.parse import quote, urlsplit, urlunsplit
+from typing import Any, Dict, Mapping, Optional, Tuple
+from urllib.parse import urlsplit, urlunsplit
 
 ENV_PREFIX = "POSTSTACK_"
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -115,17 +115,6 @@ def resolve(name: str, default: Any, kind: str, environ: Mapping[str, str], dote
     return Resolved(name, default, "default")
 
 
-def all_settings(environ: Mapping[str, str], dotenv: Mapping[str, str], dotenv_path: str = ".env") -> List[Resolved]:
-    """Every POSTSTACK_* setting present in the environment or the .env file, as strings, environment first."""
-    found: Dict[str, Resolved] = {}
-    for mapping, source in ((dotenv, f".env ({dotenv_path})"), (environ, "environment")):
-        for key, value in mapping.items():
-            if key.startswith(ENV_PREFIX) and len(key) > len(ENV_PREFIX):
-                name = key[len(ENV_PREFIX):].lower()
-                found[name] = Resolved(name, value, source)
-    return [found[name] for name in sorted(found)]
-
-
 def is_secret(name: str) -> bool:
     lowered = name.lower()
     return any(word in lowered.split("_") or lowered.endswith(word) for word in SECRET_WORDS)
@@ -152,12 +141,6 @@ def mask(name: str, value: Any) -> Any:
     if isinstance(value, str) and "://" in value:
         return mask_url(value)
     return value
-
-
-def database_url(user: str, password: str, host: str, port: int, dbname: str, sslmode: Optional[str] = None) -> str:
-    """A libpq URL with every part percent-encoded (passwords with @, :, / or unicode stay intact)."""
-    url = f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{int(port)}/{quote(dbname, safe='')}"
-    return url + (f"?sslmode={sslmode}" if sslmode else "")
 
 
 def lookup_setting(name: str, default: Any = None, kind: str = "str", environ: Optional[Mapping[str, str]] = None,
