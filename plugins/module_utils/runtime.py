@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Dict, List, Optional, Sequence
@@ -79,16 +80,19 @@ class ContainerRuntime:
             env.update(self.env)
         return env
 
-    def run(self, args: Sequence[str], check: bool = True, stdout=None, timeout: Optional[float] = None) -> CommandResult:
-        """Run `<runtime> args...`. With `stdout` (a file object) output goes there instead of being captured."""
+    def run(self, args: Sequence[str], check: bool = True, stdout=None, timeout: Optional[float] = None,
+            stdin: Optional[str] = None) -> CommandResult:
+        """Run `<runtime> args...`. With `stdout` (a file object) output goes there instead of being captured;
+        `stdin` is text fed to the command."""
         argv = [self.binary] + list(args)
         start = time.monotonic()
         if stdout is None:
-            proc = subprocess.run(argv, capture_output=True, text=True, env=self._env(), timeout=timeout, check=False)
+            proc = subprocess.run(argv, capture_output=True, text=True, env=self._env(), timeout=timeout, check=False,
+                                  input=stdin)
             out, err = proc.stdout, proc.stderr
         else:
             proc = subprocess.run(argv, stdout=stdout, stderr=subprocess.STDOUT, env=self._env(), timeout=timeout,
-                                  check=False)
+                                  check=False, input=stdin, text=stdin is not None)
             out, err = "", ""
         result = CommandResult(argv=argv, rc=proc.returncode, stdout=out, stderr=err,
                                seconds=round(time.monotonic() - start, 3))
@@ -191,52 +195,108 @@ def container_summary(inspect: dict) -> dict:
     }
 
 
-POSTGRES_DETAILS_SQL = """
-SELECT pg_size_pretty(pg_database_size(current_database())),
-       CASE WHEN to_regclass('poststack.schema_migrations') IS NULL THEN '' ELSE 'tracked' END
+# One psql session per container: the size, then the schema versions only when the tracking table exists
+# (\if keeps the second query from failing on a database poststack never migrated).
+POSTGRES_DETAILS_SCRIPT = r"""
+SELECT pg_size_pretty(pg_database_size(current_database())) AS size,
+       to_regclass('poststack.schema_migrations') IS NOT NULL AS tracked \gset
+\if :tracked
+SELECT :'size', coalesce(string_agg(stream || ' ' || version, ', ' ORDER BY stream), '')
+FROM (SELECT stream, max(version) AS version FROM poststack.schema_migrations GROUP BY stream) AS s;
+\else
+SELECT :'size', '';
+\endif
 """
-SCHEMA_VERSION_SQL = """
-SELECT coalesce(string_agg(stream || ' ' || version, ', ' ORDER BY stream), '')
-FROM (SELECT stream, max(version) AS version FROM poststack.schema_migrations GROUP BY stream) AS s
-"""
 
 
-def postgres_details(runtime: "ContainerRuntime", summary: dict) -> Dict[str, str]:
-    """Database size and schema versions of a running poststack PostgreSQL container, read inside it over the
-    local socket as the postgres user (peer authentication: no password involved)."""
-    def query(sql: str) -> Optional[str]:
-        result = runtime.run(["exec", summary["name"], "psql", "-XAtq", "-F", "|", "-h", "/var/run/postgresql",
-                              "-U", "postgres", "-d", summary["database"] or "postgres", "-c", sql], check=False)
-        return result.stdout.strip() if result.rc == 0 else None
-
-    details = {"database_size": "", "schema_version": ""}
-    first = query(POSTGRES_DETAILS_SQL)
-    if first is None:
-        return details
-    size, tracked = (first.split("|") + [""])[:2]
-    details["database_size"] = size
-    if tracked:
-        details["schema_version"] = query(SCHEMA_VERSION_SQL) or ""
-    return details
+def postgres_details_command(summary: dict) -> List[str]:
+    """The `exec` arguments that read the database size and schema versions of a running poststack PostgreSQL
+    container, inside it over the local socket as the postgres user (peer authentication: no password involved).
+    The script (POSTGRES_DETAILS_SCRIPT) goes to stdin."""
+    return ["exec", "-i", summary["name"], "psql", "-XAtq", "-F", "|", "-v", "ON_ERROR_STOP=1",
+            "-h", "/var/run/postgresql", "-U", "postgres", "-d", summary["database"] or "postgres"]
 
 
-def list_containers(runtime: ContainerRuntime, label_filters: Sequence[str], refresh_health: bool = False) -> List[dict]:
-    """Containers (running or not) carrying all the given labels, sorted by name."""
+def parse_postgres_details(result: CommandResult) -> Dict[str, str]:
+    """`7951 kB|core 3, project 2` -> database_size and schema_version (both empty when psql failed)."""
+    if result.rc != 0 or not result.stdout.strip():
+        return {"database_size": "", "schema_version": ""}
+    size, versions = (result.stdout.strip().splitlines()[-1].split("|", 1) + [""])[:2]
+    return {"database_size": size, "schema_version": versions}
+
+
+def _inspect_containers(runtime: ContainerRuntime, names: Sequence[str]) -> List[dict]:
+    data = json.loads(runtime.run(["container", "inspect"] + list(names)).stdout or "[]")
+    return sorted((container_summary(item) for item in data), key=lambda c: c["name"])
+
+
+def list_containers(runtime: ContainerRuntime, label_filters: Sequence[str], refresh_health: bool = False,
+                    database_details: bool = True) -> List[dict]:
+    """Containers (running or not) carrying all the given labels, sorted by name.
+
+    The health checks (refresh_health, podman only: docker runs its own) and the database queries of running
+    PostgreSQL containers are independent, so they run side by side; the containers are inspected again afterwards
+    only to read the refreshed health."""
     args = ["ps", "-a", "--format", "{{.Names}}"]
     for label in label_filters:
         args += ["--filter", f"label={label}"]
     names = sorted({n.strip() for line in runtime.run(args).stdout.splitlines() for n in line.split(",") if n.strip()})
     if not names:
         return []
-    if refresh_health:
-        for name in names:
-            runtime.run(["healthcheck", "run", name] if runtime.name == "podman" else ["inspect", name], check=False)
-    data = json.loads(runtime.run(["container", "inspect"] + names).stdout or "[]")
-    summaries = sorted((container_summary(item) for item in data), key=lambda c: c["name"])
+    summaries = _inspect_containers(runtime, names)
+    databases = [s for s in summaries
+                 if database_details and s["component"] == "postgres" and s["state"] == "running"]
+    health_checks = ([["healthcheck", "run", s["name"]] for s in summaries if s["state"] == "running"]
+                     if refresh_health and runtime.name == "podman" else [])
+    details = _run_details_and_checks(runtime, databases, health_checks)
+    if health_checks:
+        summaries = _inspect_containers(runtime, names)
     for summary in summaries:
-        if summary["component"] == "postgres" and summary["state"] == "running":
-            summary.update(postgres_details(runtime, summary))
+        if summary["name"] in details:
+            summary.update(details[summary["name"]])
     return summaries
+
+
+def _run_details_and_checks(runtime: ContainerRuntime, databases: Sequence[dict],
+                            health_checks: Sequence[Sequence[str]]) -> Dict[str, Dict[str, str]]:
+    """Run the database queries and health checks at the same time; the queries' results by container name."""
+    jobs = [(postgres_details_command(db), POSTGRES_DETAILS_SCRIPT) for db in databases]
+    jobs += [(list(check), None) for check in health_checks]
+    if not jobs:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(len(jobs), 8)) as pool:
+        results = list(pool.map(lambda job: runtime.run(job[0], check=False, stdin=job[1]), jobs))
+    return {db["name"]: parse_postgres_details(result) for db, result in zip(databases, results)}
+
+
+def _resource_summary(inspect: dict) -> dict:
+    """Name, driver, labels and options of a volume or network, from podman's or docker's inspect document."""
+    def pick(*keys):
+        for key in keys:
+            if inspect.get(key) is not None:
+                return inspect[key]
+        return None
+
+    return {
+        "name": pick("Name", "name") or "",
+        "driver": pick("Driver", "driver") or "",
+        "labels": dict(pick("Labels", "labels") or {}),
+        "options": {k: str(v) for k, v in (pick("Options", "options") or {}).items()},
+    }
+
+
+def find_resources(runtime: ContainerRuntime, kind: str, names: Sequence[str]) -> Dict[str, dict]:
+    """Those of the named volumes (kind `volume`) or networks (kind `network`) that exist, by name, with their
+    driver, labels and options: one `ls` and one `inspect`, so that roles skip creating what is already there."""
+    wanted = set(names)
+    if not wanted:
+        return {}
+    existing = {line.strip() for line in runtime.run([kind, "ls", "--format", "{{.Name}}"]).stdout.splitlines()}
+    present = sorted(wanted & existing)
+    if not present:
+        return {}
+    data = json.loads(runtime.run([kind, "inspect"] + present).stdout or "[]")
+    return {item["name"]: item for item in (_resource_summary(doc) for doc in data) if item["name"] in wanted}
 
 
 def ports_in_use(ports: Sequence[int], bind_address: str = "0.0.0.0") -> List[int]:

@@ -18,6 +18,8 @@ description:
     database size and the applied schema versions, read inside the container without a password.
   - Optionally checks whether host TCP ports are free, so that roles refuse a port that something else holds
     before they start anything.
+  - Optionally reports which of the named volumes and networks exist, with their driver, labels and options, so
+    that roles skip creating them on runs where nothing changes.
 author:
   - poststack contributors (@poststack)
 attributes:
@@ -42,6 +44,11 @@ options:
     description: List containers. Set to V(false) to only detect the runtime.
     type: bool
     default: true
+  database_details:
+    description: Read RV(containers[].database_size) and RV(containers[].schema_version) inside each running
+      poststack PostgreSQL container (one C(exec) each). Set to V(false) when only names, states and ports matter.
+    type: bool
+    default: true
   refresh_health:
     description: Run each running container's health check first, so that C(health) is current even on hosts
       where no systemd timer runs the checks.
@@ -56,6 +63,16 @@ options:
     description: Address for O(check_ports).
     type: str
     default: 0.0.0.0
+  volumes:
+    description: Volume names to look up; those that exist are returned in RV(volumes).
+    type: list
+    elements: str
+    default: []
+  networks:
+    description: Network names to look up; those that exist are returned in RV(networks).
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -68,6 +85,17 @@ EXAMPLES = r"""
     list_containers: false
     check_ports: [5432]
   register: ports
+
+- name: Does the project network exist
+  poststack.core.poststack_runtime_info:
+    list_containers: false
+    networks: [demo-net]
+  register: found
+
+- name: Create it only when it is missing
+  when: "'demo-net' not in found.networks"
+  containers.podman.podman_network:
+    name: demo-net
 """
 
 RETURN = r"""
@@ -122,7 +150,7 @@ containers:
       description: The database of a poststack PostgreSQL container (its C(POSTGRES_DB)), else empty.
       type: str
     database_size:
-      description: Size of that database (running poststack PostgreSQL containers only).
+      description: Size of that database (running poststack PostgreSQL containers only, with O(database_details)).
       type: str
     schema_version:
       description: Highest applied migration per stream, for example V(core 3, project 2) (PostgreSQL containers only).
@@ -135,6 +163,16 @@ ports_in_use:
   returned: always
   type: list
   elements: int
+volumes:
+  description: The volumes of O(volumes) that exist, by name (empty when none do or none were asked for).
+  returned: always
+  type: dict
+  sample: {demo-postgres-data: {name: demo-postgres-data, driver: local, labels: {io.poststack.project: demo}, options: {}}}
+networks:
+  description: The networks of O(networks) that exist, by name, with the same keys as RV(volumes).
+  returned: always
+  type: dict
+  sample: {demo-net: {name: demo-net, driver: bridge, labels: {}, options: {isolate: "true"}}}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -144,6 +182,7 @@ from ansible_collections.poststack.core.plugins.module_utils.runtime import (
     RuntimeCommandError,
     RuntimeNotFound,
     detect_runtime,
+    find_resources,
     list_containers,
     ports_in_use,
 )
@@ -155,9 +194,12 @@ def main():
             runtime=dict(type="str", default="auto", choices=["auto", "podman", "docker"]),
             label_filters=dict(type="list", elements="str", default=["io.poststack.project"]),
             list_containers=dict(type="bool", default=True),
+            database_details=dict(type="bool", default=True),
             refresh_health=dict(type="bool", default=False),
             check_ports=dict(type="list", elements="int", default=[]),
             bind_address=dict(type="str", default="0.0.0.0"),
+            volumes=dict(type="list", elements="str", default=[]),
+            networks=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -166,9 +208,12 @@ def main():
         runtime = ContainerRuntime(detect_runtime(params["runtime"]))
         version = runtime.run(["--version"]).stdout.strip()
         result = dict(changed=False, runtime=runtime.binary, runtime_name=runtime.name, version=version,
-                      ports_in_use=ports_in_use(params["check_ports"], params["bind_address"]))
+                      ports_in_use=ports_in_use(params["check_ports"], params["bind_address"]),
+                      volumes=find_resources(runtime, "volume", params["volumes"]),
+                      networks=find_resources(runtime, "network", params["networks"]))
         if params["list_containers"]:
-            result["containers"] = list_containers(runtime, params["label_filters"], params["refresh_health"])
+            result["containers"] = list_containers(runtime, params["label_filters"], params["refresh_health"],
+                                                   params["database_details"])
     except RuntimeNotFound as exc:
         module.fail_json(msg=str(exc))
     except RuntimeCommandError as exc:
