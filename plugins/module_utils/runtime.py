@@ -299,6 +299,23 @@ def find_resources(runtime: ContainerRuntime, kind: str, names: Sequence[str]) -
     return {item["name"]: item for item in (_resource_summary(doc) for doc in data) if item["name"] in wanted}
 
 
+def describe(runtime: ContainerRuntime, label_filters: Optional[Sequence[str]], volumes: Sequence[str] = (),
+             networks: Sequence[str] = (), refresh_health: bool = False, database_details: bool = True) -> dict:
+    """The runtime version, the containers with label_filters (not listed when None), and which of the named volumes
+    and networks exist. The lookups are independent `podman` calls, so they run side by side."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        version = pool.submit(runtime.run, ["--version"])
+        found_volumes = pool.submit(find_resources, runtime, "volume", volumes)
+        found_networks = pool.submit(find_resources, runtime, "network", networks)
+        containers = (pool.submit(list_containers, runtime, label_filters, refresh_health, database_details)
+                      if label_filters is not None else None)
+        result = {"version": version.result().stdout.strip(), "volumes": found_volumes.result(),
+                  "networks": found_networks.result()}
+        if containers is not None:
+            result["containers"] = containers.result()
+    return result
+
+
 def ports_in_use(ports: Sequence[int], bind_address: str = "0.0.0.0") -> List[int]:
     """Ports that cannot be bound on bind_address right now (held by another process or container)."""
     busy = []

@@ -181,9 +181,8 @@ from ansible_collections.poststack.core.plugins.module_utils.runtime import (
     ContainerRuntime,
     RuntimeCommandError,
     RuntimeNotFound,
+    describe,
     detect_runtime,
-    find_resources,
-    list_containers,
     ports_in_use,
 )
 
@@ -206,14 +205,11 @@ def main():
     params = module.params
     try:
         runtime = ContainerRuntime(detect_runtime(params["runtime"]))
-        version = runtime.run(["--version"]).stdout.strip()
-        result = dict(changed=False, runtime=runtime.binary, runtime_name=runtime.name, version=version,
-                      ports_in_use=ports_in_use(params["check_ports"], params["bind_address"]),
-                      volumes=find_resources(runtime, "volume", params["volumes"]),
-                      networks=find_resources(runtime, "network", params["networks"]))
-        if params["list_containers"]:
-            result["containers"] = list_containers(runtime, params["label_filters"], params["refresh_health"],
-                                                   params["database_details"])
+        result = dict(changed=False, runtime=runtime.binary, runtime_name=runtime.name,
+                      ports_in_use=ports_in_use(params["check_ports"], params["bind_address"]))
+        result.update(describe(runtime, params["label_filters"] if params["list_containers"] else None,
+                               params["volumes"], params["networks"], params["refresh_health"],
+                               params["database_details"]))
     except RuntimeNotFound as exc:
         module.fail_json(msg=str(exc))
     except RuntimeCommandError as exc:

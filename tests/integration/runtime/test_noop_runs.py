@@ -11,6 +11,7 @@ from ansible_run import run_playbook
 from conftest import podman
 from ansible_collections.poststack.core.plugins.module_utils.runtime import (
     ContainerRuntime,
+    describe,
     detect_runtime,
     find_resources,
     list_containers,
@@ -103,6 +104,9 @@ def test_runtime_info_finds_existing_volumes_and_networks(project):
                                 "options": {}}}
     networks = find_resources(runtime, "network", [network])
     assert networks[network]["options"].get("isolate") == "true"
+    report = describe(runtime, None, [volume], [network])  # what the module returns, looked up side by side
+    assert sorted(report) == ["networks", "version", "volumes"] and report["version"].startswith("podman")
+    assert list(report["volumes"]) == [volume] and list(report["networks"]) == [network]
 
 
 def test_status_reads_size_and_schema_in_one_session(project):
