@@ -1,4 +1,4 @@
-"""Failover times of pgtwin on a real two-node Pacemaker cluster (the harness of tests/ha).
+"""Failover times of pgtwin on a real two-node Pacemaker cluster (the harness of tests/ha), with a VIP.
 
 Each cycle kills the primary while a writer commits numbered rows, measures the time until the first commit
 acknowledged by the new primary, checks that no acknowledged row is missing and that no two primaries were
@@ -30,10 +30,13 @@ def one_cycle(cluster, writer, mode):
         harness.podman("kill", old.container)
     harness.wait_for("a commit on the new primary", lambda: writer.first_ack_after(began, standby), 120, 0.05)
     seconds = writer.first_ack_after(began, standby) - began
+    harness.wait_for("a commit through the VIP", lambda: writer.first_ack_after(began, address=cluster.vip),
+                     120, 0.05)
+    vip_seconds = writer.first_ack_after(began, address=cluster.vip) - began
     if mode == "node":
         harness.podman("start", old.container)
     cluster.rejoin(240)
-    return seconds
+    return seconds, vip_seconds
 
 
 def main():
@@ -53,10 +56,12 @@ def main():
         writer.start()
         sampler.start()
         for mode in modes:
-            results[mode] = []
+            results[mode], results[mode + "-vip"] = [], []
             for cycle in range(args.cycles):
-                results[mode].append(one_cycle(cluster, writer, mode))
-                print("%-8s cycle %3d: %.2f s" % (mode, cycle + 1, results[mode][-1]), flush=True)
+                seconds, vip_seconds = one_cycle(cluster, writer, mode)
+                results[mode].append(seconds)
+                results[mode + "-vip"].append(vip_seconds)
+                print("%-8s cycle %3d: %.2f s (VIP %.2f s)" % (mode, cycle + 1, seconds, vip_seconds), flush=True)
         writer.stop()
         sampler.stop()
         primary = harness.wait_for("a primary", cluster.primary, 60, 0.2)
@@ -66,7 +71,9 @@ def main():
         cluster.destroy()
     print("\nfailover: primary killed -> first commit acknowledged by the new primary (seconds)")
     print("%-28s %6s %8s %8s %8s %8s" % ("mode", "cycles", "median", "p95", "max", "min"))
-    labels = {"postgres": "kill -9 postgres (primary)", "node": "podman kill (primary node)"}
+    print("(the new primary: the writer's connection to that node's address; the VIP: its connection to the VIP)")
+    labels = {"postgres": "kill -9 postgres (primary)", "node": "podman kill (primary node)",
+              "postgres-vip": "  same, through the VIP", "node-vip": "  same, through the VIP"}
     for mode, times in results.items():
         print("%-28s %6d %8.2f %8.2f %8.2f %8.2f" % (labels[mode], len(times), statistics.median(times),
                                                      percentile(times, 0.95), max(times), min(times)))

@@ -88,6 +88,12 @@ class Cluster:
     workdir: str = ""
     cluster_playbook_recap: Dict[str, object] = field(default_factory=dict)
     rep_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    with_vip: bool = True
+
+    @property
+    def vip(self) -> str:
+        """The virtual IP (IPaddr2) that follows the primary; empty without one."""
+        return self.subnet + ".200" if self.with_vip else ""
 
     @property
     def network(self) -> str:
@@ -107,6 +113,8 @@ class Cluster:
         for node in self.nodes:
             podman("run", "-d", "--init", "--name", node.container, "--hostname", node.name, "--network",
                    self.network, "--ip", node.ip, "--tmpfs", "/run", "--tmpfs", "/tmp",
+                   # IPaddr2 adds the VIP to eth0 and announces it with gratuitous ARP (send_arp).
+                   "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW",
                    "--label", "poststack.test=pgtwin-ha", IMAGE)
         self.write_inventory()
         self.cluster_playbook_recap = self.playbook("cluster.yml")
@@ -147,12 +155,19 @@ class Cluster:
                 "pgtwin_rep_mode": self.rep_mode,
                 "pgtwin_sync_strict": self.sync_strict,
                 "pgtwin_resource_params": {"agent_log": AGENT_LOG},
+                "pgtwin_vip": {"ip": self.vip, "cidr_netmask": "24"} if self.vip else {},
             }}}
         with open(os.path.join(self.workdir, "inventory.json"), "w", encoding="utf-8") as handle:
             json.dump(inventory, handle)
         secrets_file = os.path.join(self.workdir, "secrets.json")
         with open(os.open(secrets_file, os.O_WRONLY | os.O_CREAT, 0o600), "w", encoding="utf-8") as handle:
             json.dump({"pgtwin_replication_password": self.rep_password}, handle)
+
+    def set_replication_password(self, password: str) -> None:
+        """The password the next playbook runs give the roles (a rotation)."""
+        self.rep_password = password
+        with open(os.path.join(self.workdir, "secrets.json"), "w", encoding="utf-8") as handle:
+            json.dump({"pgtwin_replication_password": password}, handle)
 
     def playbook(self, name: str, *extra: str) -> Dict[str, object]:
         """Run playbooks/<name> against the nodes; returns the recap counters summed over the hosts, and the
@@ -201,7 +216,9 @@ class Cluster:
 
     def resource_module(self, check: bool = False, diff: bool = False, **args: object) -> dict:
         """Run poststack.core.pgtwin_resource on a live node through Ansible's podman connection."""
-        module_args = {"params": self.resource_params()}
+        module_args: Dict[str, object] = {"params": self.resource_params()}
+        if self.vip:
+            module_args["vip"] = {"ip": self.vip, "cidr_netmask": "24"}
         module_args.update(args)
         argv = ["ansible", "all", "-i", self.live_node().container + ",", "-c", "containers.podman.podman",
                 "-e", "ansible_python_interpreter=/usr/bin/python3", "-m", "poststack.core.pgtwin_resource",
@@ -247,12 +264,26 @@ class Cluster:
         return result
 
     def dsn(self, node: Node, user: str = APP_USER) -> str:
+        return self.address_dsn(node.ip, user)
+
+    def address_dsn(self, address: str, user: str = APP_USER) -> str:
         return "host=%s port=5432 dbname=postgres user=%s password=%s connect_timeout=2" % (
-            node.ip, user, self.app_password)
+            address, user, self.app_password)
+
+    def vip_node(self) -> Optional[str]:
+        """The node where Pacemaker runs the VIP resource, or None."""
+        for rsc in self.crm_status().iter("resource"):
+            if rsc.get("id") == RESOURCE + "-vip" and rsc.get("active") == "true":
+                placed = [n.get("name") for n in rsc.iter("node")]
+                return placed[0] if len(placed) == 1 else None
+        return None
 
     def pg_role(self, node: Node) -> Optional[str]:
+        return self.address_role(node.ip)
+
+    def address_role(self, address: str) -> Optional[str]:
         try:
-            with psycopg.connect(self.dsn(node), autocommit=True) as conn:
+            with psycopg.connect(self.address_dsn(address), autocommit=True) as conn:
                 return "standby" if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] else "primary"
         except psycopg.Error:
             return None
@@ -275,6 +306,8 @@ class Cluster:
         primary = self.node(promoted[0])
         standby = next(n for n in self.nodes if n is not primary)
         if self.pg_role(primary) != "primary" or self.pg_role(standby) != "standby":
+            return None
+        if self.vip and (self.vip_node() != primary.name or self.address_role(self.vip) != "primary"):
             return None
         rows = self.replication(primary)
         want = "sync" if sync else None
@@ -307,63 +340,89 @@ class Cluster:
         return wait_for("the old primary back as sync standby", check, timeout, 1)  # type: ignore[return-value]
 
 
-class Writer(threading.Thread):
-    """Commits numbered rows as fast as it can through libpq's multi-host read-write routing and records
-    every acknowledged commit (the commit returned without error)."""
+class Writer:
+    """Commits numbered rows as fast as it can and records every acknowledged commit (the commit returned
+    without error). One connection loop per node, each with a single-host read-write DSN: the loop of the
+    node that is not primary is refused at once (read-only) and retries every 50 ms, so the first commit a
+    new primary acknowledges is seen within about 50 ms of its promotion; a dead node only costs its own
+    loop a connect timeout. (A single multi-host DSN would try the dead address first on every reconnect,
+    and libpq's connect_timeout is at least 2 s.) Rows get numbers from one shared counter."""
 
     def __init__(self, cluster: Cluster) -> None:
-        super().__init__(daemon=True)
         self.cluster = cluster
-        self.acked: List[Tuple[int, float, str]] = []  # (n, when, server address)
+        # (n, when, address, when its connection was opened)
+        self.acked: List[Tuple[int, float, str, float]] = []
         self.errors = 0
-        self.next_n = 1
+        self.next_n = 0  # 0: read the first free number from the primary on the first connection
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
+        # One loop per node address, and one through the VIP when the cluster has one.
+        self.addresses = [node.ip for node in cluster.nodes] + ([cluster.vip] if cluster.vip else [])
+        self.threads = [threading.Thread(target=self.loop, args=(address,), daemon=True)
+                        for address in self.addresses]
 
-    def dsn(self) -> str:
-        hosts = ",".join(n.ip for n in self.cluster.nodes)
-        return ("host=%s port=5432 dbname=postgres user=%s password=%s connect_timeout=1 "
-                "target_session_attrs=read-write" % (hosts, APP_USER, self.cluster.app_password))
+    def dsn(self, address: str) -> str:
+        # tcp_user_timeout and keepalives: a commit in flight to a node that vanished fails within about 2 s
+        # instead of waiting for TCP's retransmission timeout.
+        return ("host=%s port=5432 dbname=postgres user=%s password=%s connect_timeout=2 tcp_user_timeout=2000 "
+                "keepalives_idle=1 keepalives_interval=1 keepalives_count=2 target_session_attrs=read-write"
+                % (address, APP_USER, self.cluster.app_password))
 
-    def run(self) -> None:
+    def number(self, conn: psycopg.Connection) -> int:
+        with self.lock:
+            if self.next_n == 0:  # continue after the rows of earlier writers on this cluster
+                self.next_n = conn.execute("SELECT COALESCE(max(n), 0) + 1 FROM ledger").fetchone()[0]
+            n = self.next_n
+            self.next_n += 1
+            return n
+
+    def loop(self, address: str) -> None:
         conn = None
-        host = ""
+        connected_at = 0.0
         while not self.stop_event.is_set():
             try:
                 if conn is None:
-                    conn = psycopg.connect(self.dsn(), autocommit=True)
+                    conn = psycopg.connect(self.dsn(address), autocommit=True)
+                    connected_at = time.monotonic()
                     conn.execute("SET statement_timeout = '5s'")
-                    host = conn.info.host
-                    if self.next_n == 1:  # continue after the rows of earlier writers on this cluster
-                        self.next_n = conn.execute("SELECT COALESCE(max(n), 0) + 1 FROM ledger").fetchone()[0]
-                n = self.next_n
-                self.next_n += 1
+                n = self.number(conn)
                 conn.execute("INSERT INTO ledger (n) VALUES (%s)", (n,))
                 with self.lock:
-                    self.acked.append((n, time.monotonic(), host))
+                    self.acked.append((n, time.monotonic(), address, connected_at))
             except psycopg.Error:
-                self.errors += 1
+                with self.lock:
+                    self.errors += 1
                 if conn is not None:
                     try:
                         conn.close()
                     except psycopg.Error:
                         pass
                 conn = None
-                time.sleep(0.05)
+                self.stop_event.wait(0.05)
         if conn is not None:
             conn.close()
 
-    def first_ack_after(self, moment: float, node: Optional[Node] = None) -> Optional[float]:
-        """When the first commit after ``moment`` (on ``node``, if given) was acknowledged."""
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def first_ack_after(self, moment: float, node: Optional[Node] = None,
+                        address: Optional[str] = None) -> Optional[float]:
+        """When the first commit after ``moment`` (on ``node``, or through ``address``, if given) was
+        acknowledged. Through an address, only commits on connections opened after ``moment`` count: a
+        commit in flight to the old primary can be acknowledged just after the kill command started."""
+        wanted = node.ip if node is not None else address
         with self.lock:
-            for _n, at, host in self.acked:
-                if at > moment and (node is None or host == node.ip):
+            for _n, at, host, connected_at in self.acked:
+                fresh = address is None or connected_at > moment
+                if at > moment and (wanted is None or host == wanted) and fresh:
                     return at
         return None
 
     def stop(self) -> None:
         self.stop_event.set()
-        self.join(15)
+        for thread in self.threads:
+            thread.join(15)
 
     def acked_numbers(self) -> List[int]:
         with self.lock:

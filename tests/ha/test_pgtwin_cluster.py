@@ -3,7 +3,9 @@
 Each failure scenario runs with a writer that records every acknowledged commit and a sampler that asks both
 nodes for their role every 0.2 s; every scenario asserts zero lost acknowledged rows and never two primaries.
 PGTWIN_HA_KILL_CYCLES sets the number of kill -9 cycles (default 20, the issue's CI requirement)."""
+import json
 import os
+import secrets
 import statistics
 import time
 
@@ -25,14 +27,19 @@ def assert_no_loss(cluster, writer, sampler):
 
 def failover(cluster, writer, kill):
     """Kill the primary with ``kill(node)``; return (old primary, new primary, seconds to the first commit
-    on the new primary)."""
+    on the new primary, seconds to the first commit through the VIP)."""
     old, standby = wait_for("a healthy pair", cluster.healthy, 120, 0.5)
     began = time.monotonic()
     kill(old)
     wait_for("a commit on the new primary", lambda: writer.first_ack_after(began, standby), FAILOVER_LIMIT, 0.05)
     seconds = writer.first_ack_after(began, standby) - began
     assert cluster.pg_role(standby) == "primary"
-    return old, standby, seconds
+    # The VIP moved with the promoted role: clients of the VIP write to the new primary.
+    wait_for("a commit through the VIP", lambda: writer.first_ack_after(began, address=cluster.vip),
+             FAILOVER_LIMIT, 0.05)
+    vip_seconds = writer.first_ack_after(began, address=cluster.vip) - began
+    assert cluster.vip_node() == standby.name and cluster.address_role(cluster.vip) == "primary"
+    return old, standby, seconds, vip_seconds
 
 
 def kill_postgres(node):
@@ -44,11 +51,52 @@ def test_cluster_up_with_sync_standby(cluster):
     timeline = cluster.record(primary.name).split(":")[1]
     assert cluster.record(primary.name) == "PRIMARY:" + timeline
     assert cluster.record(standby.name) == "SYNC:" + timeline
+    assert cluster.vip_node() == primary.name, "the VIP runs with the promoted instance"
+    assert cluster.address_role(cluster.vip) == "primary"
     settings = primary.sh("psql -XAt -h /run/postgresql -d postgres -c \"SELECT current_setting("
                           "'synchronous_standby_names'), current_setting('restart_after_crash'), "
                           "(SELECT string_agg(slot_name, ',') FROM pg_replication_slots)\"", user="postgres")
     assert settings.strip() == '"%s"|off|pgtwin_%s' % (standby.name, standby.name)
     print("\ncluster up (build excluded) in %.1f s" % cluster.bring_up_seconds)
+
+
+def test_fencing_device_is_updated_in_place(cluster):
+    """A changed fencing parameter is applied to the existing device by cluster.yml, and changed back."""
+    query = "cibadmin --query --scope resources --xpath \"//primitive[@id='fencing']\""
+    assert "pcmk_reboot_timeout" not in cluster.live_node().sh(query)
+    names = " ".join(n.name for n in cluster.nodes)
+    changed = json.dumps({"pacemaker_fencing_params": {"pcmk_host_list": names, "pcmk_reboot_timeout": "45s"}})
+    recap = cluster.playbook("cluster.yml", "-e", changed)
+    assert recap["changed_tasks"] == ["poststack.core.pacemaker : Create or update the fencing device"], recap
+    assert 'name="pcmk_reboot_timeout" value="45s"' in cluster.live_node().sh(query)
+    recap = cluster.playbook("cluster.yml")
+    assert recap["changed_tasks"] == ["poststack.core.pacemaker : Create or update the fencing device"], recap
+    device = cluster.live_node().sh(query)
+    assert "pcmk_reboot_timeout" not in device and "fence_dummy" in device
+
+
+def test_replication_password_rotation(cluster, load):
+    """cluster.yml with a new replication password: both passfiles, then the primary's verifier; the standby
+    reconnects with it, the old one is refused, the password is in no process list or log, and nothing is
+    lost. The new password has the characters pgpass needs escaped (colon, backslash) and a quote."""
+    writer, sampler = load
+    primary, standby = wait_for("a healthy pair", cluster.healthy, 120, 0.5)
+    old = cluster.rep_password
+    cluster.set_replication_password("rot:a\\b'" + secrets.token_urlsafe(12))
+    recap = cluster.playbook("cluster.yml")
+    assert recap["changed_tasks"] == ["poststack.core.pgtwin : Set the new replication password on the primary",
+                                      "poststack.core.pgtwin : Write the replication passfile"], recap
+    # New replication connections use the new password: make the standby reconnect.
+    standby.sh("pkill -f 'postgres: walreceiver'")
+    wait_for("the standby streaming in sync again", cluster.healthy, 60, 0.5)
+    login = ("PGPASSWORD=\"$(cat)\" psql -XAtw -h %s -U replicator -d postgres -c 'SELECT 1' 2>&1"
+             % primary.ip)
+    assert standby.sh(login, stdin=cluster.rep_password.encode(), check=False).strip() == "1"
+    assert "password authentication failed" in standby.sh(login, stdin=old.encode(), check=False)
+    for node in cluster.nodes:
+        seen = node.sh("ps -eo args; cat /var/lib/pgtwin/*.log /var/log/pacemaker/pacemaker.log 2>/dev/null")
+        assert cluster.rep_password not in seen
+    assert_no_loss(cluster, writer, sampler)
 
 
 def test_cluster_playbook_is_idempotent(cluster):
@@ -109,23 +157,26 @@ def test_planned_switchover(cluster, load):
 def test_kill9_postgres_cycles(cluster, load):
     """kill -9 of the primary's postmaster: the standby takes over; the old primary rejoins via pg_rewind."""
     writer, sampler = load
-    times = []
+    times, vip_times = [], []
     for _cycle in range(KILL_CYCLES):
-        old, new, seconds = failover(cluster, writer, kill_postgres)
+        old, new, seconds, vip_seconds = failover(cluster, writer, kill_postgres)
         times.append(seconds)
+        vip_times.append(vip_seconds)
         rewinds = cluster.agent_log(old).count("start: pg_rewind from the primary")
         assert cluster.rejoin() == (new, old)
         assert cluster.agent_log(old).count("start: pg_rewind from the primary") == rewinds + 1
         assert_no_loss(cluster, writer, sampler)
-    print("\nkill -9 postgres, %d cycles: failover median %.2f s, max %.2f s; %d rows acknowledged"
-          % (len(times), statistics.median(times), max(times), len(writer.acked)))
+    print("\nkill -9 postgres, %d cycles: failover median %.2f s, max %.2f s (through the VIP: median %.2f s, "
+          "max %.2f s); %d rows acknowledged" % (len(times), statistics.median(times), max(times),
+                                                 statistics.median(vip_times), max(vip_times), len(writer.acked)))
 
 
 def test_node_kill_failover_and_rejoin(cluster, load):
     """podman kill of the primary's node: fencing (fence_dummy), promotion; the node restarts and rejoins."""
     writer, sampler = load
-    old, new, seconds = failover(cluster, writer, lambda node: harness.podman("kill", node.container))
-    print("\npodman kill of the primary node: writes resumed after %.2f s" % seconds)
+    old, new, seconds, vip_seconds = failover(cluster, writer, lambda node: harness.podman("kill", node.container))
+    print("\npodman kill of the primary node: writes resumed after %.2f s (through the VIP: %.2f s)"
+          % (seconds, vip_seconds))
     assert_no_loss(cluster, writer, sampler)
     harness.podman("start", old.container)
     assert wait_for("the killed node back as sync standby", cluster.healthy, 180, 1) == (new, old)

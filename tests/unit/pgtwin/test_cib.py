@@ -143,3 +143,23 @@ def test_failed_command_raises_with_stderr():
     with pytest.raises(cib.CibError, match="No such device") as caught:
         client.section("resources")
     assert caught.value.rc == 105 and caught.value.argv[0] == "cibadmin"
+
+
+# ---- the cib_canonical filter (the pacemaker role compares its fencing device with it) --------------------
+def test_cib_canonical_filter_ignores_ids_order_and_meta():
+    from ansible_collections.poststack.core.plugins.filter.cib_canonical import (  # pylint: disable=import-outside-toplevel
+        FilterModule)
+    canon = FilterModule().filters()["cib_canonical"]
+    ours = ('<primitive id="fencing" class="stonith" type="fence_dummy"><instance_attributes id="fencing-params">'
+            '<nvpair id="fencing-a" name="a" value="1"/><nvpair id="fencing-b" name="b" value="2"/>'
+            '</instance_attributes><operations><op id="m" name="monitor" interval="60s"/></operations></primitive>')
+    theirs = ('<primitive class="stonith" id="fencing" type="fence_dummy">\n  <meta_attributes id="x">'
+              '<nvpair id="y" name="target-role" value="Stopped"/></meta_attributes>\n'
+              '  <operations><op id="fencing-monitor-interval-60s" interval="60s" name="monitor"/></operations>\n'
+              '  <instance_attributes id="other"><nvpair id="p2" name="b" value="2"/>'
+              '<nvpair id="p1" name="a" value="1"/></instance_attributes>\n</primitive>\n')
+    assert canon(ours) == canon(theirs) != ""
+    assert canon(ours) != canon(ours.replace('value="2"', 'value="3"'))
+    assert canon(ours) != canon(ours.replace("fence_dummy", "fence_ipmilan"))
+    assert canon(theirs, meta=True) != canon(ours, meta=True)
+    assert canon("") == "" and canon("Call failed: No such device or address") == ""

@@ -95,6 +95,27 @@ def test_entry_validate_reports_configuration_errors():
     assert "pgdata is required" in result.stderr
 
 
+@pytest.mark.parametrize("kind,operation,promoted,on_node,runs_python", [
+    ("pre", "promote", "node2", "node1", False),
+    ("pre", "demote", "", "node2", False),
+    ("post", "stop", "", "node2", False),
+    ("post", "promote", "node2", "node2", False),          # the promoted node itself: nothing to do
+    ("post", "promote", "node2", "node1", True),           # the other node resets its stuck counter
+    ("post", "promote", "node10", "node1", True),          # no substring match on node names
+])
+def test_entry_answers_notifications_without_python_unless_needed(kind, operation, promoted, on_node, runs_python):
+    # PGTWIN_PYTHON=false: a notification that starts Python fails, one answered by the sh entry succeeds.
+    environment = {"PATH": os.environ["PATH"], "PGTWIN_PYTHON": "/bin/false",
+                   "OCF_RESKEY_CRM_meta_notify_type": kind, "OCF_RESKEY_CRM_meta_notify_operation": operation,
+                   "OCF_RESKEY_CRM_meta_notify_promote_uname": promoted, "OCF_RESKEY_CRM_meta_on_node": on_node}
+    result = subprocess.run([ENTRY, "notify"], capture_output=True, text=True, env=environment, check=False,
+                            timeout=60)
+    assert result.returncode == (1 if runs_python else 0)
+    # Other actions always reach Python.
+    environment.pop("OCF_RESKEY_CRM_meta_notify_type")
+    assert subprocess.run([ENTRY, "monitor"], env=environment, check=False, timeout=60).returncode == 1
+
+
 def test_entry_stop_succeeds_when_misconfigured():
     # A failed stop gets a node fenced: with nothing configured, nothing can be running.
     assert run_entry("stop").returncode == ocf.OCF_SUCCESS

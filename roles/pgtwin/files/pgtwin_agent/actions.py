@@ -304,7 +304,9 @@ class Agent:
         if instance is not Instance.STANDBY:
             raise AgentError("cannot promote: postgres is %s" % instance.value)
         own, peer_record = self.record(self.node), self.record(self.peer.name)
-        peer = self.peer_state()
+        # A peer Pacemaker reports cleanly down (fenced, or shut down) runs nothing: do not spend the
+        # connect timeout on its address, which no longer answers after a node failure.
+        peer = PeerState(False) if self.cluster.peer_cleanly_down(self.peer.name) else self.peer_state()
         rows = self.pg.query("SELECT GREATEST((SELECT timeline_id FROM pg_control_checkpoint()), "
                              "(SELECT received_tli FROM pg_stat_wal_receiver))")
         local_tl = self.local_timeline(int(rows[0][0]))
