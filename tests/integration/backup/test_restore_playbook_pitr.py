@@ -1,0 +1,115 @@
+"""Point-in-time recovery as a user runs it: playbooks/backup.yml, then playbooks/restore.yml with the very
+command line of docs/backup.md, against a PostgreSQL container of its own (recovery rewinds the whole cluster, so
+it must not share the session container of the other backup tests).
+
+The tests of this module run in order on one cluster: the refused target (before the backup) first, then the
+recovery itself.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from ansible_run import PlaybookRun
+from conftest import Lab, podman
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+NOW_SQL = "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'"
+
+
+def ansible_playbook(*args) -> PlaybookRun:
+    """`ansible-playbook <args>` from the collection root, as docs/backup.md shows it, with the json callback."""
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([ANSIBLE_PLAYBOOK, *args], capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    try:
+        data = json.loads(proc.stdout)
+    except ValueError as exc:
+        raise AssertionError(f"no JSON from ansible-playbook (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from exc
+    tasks = [task for play in data.get("plays", []) for task in play.get("tasks", [])]
+    return PlaybookRun(rc=proc.returncode, stats=data.get("stats", {}), tasks=tasks, stdout=proc.stdout,
+                       stderr=proc.stderr)
+
+
+def failure_messages(run):
+    return [result.get("msg", "") for task in run.tasks for result in task["hosts"].values() if result.get("failed")]
+
+
+class PitrLab:
+    def __init__(self, lab):
+        self.lab = lab
+        self.name = lab.name
+        self.before_backup = ""
+        self.noted = ""
+
+    def sql(self, statement, database="poststack"):
+        return self.lab.psql(database, statement)
+
+    def rows(self):
+        return self.sql("SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM pitr")
+
+    def restore(self, target):
+        # docs/backup.md, "Point-in-time recovery", plus the name of this test's container.
+        return ansible_playbook("-i", "inventories/local", "playbooks/restore.yml", "-e", "restore_confirm=true",
+                                "-e", "restore_mode=pitr", "-e", "backup_pgbackrest_enabled=true",
+                                "-e", f"backup_pitr_target='{target}'", "-e", f"backup_container_name={self.name}")
+
+
+@pytest.fixture(scope="module")
+def pitr(tmp_path_factory):
+    podman("image", "exists", "localhost/poststack/postgres-debian:latest")
+    lab = Lab(str(tmp_path_factory.mktemp("pitr-lab")))
+    lab.name = f"pstest-pitr-{uuid.uuid4().hex[:8]}"
+    lab.volume = f"{lab.name}-data"
+    state = PitrLab(lab)
+    try:
+        lab.start()
+        state.sql("CREATE TABLE pitr (id int PRIMARY KEY)")
+        state.before_backup = state.sql(NOW_SQL, "postgres")
+        time.sleep(1.1)
+        # docs/backup.md: playbooks/backup.yml configures pgBackRest and archiving and takes a backup now.
+        run = ansible_playbook("-i", "inventories/local", "playbooks/backup.yml", "-e", "backup_pgbackrest_enabled=true",
+                               "-e", "backup_pgbackrest_type=full", "-e", "backup_scheduler=none",
+                               "-e", f"backup_container_name={lab.name}")
+        assert run.rc == 0 and run.failed == 0, run.stdout[-4000:] + run.stderr[-2000:]
+        info = json.loads(podman("exec", "--user", "postgres", lab.name, "pgbackrest",
+                                 "--config=/etc/postgresql/conf.d/pgbackrest/pgbackrest.conf", "--stanza=main", "info",
+                                 "--output=json").stdout)
+        assert [backup["type"] for backup in info[0]["backup"]] == ["full"]
+        assert state.sql("SHOW archive_mode") == "on"
+
+        state.sql("INSERT INTO pitr SELECT generate_series(1, 10)")
+        state.noted = state.sql(NOW_SQL, "postgres")
+        state.sql("INSERT INTO pitr SELECT generate_series(11, 20)")
+        yield state
+    finally:
+        lab.stop()
+
+
+def test_a_target_before_the_backup_is_refused_and_nothing_changes(pitr):
+    started = podman("container", "inspect", "--format", "{{.State.StartedAt}}", pitr.name).stdout
+    run = pitr.restore(pitr.before_backup)
+    assert run.rc != 0
+    messages = " ".join(failure_messages(run))
+    assert f"Cannot recover to {pitr.before_backup}: no pgBackRest backup of stanza main finished before it" in messages
+    assert "Nothing was stopped or changed." in messages
+    assert run.changed == 0
+    assert podman("container", "inspect", "--format", "{{.State.StartedAt}}", pitr.name).stdout == started
+    assert pitr.rows() == ",".join(str(i) for i in range(1, 21))
+
+
+def test_recovery_to_the_noted_time_keeps_exactly_the_first_rows_and_accepts_writes(pitr):
+    run = pitr.restore(pitr.noted)
+    assert run.rc == 0 and run.failed == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert pitr.rows() == ",".join(str(i) for i in range(1, 11))
+    assert pitr.sql("SELECT pg_is_in_recovery()") == "f"
+    pitr.sql("INSERT INTO pitr VALUES (21)")
+    assert pitr.rows() == ",".join(str(i) for i in [*range(1, 11), 21])
+    # The new timeline keeps archiving to the same stanza.
+    podman("exec", "--user", "postgres", pitr.name, "pgbackrest",
+           "--config=/etc/postgresql/conf.d/pgbackrest/pgbackrest.conf", "--stanza=main", "check",
+           "--log-level-console=warn")
