@@ -14,10 +14,15 @@ export XDG_CONFIG_HOME="${XDG_CONFIG_HOME:-$HOME/.config}"
 export HOME="$home"
 export MOLECULE_NO_LOG=false NO_COLOR=1 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
 # A scenario may need images built first (molecule's create cannot build without a registry): prebuild.yml.
-for arg in "$@"; do
-  if [ "${prev:-}" = "-s" ] && [ -f "molecule/$arg/prebuild.yml" ]; then
-    ansible-playbook "molecule/$arg/prebuild.yml"
-  fi
-  prev=$arg
-done
+# It also clears instances left by an interrupted run, so only the commands that create instances run it
+# (`converge`, `verify`, `login` ... keep working on instances that are up).
+case "${1:-}" in
+  test|create)
+    for arg in "$@"; do
+      if [ "${prev:-}" = "-s" ] && [ -f "molecule/$arg/prebuild.yml" ]; then
+        ansible-playbook "molecule/$arg/prebuild.yml"
+      fi
+      prev=$arg
+    done ;;
+esac
 exec molecule "$@"
