@@ -61,10 +61,18 @@ def run_playbook(plays, extra_vars: Optional[dict] = None, check: bool = False, 
             argv.append("--check")
         if diff:
             argv.append("--diff")
-        run_env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-                       ANSIBLE_NOCOLOR="1")
-        run_env.update(env or {})
-        proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, cwd=ROOT, check=False)
+        return run_argv(argv, env)
+
+
+def ansible_playbook(*args: str, env: Optional[Dict[str, str]] = None) -> PlaybookRun:
+    """`ansible-playbook <args>` from the collection root, as the docs show a user, with the json callback."""
+    return run_argv([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), *args], env)
+
+
+def run_argv(argv: List[str], env: Optional[Dict[str, str]] = None) -> PlaybookRun:
+    run_env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_NOCOLOR="1")
+    run_env.update(env or {})
+    proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, cwd=ROOT, check=False)
     try:
         data = json.loads(proc.stdout)
     except ValueError as exc:

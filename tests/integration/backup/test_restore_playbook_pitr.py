@@ -7,32 +7,16 @@ recovery itself.
 """
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 
 import pytest
 
-from ansible_run import PlaybookRun
-from conftest import Lab, podman
+from ansible_run import ansible_playbook
+from backup_lab import Lab, podman
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 NOW_SQL = "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'"
-
-
-def ansible_playbook(*args) -> PlaybookRun:
-    """`ansible-playbook <args>` from the collection root, as docs/backup.md shows it, with the json callback."""
-    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([ANSIBLE_PLAYBOOK, *args], capture_output=True, text=True, env=env, cwd=ROOT, check=False)
-    try:
-        data = json.loads(proc.stdout)
-    except ValueError as exc:
-        raise AssertionError(f"no JSON from ansible-playbook (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from exc
-    tasks = [task for play in data.get("plays", []) for task in play.get("tasks", [])]
-    return PlaybookRun(rc=proc.returncode, stats=data.get("stats", {}), tasks=tasks, stdout=proc.stdout,
-                       stderr=proc.stderr)
 
 
 def failure_messages(run):
