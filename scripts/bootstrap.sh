@@ -18,7 +18,7 @@ PIP_STANDIN_VERSION="24.2"
 # Collections taken from the `ansible` wheel: what we use plus what they need.
 COLLECTIONS=(containers/podman community/docker community/postgresql community/general community/crypto
   ansible/posix community/library_inventory_filtering_v1)
-APT_PACKAGES="podman buildah mmdebstrap btrfs-progs runc uidmap fuse-overlayfs slirp4netns
+APT_PACKAGES="podman netavark aardvark-dns catatonit iptables buildah mmdebstrap btrfs-progs runc uidmap fuse-overlayfs slirp4netns
 postgresql-15 postgresql-client-15 openssl rsync git make curl ca-certificates iproute2 util-linux shellcheck age"
 
 # pip warns about every find-links location that does not exist on this host; keep real errors.
