@@ -5,12 +5,19 @@ set -euo pipefail
 cd "$POSTSTACK_ROOT"
 
 declare -a SUMMARY=()
+FAILED=0
+# Each layer runs even when an earlier one failed, so that one failure never hides another; the summary lists
+# every layer with its time and result, and the exit status is non-zero when any failed.
 layer() {
   local name=$1; shift
-  local start=$SECONDS
+  local start=$SECONDS rc=0
   printf '\n===== %s =====\n' "$name"
-  "$@"
-  SUMMARY+=("$(printf '%-14s %5ss' "$name" $((SECONDS - start)))")
+  # A background subshell keeps `set -e` in force inside the layer (`( ... ) || rc=$?` would switch it off).
+  ( "$@" ) &
+  wait $! || rc=$?
+  local result=passed
+  if [ "$rc" -ne 0 ]; then result="FAILED (rc=$rc)"; FAILED=$((FAILED + 1)); fi
+  SUMMARY+=("$(printf '%-14s %6ss  %s' "$name" $((SECONDS - start)) "$result")")
 }
 
 run_yamllint() { yamllint --strict .; }
@@ -47,9 +54,11 @@ run_molecule() {
   if [ ${#scenarios[@]} -eq 0 ]; then
     mapfile -t scenarios < <(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort)
   fi
+  local failed=()
   for s in "${scenarios[@]}"; do
-    scripts/molecule.sh test -s "$s"
+    scripts/molecule.sh test -s "$s" || failed+=("$s")
   done
+  [ ${#failed[@]} -eq 0 ] || { echo "molecule scenarios that failed: ${failed[*]}" >&2; return 1; }
 }
 
 case "${1:-all}" in
@@ -71,5 +80,10 @@ case "${1:-all}" in
   *) echo "usage: $0 all|lint|sanity|units|integration|ha|molecule [scenario...]" >&2; exit 2 ;;
 esac
 
-printf '\n===== summary (all passed) =====\n'
+if [ "$FAILED" -eq 0 ]; then
+  printf '\n===== summary: all %d layers passed =====\n' "${#SUMMARY[@]}"
+else
+  printf '\n===== summary: %d of %d layers FAILED =====\n' "$FAILED" "${#SUMMARY[@]}"
+fi
 printf '%s\n' "${SUMMARY[@]}"
+[ "$FAILED" -eq 0 ]
