@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Sets up everything `make run` and `make test` need on a fresh Debian 12 host, and does nothing when it is
 # already there (a warm run takes about a second):
-#   1. Debian packages (podman, buildah, mmdebstrap, btrfs-progs, runc, PostgreSQL 15 for the test fixtures, ...)
-#   2. the podman compatibility check (records whether scripts/podman/containers.conf is needed)
+#   1. Debian packages (podman with netavark, aardvark-dns and catatonit, buildah, mmdebstrap, btrfs-progs, runc,
+#      Python's venv, the release's PostgreSQL for the test fixtures, ...)
+#   2. the podman checks: whether scripts/podman/containers.conf is needed (runc, ulimits), and that containers on
+#      a podman network reach each other by name and start with --init
 #   3. the project venv with pinned versions (machine-wide cache, keyed by the pins)
 #   4. the Ansible collections we depend on, from PyPI's `ansible` wheel (Galaxy is not needed)
 #   5. ansible-test's offline pip bootstrap
@@ -19,7 +21,7 @@ PIP_STANDIN_VERSION="24.2"
 COLLECTIONS=(containers/podman community/docker community/postgresql community/general community/crypto
   ansible/posix community/library_inventory_filtering_v1)
 APT_PACKAGES="podman netavark aardvark-dns catatonit iptables buildah mmdebstrap btrfs-progs runc uidmap fuse-overlayfs slirp4netns
-postgresql-15 postgresql-client-15 openssl rsync git make curl ca-certificates iproute2 util-linux shellcheck age"
+python3 python3-venv postgresql postgresql-client openssl rsync git make curl ca-certificates iproute2 util-linux shellcheck age"
 
 # pip warns about every find-links location that does not exist on this host; keep real errors.
 quiet_pip() { "$POSTSTACK_VENV/bin/pip" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
@@ -145,6 +147,49 @@ step_podman_conf() {
   fi
 }
 
+# Project containers reach PostgreSQL by name on the project network, and tests run containers with --init: check
+# both once per podman version (a real network and two containers, ~3 s), before any playbook relies on them.
+step_podman_network() {
+  local stamp backend net="poststack-check-$$" output rc=0
+  stamp="$(podman --version) $(command -v catatonit || true)"
+  [ -f .cache/podman-network-checked ] && [ "$(cat .cache/podman-network-checked)" = "$stamp" ] && return 0
+  backend="$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null || echo unknown)"
+  if ! output="$(podman network create --label io.poststack.check=true "$net" 2>&1)"; then
+    rc=1
+  elif ! output="$(podman run -d --rm --init --name "$net-a" --network "$net" --pull=never "$POSTSTACK_BASE_IMAGE" \
+                     sleep 60 2>&1)"; then
+    rc=1
+  elif ! output="$(podman run --rm --init --network "$net" --pull=never "$POSTSTACK_BASE_IMAGE" \
+                     getent hosts "$net-a" 2>&1)"; then
+    rc=1
+  fi
+  podman rm -f -t 0 "$net-a" >/dev/null 2>&1 || true
+  podman network rm -f "$net" >/dev/null 2>&1 || true
+  if [ "$rc" -ne 0 ]; then
+    case "$output" in
+      *container-init*|*catatonit*)
+        die "podman cannot start containers with --init: ${output}
+  Install catatonit (apt-get install catatonit; scripts/bootstrap.sh does so as root) and run again." ;;
+    esac
+    if [ "$backend" != netavark ]; then
+      die "containers on a podman network here cannot reach each other by name, so project containers would not
+  find PostgreSQL (podman's network backend is '$backend'; getent said: ${output:-nothing}).
+  Podman kept CNI because this host already had podman containers, images or networks when netavark was
+  installed (it records the choice in $(podman info --format '{{.Store.GraphRoot}}' 2>/dev/null)/defaultNetworkBackend).
+  Nothing of yours was changed. Either:
+    - give CNI networks DNS: apt-get install golang-github-containernetworking-plugin-dnsname
+      (networks created after that resolve names; remove poststack's project networks, <project>-net, so that
+      they are created again), or
+    - move podman to netavark: set network_backend = \"netavark\" in the [network] section of
+      /etc/containers/containers.conf, then re-create your own networks and containers (podman network ls)."
+    fi
+    die "containers on a podman network here cannot reach each other by name (backend '$backend'), so project
+  containers would not find PostgreSQL: ${output:-no output}
+  Check that aardvark-dns is installed (apt-get install aardvark-dns) and that 'podman network create' works."
+  fi
+  echo "$stamp" >.cache/podman-network-checked
+}
+
 start=$(date +%s)
 step_apt
 step_venv
@@ -154,4 +199,6 @@ step_ansible_test
 unset CONTAINERS_CONF
 step_base_image
 step_podman_conf
+[ -f .cache/podman-needs-conf ] && export CONTAINERS_CONF="$POSTSTACK_ROOT/scripts/podman/containers.conf"
+step_podman_network
 log "ready in $(( $(date +%s) - start )) s (venv $POSTSTACK_VENV, base image $POSTSTACK_BASE_IMAGE)"

@@ -153,15 +153,22 @@ def _ports(inspect: dict) -> List[str]:
     return ports
 
 
-def _uptime(started_at: str, now: Optional[datetime] = None) -> str:
-    """`2026-11-25T12:31:45.528263181Z` -> `1h 02m` (runtimes print up to nanoseconds and various offsets)."""
+def seconds_since(started_at: str, now: Optional[datetime] = None) -> Optional[int]:
+    """Seconds from `2026-11-25T12:31:45.528263181Z` (runtimes print up to nanoseconds and various offsets) to now;
+    None when it cannot be read or lies in the future."""
     match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)?", started_at or "")
     if not match:
-        return ""
+        return None
     offset = match.group(2) or "Z"
     started = datetime.fromisoformat(match.group(1) + ("+00:00" if offset == "Z" else offset))
     seconds = int(((now or datetime.now(timezone.utc)) - started).total_seconds())
-    if seconds < 0:
+    return seconds if seconds >= 0 else None
+
+
+def _uptime(started_at: str, now: Optional[datetime] = None) -> str:
+    """`2026-11-25T12:31:45.528263181Z` -> `1h 02m`."""
+    seconds = seconds_since(started_at, now)
+    if seconds is None:
         return ""
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
@@ -269,20 +276,27 @@ def _run_details_and_checks(runtime: ContainerRuntime, databases: Sequence[dict]
     return {db["name"]: parse_postgres_details(result) for db, result in zip(databases, results)}
 
 
-def _resource_summary(inspect: dict) -> dict:
-    """Name, driver, labels and options of a volume or network, from podman's or docker's inspect document."""
+def _resource_summary(inspect: dict, kind: str) -> dict:
+    """Name, driver, labels and options of a volume or network, from podman's or docker's inspect document; for a
+    network also whether it resolves container names."""
     def pick(*keys):
         for key in keys:
             if inspect.get(key) is not None:
                 return inspect[key]
         return None
 
-    return {
+    summary = {
         "name": pick("Name", "name") or "",
         "driver": pick("Driver", "driver") or "",
         "labels": dict(pick("Labels", "labels") or {}),
         "options": {k: str(v) for k, v in (pick("Options", "options") or {}).items()},
     }
+    if kind == "network":
+        # Podman says whether its DNS server answers container names there (netavark and CNI with the
+        # dnsname plugin do; CNI without it, the default `podman` network and --disable-dns do not). Docker's
+        # user-defined networks always resolve names and have no such key.
+        summary["dns_enabled"] = bool(inspect.get("dns_enabled", True))
+    return summary
 
 
 def find_resources(runtime: ContainerRuntime, kind: str, names: Sequence[str]) -> Dict[str, dict]:
@@ -296,7 +310,7 @@ def find_resources(runtime: ContainerRuntime, kind: str, names: Sequence[str]) -
     if not present:
         return {}
     data = json.loads(runtime.run([kind, "inspect"] + present).stdout or "[]")
-    return {item["name"]: item for item in (_resource_summary(doc) for doc in data) if item["name"] in wanted}
+    return {item["name"]: item for item in (_resource_summary(doc, kind) for doc in data) if item["name"] in wanted}
 
 
 def describe(runtime: ContainerRuntime, label_filters: Optional[Sequence[str]], volumes: Sequence[str] = (),

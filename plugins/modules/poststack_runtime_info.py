@@ -169,10 +169,14 @@ volumes:
   type: dict
   sample: {demo-postgres-data: {name: demo-postgres-data, driver: local, labels: {io.poststack.project: demo}, options: {}}}
 networks:
-  description: The networks of O(networks) that exist, by name, with the same keys as RV(volumes).
+  description:
+    - The networks of O(networks) that exist, by name, with the same keys as RV(volumes) and C(dns_enabled).
+    - C(dns_enabled) is V(false) when containers on that network cannot reach each other by name (a podman
+      network made by CNI without the dnsname plugin, or with C(--disable-dns)); Docker's user networks always
+      resolve names.
   returned: always
   type: dict
-  sample: {demo-net: {name: demo-net, driver: bridge, labels: {}, options: {isolate: "true"}}}
+  sample: {demo-net: {name: demo-net, driver: bridge, labels: {}, options: {isolate: "true"}, dns_enabled: true}}
 """
 
 from ansible.module_utils.basic import AnsibleModule

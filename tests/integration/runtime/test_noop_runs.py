@@ -102,11 +102,30 @@ def test_runtime_info_finds_existing_volumes_and_networks(project):
     volumes = find_resources(runtime, "volume", [volume, f"{project.name}-missing"])
     assert volumes == {volume: {"name": volume, "driver": "local", "labels": {"io.poststack.project": project.name},
                                 "options": {}}}
-    networks = find_resources(runtime, "network", [network])
+    podman("network", "create", "--disable-dns", f"{project.name}-nodns")
+    try:
+        networks = find_resources(runtime, "network", [network, f"{project.name}-nodns"])
+    finally:
+        podman("network", "rm", f"{project.name}-nodns")
     assert networks[network]["options"].get("isolate") == "true"
+    assert networks[network]["dns_enabled"] is True and networks[f"{project.name}-nodns"]["dns_enabled"] is False
+    assert "dns_enabled" not in volumes[volume]
     report = describe(runtime, None, [volume], [network])  # what the module returns, looked up side by side
     assert sorted(report) == ["networks", "version", "volumes"] and report["version"].startswith("podman")
     assert list(report["volumes"]) == [volume] and list(report["networks"]) == [network]
+
+
+def test_postgres_refuses_a_project_network_without_dns(project):
+    """Containers on a network without name resolution could not reach PostgreSQL by its name: the role stops
+    before it creates anything and says what to do."""
+    podman("network", "create", "--disable-dns", f"{project.name}-net")
+    run = run_playbook(role_play("postgres"), extra_vars=project.vars())
+    assert run.rc != 0
+    message = result(run, "Refuse a project network on which containers cannot reach each other by name")["msg"]
+    assert f"Network {project.name}-net exists but resolves no container names" in message
+    assert f"podman network rm {project.name}-net" in message
+    assert podman("ps", "-a", "-q", "--filter", f"name={project.container}").stdout.strip() == ""
+    assert podman("volume", "ls", "-q", "--filter", f"label=io.poststack.project={project.name}").stdout.strip() == ""
 
 
 def test_status_reads_size_and_schema_in_one_session(project):

@@ -1,0 +1,156 @@
+# -*- coding: utf-8 -*-
+# Copyright: poststack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Whether started containers really work: their health checks pass, and the database they were given answers
+from their network. Used after project containers start, so that a run never reports success for a stack that
+does not work.
+
+Pure Python (no Ansible imports). The runtime is a `runtime.ContainerRuntime` (or anything with its `run` and
+`name`); the clock and sleep are parameters so that the waiting rules have unit tests.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Dict, List, Optional, Sequence
+
+from ansible_collections.poststack.core.plugins.module_utils.runtime import seconds_since
+
+NANOSECONDS = 1_000_000_000
+# Docker's defaults for a HEALTHCHECK that does not set them (podman's are the same).
+DEFAULT_INTERVAL = 30.0
+DEFAULT_RETRIES = 3
+# How often podman's check is run by us: podman schedules checks with systemd timers, which a host without systemd
+# (a container, a CI runner) does not have. Docker's daemon runs them itself; then we only read the status.
+POLL_SECONDS = 1.0
+
+
+def health_settings(inspect: dict) -> Optional[dict]:
+    """The container's health check (command, start period, interval, retries in seconds), or None without one."""
+    check = (inspect.get("Config") or {}).get("Healthcheck") or {}
+    test = check.get("Test") or []
+    if not test or test[0] == "NONE":
+        return None
+    command = test[1:] if test[0] in ("CMD", "CMD-SHELL") else test
+    return {
+        "command": " ".join(command),
+        "start_period": (check.get("StartPeriod") or 0) / NANOSECONDS,
+        "interval": (check.get("Interval") or 0) / NANOSECONDS or DEFAULT_INTERVAL,
+        "retries": check.get("Retries") or DEFAULT_RETRIES,
+    }
+
+
+def health_state(inspect: dict) -> dict:
+    """Status (healthy, unhealthy, starting, or empty) and the output of the last check."""
+    state = inspect.get("State") or {}
+    health = state.get("Health") or state.get("Healthcheck") or {}
+    log = health.get("Log") or []
+    last = log[-1] if log else {}
+    return {"status": health.get("Status", "") or "", "output": (last.get("Output") or "").strip(),
+            "exit_code": last.get("ExitCode")}
+
+
+def _inspect(runtime, name: str) -> Optional[dict]:
+    result = runtime.run(["container", "inspect", name], check=False)
+    if result.rc != 0:
+        return None
+    data = json.loads(result.stdout or "[]")
+    return data[0] if data else None
+
+
+def _mask(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "********")
+    return text
+
+
+def wait_healthy(runtime, name: str, timeout: float, secrets: Sequence[str] = (),
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 now: Callable[[], Optional[datetime]] = lambda: None) -> dict:
+    """Wait until container `name` runs and, when it has a health check, reports healthy.
+
+    A container fails when it is missing or stopped, when its check reports unhealthy once the runtime itself could
+    have decided so (start period plus retries times the interval since the container started), or when it is not
+    healthy within `timeout` seconds. Returns a dict with `ok`, `name`, `state`, `health`, `seconds`, `output` (the
+    last check's output, secrets masked) and `problem` (a sentence, when not ok)."""
+    began = clock()
+    while True:
+        inspect = _inspect(runtime, name)
+        elapsed = clock() - began
+        report = {"name": name, "ok": False, "state": "", "health": "", "output": "", "seconds": round(elapsed, 1)}
+        if inspect is None:
+            return dict(report, problem="container %s does not exist" % name)
+        state = inspect.get("State") or {}
+        report["state"] = state.get("Status", "")
+        if report["state"] != "running":
+            return dict(report, problem="container %s is %s (exit code %s); see `%s logs %s`" % (
+                name, report["state"] or "not running", state.get("ExitCode"), runtime.name, name))
+        settings = health_settings(inspect)
+        if settings is None:
+            return dict(report, ok=True, health="none")
+        if runtime.name == "podman":
+            runtime.run(["healthcheck", "run", name], check=False)
+            inspect = _inspect(runtime, name) or inspect
+        health = health_state(inspect)
+        report.update(health=health["status"], output=_mask(health["output"], secrets))
+        if health["status"] == "healthy":
+            return dict(report, ok=True)
+        decided = settings["start_period"] + settings["interval"] * settings["retries"]
+        running_for = seconds_since(state.get("StartedAt", ""), now())
+        if health["status"] == "unhealthy" and (running_for is None or running_for >= decided):
+            return dict(report, problem="container %s is unhealthy (health check: %s)%s" % (
+                name, settings["command"], _said(report["output"])))
+        if elapsed >= timeout:
+            return dict(report, problem="container %s is not healthy after %.0f s (status %s; health check: %s)%s" % (
+                name, elapsed, health["status"] or "unknown", settings["command"], _said(report["output"])))
+        sleep(min(POLL_SECONDS, settings["interval"]))
+
+
+def _said(output: str) -> str:
+    return "; it said: %s" % output[-1000:] if output else "; it printed nothing"
+
+
+# getent first, so that a name the network does not resolve is told apart from a server that does not answer.
+PROBE_SCRIPT = ('getent hosts "$0" >/dev/null || { echo "the name $0 does not resolve on this network"; exit 3; }; '
+                'exec pg_isready -h "$0" -p "$1" -t "$2"')
+
+
+def probe_command(runtime_name: str, network: str, host: str, port: int, image: str, timeout: int = 5) -> List[str]:
+    """`run` arguments for a throwaway container on `network` that checks that `host:port` answers PostgreSQL's
+    protocol (pg_isready from the PostgreSQL image; no credentials involved)."""
+    args = ["run", "--rm", "--no-healthcheck", "--network", network, "--entrypoint", "/bin/sh"]
+    args += ["--pull=never"] if runtime_name == "podman" else ["--pull", "never"]
+    return args + [image, "-c", PROBE_SCRIPT, host, str(port), str(timeout)]
+
+
+def probe_database(runtime, network: str, host: str, port: int, image: str, timeout: int = 5) -> dict:
+    """Whether a container on `network` reaches PostgreSQL at host:port. pg_isready exits 0 (accepting) or 1
+    (rejecting, e.g. still starting) when a server answered, 2 when none did."""
+    command = probe_command(runtime.name, network, host, port, image, timeout)
+    result = runtime.run(command, check=False, timeout=timeout + 60)
+    output = result.stdout.strip() or result.stderr.strip()
+    report = {"network": network, "host": host, "port": port, "rc": result.rc, "output": output,
+              "command": [runtime.binary] + command, "ok": result.rc in (0, 1)}
+    if not report["ok"]:
+        report["problem"] = "a container on network %s cannot reach the database at %s:%s (%s)" % (
+            network, host, port, output[-500:] or "rc=%d" % result.rc)
+    return report
+
+
+def check_containers(runtime, names: Sequence[str], timeout: float, database: Optional[Dict] = None,
+                     secrets: Sequence[str] = ()) -> dict:
+    """Wait for every container's health and probe the database (when given: network, host, port, image) side by
+    side. Returns `containers` (one report each), `database` (or None) and `problems` (sentences, empty when all
+    is well)."""
+    with ThreadPoolExecutor(max_workers=max(1, min(len(names) + 1, 8))) as pool:
+        probe = pool.submit(probe_database, runtime, **database) if database else None
+        reports = list(pool.map(lambda name: wait_healthy(runtime, name, timeout, secrets), names))
+        probed = probe.result() if probe else None
+    problems = [r["problem"] for r in reports if not r["ok"]]
+    if probed and not probed["ok"]:
+        problems.append(probed["problem"])
+    return {"containers": reports, "database": probed, "problems": problems}

@@ -1,0 +1,73 @@
+"""A run never says ok when the stack does not work: project containers that are unhealthy, or that cannot reach the
+database they were given, fail the play with the container's name and what its health check said (real podman)."""
+import pytest
+
+from ansible_run import run_playbook
+from conftest import podman
+
+HEALTH_TASK = "poststack.core.project_containers : Check that the containers are healthy and reach their database"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def images():
+    run = run_playbook("playbooks/images.yml", inventory="inventories/local")
+    assert run.rc == 0 and run.failed == 0, run.stdout[-3000:]
+
+
+def stack(project, run_entry, **role_vars):
+    """postgres + project_containers with one container `app` whose health check passes when HEALTH=ok."""
+    app = project.dir / "containers" / "app"
+    if not app.exists():
+        app.mkdir(parents=True)
+        (app / "Dockerfile").write_text(
+            "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n"
+            'HEALTHCHECK --interval=1s --timeout=2s --retries=2 CMD ["sh", "-c", '
+            '"echo health is $HEALTH; test \\"$HEALTH\\" = ok"]\n'
+            'CMD ["sleep", "infinity"]\n')
+    tasks = [{"name": role, "ansible.builtin.include_role": {"name": f"poststack.core.{role}"}}
+             for role in ("postgres", "project_containers")]
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]
+    logs = str(project.dir.parent / f"{project.name}-logs")
+    extra = project.vars(poststack_log_dir=logs, project_containers_run=[run_entry], **role_vars)
+    return run_playbook(play, extra_vars=extra)
+
+
+def test_healthy_container_that_reaches_the_database_passes(project):
+    run = stack(project, {"name": "app", "env": {"HEALTH": "ok"}})
+    assert run.rc == 0, run.stdout[-3000:]
+    result = run.results(HEALTH_TASK)
+    [app] = result["containers"]
+    assert app["name"] == f"{project.name}-app" and app["health"] == "healthy" and app["ok"]
+    assert result["database"]["ok"] and "accepting connections" in result["database"]["output"]
+    assert result["database"]["host"] == project.container
+    again = stack(project, {"name": "app", "env": {"HEALTH": "ok"}})
+    assert again.rc == 0 and again.changed == 0
+
+
+def test_unhealthy_container_fails_the_run_with_its_name_and_output(project):
+    run = stack(project, {"name": "app", "env": {"HEALTH": "broken"}})
+    assert run.rc != 0
+    result = run.results(HEALTH_TASK)
+    assert result.get("failed")
+    assert (f"container {project.name}-app is unhealthy (health check: sh -c echo health is $HEALTH; "
+            "test \"$HEALTH\" = ok); it said: health is broken") in result["msg"]
+    # Only the health check failed: the database answered the probe.
+    assert result["database"]["ok"] is True
+    assert project.password not in run.stdout
+
+
+def test_container_that_cannot_reach_its_database_fails_the_run(project):
+    run = stack(project, {"name": "app", "env": {"HEALTH": "ok"}}, project_containers_db_host="no-such-database")
+    assert run.rc != 0
+    result = run.results(HEALTH_TASK)
+    assert (f"a container on network {project.name}-net cannot reach the database at no-such-database:5432 "
+            "(the name no-such-database does not resolve on this network)") in result["msg"]
+    assert result["containers"][0]["ok"] is True
+
+
+def test_container_that_exits_fails_the_run(project):
+    run = stack(project, {"name": "app", "env": {"HEALTH": "ok"}, "command": ["sh", "-c", "exit 7"],
+                          "restart_policy": "no"})
+    assert run.rc != 0
+    result = run.results(HEALTH_TASK)
+    assert f"container {project.name}-app is exited (exit code 7); see `podman logs {project.name}-app`" in result["msg"]
