@@ -1,10 +1,10 @@
 # poststack.core — every command sets itself up first (scripts/bootstrap.sh is a no-op when all is in place).
 #
 #   make run           images -> PostgreSQL -> migrations -> project containers on localhost (inventories/local)
-#   make test          yamllint, ansible-lint, ansible-test sanity, unit, integration, molecule
+#   make test          yamllint, ansible-lint, ansible-test sanity, unit, integration, molecule, HA, newcomer
 #   make bench         the benchmarks in benchmarks/ (not part of make test)
 #
-# Single layers: make lint | sanity | units | integration | ha | molecule [SCENARIO=name]
+# Single layers: make lint | sanity | units | integration | ha | newcomer | molecule [SCENARIO=name]
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 ENV := . scripts/env.sh &&
@@ -13,7 +13,7 @@ PLAYBOOK ?= playbooks/site.yml
 PYTEST_ARGS ?=
 SCENARIO ?=
 
-.PHONY: run test bootstrap lint sanity units integration ha molecule bench changelog clean help
+.PHONY: run test bootstrap lint sanity units integration ha newcomer molecule bench changelog clean help
 
 help:
 	@sed -n '2,8p' Makefile
@@ -41,6 +41,9 @@ integration: bootstrap
 
 ha: bootstrap
 	@$(ENV) scripts/test.sh ha
+
+newcomer: bootstrap
+	@$(ENV) scripts/test.sh newcomer
 
 molecule: bootstrap
 	@$(ENV) scripts/test.sh molecule $(SCENARIO)

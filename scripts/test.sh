@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Test layers behind `make test`. Run through the Makefile (which sources scripts/env.sh and bootstraps first).
-#   scripts/test.sh all | lint | sanity | units | integration | molecule [scenario...]
+#   scripts/test.sh all | lint | sanity | units | integration | molecule [scenario...] | ha | newcomer
 set -euo pipefail
 cd "$POSTSTACK_ROOT"
 
@@ -49,6 +49,10 @@ run_integration() { python -m pytest -q tests/integration ${PYTEST_ARGS:-}; }
 # shellcheck disable=SC2086
 run_ha() { if [ -d tests/ha ]; then python -m pytest -q tests/ha ${PYTEST_ARGS:-}; fi; }
 
+# A new Debian 12 and 13 system each (containers made with mmdebstrap): a clean clone of HEAD, `make run` twice.
+# shellcheck disable=SC2086
+run_newcomer() { python -m pytest -q -s -p no:cacheprovider tests/newcomer ${PYTEST_ARGS:-}; }
+
 run_molecule() {
   local scenarios=("$@")
   if [ ${#scenarios[@]} -eq 0 ]; then
@@ -70,14 +74,16 @@ case "${1:-all}" in
     layer integration run_integration
     layer molecule run_molecule
     layer ha run_ha
+    layer newcomer run_newcomer
     ;;
   lint) layer yamllint run_yamllint; layer ansible-lint run_ansible_lint ;;
   sanity) layer sanity run_sanity ;;
   units) layer units run_units ;;
   integration) layer integration run_integration ;;
   ha) layer ha run_ha ;;
+  newcomer) layer newcomer run_newcomer ;;
   molecule) shift; layer molecule run_molecule "$@" ;;
-  *) echo "usage: $0 all|lint|sanity|units|integration|ha|molecule [scenario...]" >&2; exit 2 ;;
+  *) echo "usage: $0 all|lint|sanity|units|integration|ha|newcomer|molecule [scenario...]" >&2; exit 2 ;;
 esac
 
 if [ "$FAILED" -eq 0 ]; then
