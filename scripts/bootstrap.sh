@@ -192,11 +192,20 @@ step_podman_network() {
 
 start=$(date +%s)
 step_apt
+# Python (and so the venv's name) may have arrived with the packages: name the venv now.
+if [ -z "$POSTSTACK_VENV" ]; then
+  # shellcheck source=scripts/env.sh
+  . "$POSTSTACK_ROOT/scripts/env.sh"
+  [ -n "$POSTSTACK_VENV" ] || die "no Python found ($POSTSTACK_PYTHON) after installing python3; set POSTSTACK_PYTHON"
+fi
 step_venv
 step_collections
 step_ansible_test
-# The smoke test runs without CONTAINERS_CONF so that the decision is made afresh on every host.
+# The smoke test runs without CONTAINERS_CONF so that the decision is made afresh on every host. The first podman
+# command on a new host picks the network backend and warns about the CNI file Debian's podman ships, which
+# netavark does not use: make that choice here, quietly.
 unset CONTAINERS_CONF
+podman info >/dev/null 2>&1 || true
 step_base_image
 step_podman_conf
 [ -f .cache/podman-needs-conf ] && export CONTAINERS_CONF="$POSTSTACK_ROOT/scripts/podman/containers.conf"

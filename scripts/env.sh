@@ -13,19 +13,26 @@ if [ -z "${POSTSTACK_PYTHON:-}" ]; then
 fi
 export POSTSTACK_PYTHON
 
-# The venv is keyed by the interpreter and the pinned requirements, so changing a pin builds a new one.
+# The venv is keyed by the interpreter and the pinned requirements, so changing a pin builds a new one. On a new
+# host Python may not be installed yet: then the venv is named once bootstrap.sh has installed it (it sources this
+# file again).
 __poststack_venv_key() {
   { "$POSTSTACK_PYTHON" -c 'import sys; print(sys.version)'; cat "$POSTSTACK_ROOT/requirements.txt" "$POSTSTACK_ROOT/constraints.txt"; } \
     | sha256sum | cut -c1-16
 }
-export POSTSTACK_VENV="${POSTSTACK_VENV:-$POSTSTACK_CACHE/venv-$(__poststack_venv_key)}"
+if [ -z "${POSTSTACK_VENV:-}" ] && command -v "$POSTSTACK_PYTHON" >/dev/null 2>&1; then
+  POSTSTACK_VENV="$POSTSTACK_CACHE/venv-$(__poststack_venv_key)"
+fi
+export POSTSTACK_VENV="${POSTSTACK_VENV:-}"
 
 # Collections live in .collections/ansible_collections: poststack/core is a symlink to this checkout, the
 # dependencies are symlinks into the cache (extracted from PyPI's `ansible` wheel).
 export ANSIBLE_COLLECTIONS_PATH="$POSTSTACK_ROOT/.collections"
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
 export ANSIBLE_CONFIG="$POSTSTACK_ROOT/ansible.cfg"
-export PATH="$POSTSTACK_VENV/bin:$PATH"
+if [ -n "$POSTSTACK_VENV" ]; then
+  case ":$PATH:" in *":$POSTSTACK_VENV/bin:"*) ;; *) export PATH="$POSTSTACK_VENV/bin:$PATH" ;; esac
+fi
 export PYTHONDONTWRITEBYTECODE=1
 
 # Podman on some hosts (cgroup v1 hybrid, low hard rlimits) needs runc and lower default ulimits.
