@@ -20,7 +20,7 @@ PIP_STANDIN_VERSION="24.2"
 # Collections taken from the `ansible` wheel: what we use plus what they need.
 COLLECTIONS=(containers/podman community/docker community/postgresql community/general community/crypto
   ansible/posix community/library_inventory_filtering_v1)
-APT_PACKAGES="podman netavark aardvark-dns catatonit iptables buildah mmdebstrap btrfs-progs runc uidmap fuse-overlayfs slirp4netns
+APT_PACKAGES="podman netavark aardvark-dns catatonit iptables nftables buildah mmdebstrap btrfs-progs runc uidmap fuse-overlayfs slirp4netns
 python3 python3-venv postgresql postgresql-client openssl rsync git make curl ca-certificates iproute2 util-linux shellcheck age"
 
 # pip warns about every find-links location that does not exist on this host; keep real errors.
@@ -154,6 +154,9 @@ step_podman_network() {
   stamp="$(podman --version) $(command -v catatonit || true)"
   [ -f .cache/podman-network-checked ] && [ "$(cat .cache/podman-network-checked)" = "$stamp" ] && return 0
   backend="$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null || echo unknown)"
+  if [ "$(stat -fc %T /sys/fs/cgroup 2>/dev/null)" != cgroup2fs ] && podman --version | grep -q ' [5-9]\.'; then
+    log "note: this host has cgroups v1, which podman 5 deprecates (it still works; env.sh silences the warning)"
+  fi
   if ! output="$(podman network create --label io.poststack.check=true "$net" 2>&1)"; then
     rc=1
   elif ! output="$(podman run -d --rm --init --name "$net-a" --network "$net" --pull=never "$POSTSTACK_BASE_IMAGE" \

@@ -41,6 +41,10 @@ if [ -f "$POSTSTACK_ROOT/.cache/podman-needs-conf" ] && [ -z "${CONTAINERS_CONF:
   export CONTAINERS_CONF="$POSTSTACK_ROOT/scripts/podman/containers.conf"
 fi
 
+# Podman 5 (Debian 13) warns on every command of a cgroup v1 host; the warning would be mixed into every output
+# poststack reads and shows. bootstrap.sh says it once instead.
+export PODMAN_IGNORE_CGROUPSV1_WARNING=1
+
 # Base image for our Containerfiles: the official one for real users, a local mmdebstrap import where no
 # registry answers (bootstrap.sh decides and records it).
 if [ -z "${POSTSTACK_BASE_IMAGE:-}" ] && [ -f "$POSTSTACK_ROOT/.cache/base-image" ]; then
