@@ -99,8 +99,17 @@ step_ansible_test() {
   mv "$cache/get_pip_${PIP_STANDIN_VERSION//./_}.py.new" "$cache/get_pip_${PIP_STANDIN_VERSION//./_}.py"
 }
 
+# A container, and a build step: buildah applies its own rlimits and runs RUN steps on the default network, so a
+# host where `podman run` works may still fail to build (seen with podman 5 on Debian 13).
 podman_smoke() {
-  podman run --rm --pull=never --network none "$1" true >/dev/null 2>&1
+  local dir id rc=0
+  podman run --rm --pull=never --network none "$1" true >/dev/null 2>&1 || return 1
+  dir="$(mktemp -d)"
+  printf 'FROM %s\nRUN true\n' "$1" >"$dir/Containerfile"
+  id="$(podman build --pull=never -q "$dir" 2>/dev/null)" || rc=$?
+  rm -rf "$dir"
+  [ -z "$id" ] || podman rmi -f "$id" >/dev/null 2>&1 || true
+  return "$rc"
 }
 
 step_base_image() {
@@ -135,7 +144,11 @@ step_base_image() {
   export POSTSTACK_BASE_IMAGE="$chosen"
 }
 
+# Decided once per podman version (.cache/podman-conf-checked); `make clean` forgets it.
 step_podman_conf() {
+  local stamp
+  stamp="$(podman --version)"
+  [ -f .cache/podman-conf-checked ] && [ "$(cat .cache/podman-conf-checked)" = "$stamp" ] && return 0
   if podman_smoke "$POSTSTACK_BASE_IMAGE"; then
     rm -f .cache/podman-needs-conf
   elif CONTAINERS_CONF="$POSTSTACK_ROOT/scripts/podman/containers.conf" podman_smoke "$POSTSTACK_BASE_IMAGE"; then
@@ -143,8 +156,10 @@ step_podman_conf() {
     touch .cache/podman-needs-conf
   else
     podman run --rm --pull=never --network none "$POSTSTACK_BASE_IMAGE" true || true
-    die "podman cannot run a container here, even with scripts/podman/containers.conf (see the error above)"
+    die "podman cannot run or build a container here, even with scripts/podman/containers.conf (runc, nofile and
+  nproc limits of 20000; see the error above). Check 'podman info' and the limits of this host (ulimit -Hn)."
   fi
+  echo "$stamp" >.cache/podman-conf-checked
 }
 
 # Project containers reach PostgreSQL by name on the project network, and tests run containers with --init: check
