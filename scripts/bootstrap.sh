@@ -189,6 +189,11 @@ step_podman_network() {
         die "podman cannot start containers with --init: ${output}
   Install catatonit (apt-get install catatonit; scripts/bootstrap.sh does so as root) and run again." ;;
     esac
+    if [ "$backend" != netavark ] && ! ls /usr/lib/podman/netavark /usr/libexec/podman/netavark >/dev/null 2>&1; then
+      die "containers on a podman network here cannot reach each other by name, so project containers would not
+  find PostgreSQL (podman's network backend is '$backend' because netavark is not installed; getent said:
+  ${output:-nothing}). Install it: apt-get install netavark aardvark-dns (bootstrap.sh does so when run as root)."
+    fi
     if [ "$backend" != netavark ]; then
       die "containers on a podman network here cannot reach each other by name, so project containers would not
   find PostgreSQL (podman's network backend is '$backend'; getent said: ${output:-nothing}).
