@@ -42,14 +42,15 @@ def env_key(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
-def _unquote(value: str, source: str, lineno: int) -> str:
+def _unquote(value: str, source: str, lineno: int, key: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in ("'", '"'):
         inner = value[1:-1]
         if value[0] == '"':
             inner = re.sub(r'\\(["\\$`nt])', lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), inner)
         return inner
     if value[:1] in ("'", '"'):
-        raise ConfigError(f"{source} line {lineno}: unterminated quote in value {value!r}")
+        # The value is not shown: it may be a secret.
+        raise ConfigError(f"{source} line {lineno}: the value of {key} has an unterminated {value[0]} quote; close it")
     # Unquoted: a ` #` starts a comment, as in shells.
     return re.split(r"\s+#", value, maxsplit=1)[0].strip()
 
@@ -64,23 +65,37 @@ def parse_dotenv(text: str, source: str = ".env") -> Dict[str, str]:
         if line.startswith("export "):
             line = line[len("export "):].strip()
         if "=" not in line:
-            raise ConfigError(f"{source} line {lineno}: expected KEY=VALUE, got {raw.strip()!r}")
+            # The line is not shown: it may be a secret (a password written without its KEY=).
+            raise ConfigError(f"{source} line {lineno}: expected KEY=VALUE but the line has no '=' (its text is not "
+                              f"shown, it may hold a secret); write it as KEY=VALUE or start it with #")
         key, value = line.split("=", 1)
         key = key.strip()
         if not _KEY_RE.match(key):
             raise ConfigError(f"{source} line {lineno}: {key!r} is not a valid variable name (letters, digits, _)")
-        values[key] = _unquote(value.strip(), source, lineno)
+        values[key] = _unquote(value.strip(), source, lineno, key)
     return values
 
 
 def load_dotenv(path: Optional[str]) -> Dict[str, str]:
-    if not path or not os.path.isfile(path):
+    """KEY=VALUE pairs of the .env file at `path`; {} when there is none. A .env that exists but cannot be read (a
+    directory, no permission, not text) is an error rather than silently ignored settings."""
+    if not path or not os.path.lexists(path):
         return {}
+    if os.path.isdir(path):
+        raise ConfigError(f"{path} is a directory, not a .env file: remove it or point POSTSTACK_ENV_FILE at a file")
     try:
         with open(path, encoding="utf-8") as handle:
             return parse_dotenv(handle.read(), path)
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path} is not UTF-8 text: {exc}") from exc
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read ({exc.strerror}): make it readable by the user that runs "
+                          f"ansible-playbook, or point POSTSTACK_ENV_FILE at another file") from None
+
+
+def _shown(name: str, value: str) -> str:
+    """How a bad value appears in an error: quoted, unless the setting is a secret."""
+    return "its value" if is_secret(name) else repr(value)
 
 
 def coerce(value: Any, kind: str, name: str, source: str) -> Any:
@@ -92,13 +107,14 @@ def coerce(value: Any, kind: str, name: str, source: str) -> Any:
         try:
             return int(text)
         except ValueError:
-            raise ConfigError(f"setting {name} from {source}: {value!r} is not a whole number") from None
+            raise ConfigError(f"setting {name} from {source}: {_shown(name, value)} is not a whole number") from None
     if kind == "bool":
         if text.lower() in TRUE_WORDS:
             return True
         if text.lower() in FALSE_WORDS:
             return False
-        raise ConfigError(f"setting {name} from {source}: {value!r} is not a boolean (true/false, yes/no, 1/0)")
+        raise ConfigError(f"setting {name} from {source}: {_shown(name, value)} is not a boolean "
+                          f"(true/false, yes/no, 1/0)")
     if kind == "list":
         return [item.strip() for item in text.split(",") if item.strip()]
     raise ConfigError(f"unknown setting type '{kind}' for {name}: use str, int, bool or list")

@@ -14,8 +14,8 @@ def images():
     assert run.rc == 0 and run.failed == 0, run.stdout[-3000:]
 
 
-def stack(project, run_entry, **role_vars):
-    """postgres + project_containers with one container `app` whose health check passes when HEALTH=ok."""
+def write_app(project):
+    """The project's one container `app`, whose health check passes when HEALTH=ok."""
     app = project.dir / "containers" / "app"
     if not app.exists():
         app.mkdir(parents=True)
@@ -24,6 +24,11 @@ def stack(project, run_entry, **role_vars):
             'HEALTHCHECK --interval=1s --timeout=2s --retries=2 CMD ["sh", "-c", '
             '"echo health is $HEALTH; test \\"$HEALTH\\" = ok"]\n'
             'CMD ["sleep", "infinity"]\n')
+
+
+def stack(project, run_entry, **role_vars):
+    """postgres + project_containers with the container of write_app()."""
+    write_app(project)
     tasks = [{"name": role, "ansible.builtin.include_role": {"name": f"poststack.core.{role}"}}
              for role in ("postgres", "project_containers")]
     play = [{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]
@@ -71,3 +76,46 @@ def test_container_that_exits_fails_the_run(project):
     assert run.rc != 0
     result = run.results(HEALTH_TASK)
     assert f"container {project.name}-app is exited (exit code 7); see `podman logs {project.name}-app`" in result["msg"]
+
+
+def verbose_run(project, run_entry):
+    """The stack of `stack()` through ansible-playbook -vvv with the default (human) output, as a user sees it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from ansible_run import ROOT
+
+    write_app(project)
+    tasks = [{"name": role, "ansible.builtin.include_role": {"name": f"poststack.core.{role}"}}
+             for role in ("postgres", "project_containers")]
+    playbook = project.dir.parent / f"{project.name}-verbose.yml"
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
+    extra = project.vars(poststack_log_dir=str(project.dir.parent / f"{project.name}-logs"),
+                         project_containers_run=[run_entry],
+                         ansible_python_interpreter="{{ ansible_playbook_python }}")
+    varsfile = project.dir.parent / f"{project.name}-vars.json"
+    varsfile.write_text(json.dumps(extra))
+    env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_STDOUT_CALLBACK"}
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-vvv",
+                           "-i", "localhost,", "-c", "local", "-e", f"@{varsfile}", str(playbook)],
+                          capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_the_password_is_never_shown_at_any_verbosity(project):
+    """The containers' environment holds DB_PASS and POSTSTACK_DATABASE_URL: neither appears at -vvv, when the
+    container starts nor when it cannot be run (the error names the container, password masked)."""
+    from urllib.parse import quote
+
+    forms = {project.password, quote(project.password, safe="")}
+    rc, output = verbose_run(project, {"name": "app", "env": {"HEALTH": "ok"}})
+    assert rc == 0, output[-3000:]
+    assert not [form for form in forms if form in output]
+    rc, output = verbose_run(project, {"name": "app", "env": {"HEALTH": "ok"}, "image": f"localhost/{project.name}/none:1"})
+    assert rc != 0
+    assert not [form for form in forms if form in output]
+    assert f"{project.name}-app:" in output and "Report a container that could not be run" in output
