@@ -313,18 +313,33 @@ def find_resources(runtime: ContainerRuntime, kind: str, names: Sequence[str]) -
     return {item["name"]: item for item in (_resource_summary(doc, kind) for doc in data) if item["name"] in wanted}
 
 
+def find_containers(runtime: ContainerRuntime, names: Sequence[str]) -> Dict[str, dict]:
+    """Those of the named containers that exist, whoever made them, by name (their summaries: labels tell whether
+    poststack did). One `ps` and one `inspect`."""
+    wanted = set(names)
+    if not wanted:
+        return {}
+    existing = {n.strip() for line in runtime.run(["ps", "-a", "--format", "{{.Names}}"]).stdout.splitlines()
+                for n in line.split(",") if n.strip()}
+    present = sorted(wanted & existing)
+    return {c["name"]: c for c in _inspect_containers(runtime, present)} if present else {}
+
+
 def describe(runtime: ContainerRuntime, label_filters: Optional[Sequence[str]], volumes: Sequence[str] = (),
-             networks: Sequence[str] = (), refresh_health: bool = False, database_details: bool = True) -> dict:
-    """The runtime version, the containers with label_filters (not listed when None), and which of the named volumes
-    and networks exist. The lookups are independent `podman` calls, so they run side by side."""
-    with ThreadPoolExecutor(max_workers=4) as pool:
+             networks: Sequence[str] = (), refresh_health: bool = False, database_details: bool = True,
+             containers_named: Sequence[str] = ()) -> dict:
+    """The runtime version, the containers with label_filters (not listed when None), which of the named volumes
+    and networks exist, and which of the named containers exist. The lookups are independent `podman` calls, so
+    they run side by side."""
+    with ThreadPoolExecutor(max_workers=5) as pool:
         version = pool.submit(runtime.run, ["--version"])
         found_volumes = pool.submit(find_resources, runtime, "volume", volumes)
         found_networks = pool.submit(find_resources, runtime, "network", networks)
+        named = pool.submit(find_containers, runtime, containers_named)
         containers = (pool.submit(list_containers, runtime, label_filters, refresh_health, database_details)
                       if label_filters is not None else None)
         result = {"version": version.result().stdout.strip(), "volumes": found_volumes.result(),
-                  "networks": found_networks.result()}
+                  "networks": found_networks.result(), "named_containers": named.result()}
         if containers is not None:
             result["containers"] = containers.result()
     return result

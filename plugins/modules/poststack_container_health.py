@@ -111,7 +111,7 @@ containers:
       description: Seconds waited.
       type: float
     problem:
-      description: What is wrong, when not O(containers[].ok).
+      description: What is wrong, when not RV(containers[].ok).
       type: str
       returned: when not ok
   sample: [{name: demo-web, ok: true, state: running, health: healthy, output: "", seconds: 0.4}]

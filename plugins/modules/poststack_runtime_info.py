@@ -73,6 +73,12 @@ options:
     type: list
     elements: str
     default: []
+  containers_named:
+    description: Container names to look up whatever their labels; those that exist are returned in
+      RV(named_containers), so that roles refuse to replace a container that poststack did not create.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -177,6 +183,12 @@ networks:
   returned: always
   type: dict
   sample: {demo-net: {name: demo-net, driver: bridge, labels: {}, options: {isolate: "true"}, dns_enabled: true}}
+named_containers:
+  description: The containers of O(containers_named) that exist, by name, with the keys of RV(containers)
+    (without the database details).
+  returned: always
+  type: dict
+  sample: {demo-postgres: {name: demo-postgres, state: running, labels: {}, project: "", component: ""}}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -203,6 +215,7 @@ def main():
             bind_address=dict(type="str", default="0.0.0.0"),
             volumes=dict(type="list", elements="str", default=[]),
             networks=dict(type="list", elements="str", default=[]),
+            containers_named=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -213,7 +226,7 @@ def main():
                       ports_in_use=ports_in_use(params["check_ports"], params["bind_address"]))
         result.update(describe(runtime, params["label_filters"] if params["list_containers"] else None,
                                params["volumes"], params["networks"], params["refresh_health"],
-                               params["database_details"]))
+                               params["database_details"], params["containers_named"]))
     except RuntimeNotFound as exc:
         module.fail_json(msg=str(exc))
     except RuntimeCommandError as exc:

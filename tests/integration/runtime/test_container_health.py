@@ -3,7 +3,6 @@ database they were given, fail the play with the container's name and what its h
 import pytest
 
 from ansible_run import run_playbook
-from conftest import podman
 
 HEALTH_TASK = "poststack.core.project_containers : Check that the containers are healthy and reach their database"
 

@@ -111,7 +111,8 @@ def test_runtime_info_finds_existing_volumes_and_networks(project):
     assert networks[network]["dns_enabled"] is True and networks[f"{project.name}-nodns"]["dns_enabled"] is False
     assert "dns_enabled" not in volumes[volume]
     report = describe(runtime, None, [volume], [network])  # what the module returns, looked up side by side
-    assert sorted(report) == ["networks", "version", "volumes"] and report["version"].startswith("podman")
+    assert sorted(report) == ["named_containers", "networks", "version", "volumes"]
+    assert report["version"].startswith("podman") and report["named_containers"] == {}
     assert list(report["volumes"]) == [volume] and list(report["networks"]) == [network]
 
 

@@ -53,6 +53,10 @@ def test_lifecycle_with_docker(project, docker_host):
                                                   if t["hosts"]["localhost"].get("changed")]
     stopped = run_playbook(play("stopped"), extra_vars=project.vars(), env=env)
     assert stopped.rc == 0 and stopped.changed == 1
+    # Stopped, not replaced: the same container, still carrying poststack's labels.
+    labels = subprocess.run(["docker", "inspect", "-f", "{{.State.Status}} {{.Config.Labels}}", project.container],
+                            capture_output=True, text=True, env=dict(os.environ, **env), check=True).stdout
+    assert labels.startswith("exited ") and "io.poststack.component:postgres" in labels
     removed = run_playbook(play("absent"), extra_vars=project.vars(), env=env)
     assert removed.rc == 0 and removed.changed == 1
     assert subprocess.run(["podman", "container", "exists", project.container], check=False).returncode == 1

@@ -14,7 +14,8 @@ CHECK = {"Test": ["CMD", "/usr/bin/python3", "-c", "probe()"], "Interval": 10 * 
          "Retries": 3, "StartPeriod": 0}
 
 
-def inspect_doc(status="running", health=None, output="", started_ago=120, check=CHECK, exit_code=0):
+def inspect_doc(status="running", health=None, output="", started_ago=120, check="default", exit_code=0):
+    check = CHECK if check == "default" else check
     state = {"Status": status, "ExitCode": exit_code,
              "StartedAt": (NOW - timedelta(seconds=started_ago)).strftime("%Y-%m-%dT%H:%M:%S.123456789Z")}
     if health is not None:
@@ -50,10 +51,14 @@ class Clock:
         self.now += seconds
 
 
-def wait(runtime, timeout=60, secrets=()):
+def wait_clocked(runtime, timeout=60, secrets=()):
     clock = Clock()
     report = ch.wait_healthy(runtime, "demo-web", timeout, secrets, clock=clock, sleep=clock.sleep, now=lambda: NOW)
     return report, clock
+
+
+def wait(runtime, timeout=60, secrets=()):
+    return wait_clocked(runtime, timeout, secrets)[0]
 
 
 def test_health_settings_of_podman_and_docker_documents():
@@ -67,7 +72,7 @@ def test_health_settings_of_podman_and_docker_documents():
 
 def test_healthy_container_passes_after_one_check_on_podman():
     runtime = ScriptedRuntime([inspect_doc(health="starting"), inspect_doc(health="healthy")])
-    report, _ = wait(runtime)
+    report = wait(runtime)
     assert report["ok"] and report["health"] == "healthy"
     assert ["healthcheck", "run", "demo-web"] in runtime.calls
 
@@ -75,14 +80,14 @@ def test_healthy_container_passes_after_one_check_on_podman():
 def test_docker_runs_its_own_checks_and_is_only_read():
     docs = [inspect_doc(health="starting")] * 4 + [inspect_doc(health="healthy")]
     runtime = ScriptedRuntime(docs, name="docker")
-    report, clock = wait(runtime)
+    report, clock = wait_clocked(runtime)
     assert report["ok"] and clock.now == 4.0  # four polls a second apart saw "starting"
     assert not [c for c in runtime.calls if c[0] == "healthcheck"]
 
 
 def test_unhealthy_fails_with_the_checks_output_and_masks_secrets():
     runtime = ScriptedRuntime([inspect_doc(health="unhealthy", output="could not connect: password s3cret! wrong")])
-    report, _ = wait(runtime, secrets=["s3cret!"])
+    report = wait(runtime, secrets=["s3cret!"])
     assert not report["ok"]
     assert report["problem"] == ("container demo-web is unhealthy (health check: /usr/bin/python3 -c probe()); "
                                  "it said: could not connect: password ******** wrong")
@@ -92,12 +97,12 @@ def test_unhealthy_fails_with_the_checks_output_and_masks_secrets():
 def test_unhealthy_is_not_final_before_the_runtime_could_decide():
     """Just started (5 s ago; 0 s start period + 3 x 10 s): our own quick checks may fail while the app starts."""
     docs = [inspect_doc(health="unhealthy", started_ago=5)] * 3 + [inspect_doc(health="healthy", started_ago=8)]
-    report, clock = wait(ScriptedRuntime(docs))
+    report, clock = wait_clocked(ScriptedRuntime(docs))
     assert report["ok"] and clock.now > 0
 
 
 def test_not_healthy_within_the_timeout():
-    report, clock = wait(ScriptedRuntime([inspect_doc(health="starting", started_ago=0)]), timeout=5)
+    report, clock = wait_clocked(ScriptedRuntime([inspect_doc(health="starting", started_ago=0)]), timeout=5)
     assert not report["ok"] and clock.now >= 5
     assert report["problem"].startswith("container demo-web is not healthy after 5 s (status starting")
     assert report["problem"].endswith("it printed nothing")
@@ -108,13 +113,13 @@ def test_not_healthy_within_the_timeout():
     (inspect_doc(status="exited", exit_code=2), "container demo-web is exited (exit code 2); see `podman logs demo-web`"),
 ])
 def test_missing_or_stopped_containers_fail_at_once(doc, problem):
-    report, clock = wait(ScriptedRuntime([doc]))
+    report, clock = wait_clocked(ScriptedRuntime([doc]))
     assert not report["ok"] and report["problem"] == problem and clock.now == 0
 
 
 def test_container_without_health_check_only_has_to_run():
     runtime = ScriptedRuntime([inspect_doc(check=None)])
-    report, _ = wait(runtime)
+    report = wait(runtime)
     assert report["ok"] and report["health"] == "none"
     assert not [c for c in runtime.calls if c[0] == "healthcheck"]
 

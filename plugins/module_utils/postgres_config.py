@@ -1,0 +1,110 @@
+# -*- coding: utf-8 -*-
+# Copyright: poststack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Check a PostgreSQL container's configuration before anything is changed: the server settings by PostgreSQL
+itself (`postgres -C` with the new values, in the image that will run them), the pg_hba networks and the memory
+limit by their syntax. A bad value is refused with the setting's name and PostgreSQL's own message, while the
+running server keeps running.
+
+Pure Python (no Ansible imports); the runtime is a `runtime.ContainerRuntime`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Dict, List, Mapping, Optional, Sequence
+
+# podman and docker: <number>[<unit>], unit b, k, m or g (case-insensitive); both refuse less than 6 MiB.
+_MEMORY_RE = re.compile(r"^([0-9]+)([bkmg]?)$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+MIN_MEMORY = 6 * 1024 ** 2
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+
+
+def render(value) -> str:
+    """A setting's value as postgres -c takes it (booleans as on/off, like the conf.d template's numbers)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def memory_problem(memory: str) -> Optional[str]:
+    if not memory:
+        return None
+    match = _MEMORY_RE.match(str(memory).strip())
+    if not match:
+        return ("postgres_memory '%s' is not a size: write a number with an optional unit b, k, m or g "
+                "(for example 512m or 2g)" % memory)
+    if int(match.group(1)) * _UNITS[match.group(2).lower()] < MIN_MEMORY:
+        return "postgres_memory '%s' is below the 6m that podman and docker accept" % memory
+    return None
+
+
+def cidr_problems(cidrs: Sequence[str]) -> List[str]:
+    problems = []
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(str(cidr), strict=False)
+        except ValueError:
+            problems.append("postgres_hba_cidrs entry '%s' is not a network address (for example 10.0.0.0/8, "
+                            "192.168.1.0/24 or ::/0)" % cidr)
+    return problems
+
+
+def name_problems(settings: Mapping[str, object]) -> List[str]:
+    return ["setting name '%s' is not a PostgreSQL parameter name" % name for name in settings
+            if not _NAME_RE.match(str(name))]
+
+
+def check_argv(settings: Mapping[str, object]) -> List[str]:
+    """`postgres` arguments that parse every setting and exit: -C prints one parameter and stops before any data
+    directory is touched (empty files and /tmp stand in for the real ones)."""
+    argv = ["--config-file=/dev/null", "-c", "data_directory=/tmp", "-c", "hba_file=/dev/null",
+            "-c", "ident_file=/dev/null", "-C", "server_version"]
+    for name, value in sorted(settings.items()):
+        argv += ["-c", "%s=%s" % (name, render(value))]
+    return argv
+
+
+def _fatal(output: str) -> str:
+    """PostgreSQL's own reason: the FATAL line without its timestamp prefix, else the last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        if "FATAL:" in line:
+            return line.split("FATAL:", 1)[1].strip()
+    return lines[-1] if lines else "no output"
+
+
+def postgres_command(runtime, image: str, running_container: Optional[str]) -> List[str]:
+    """Where postgres runs the check: in the running container when it runs this image (no new container, ~0.1 s),
+    else in a throwaway container of the image (no network, no volumes)."""
+    if running_container:
+        return ["exec", running_container, "postgres"]
+    pull = ["--pull=never"] if runtime.name == "podman" else ["--pull", "never"]
+    return ["run", "--rm", "--network", "none", "--no-healthcheck", *pull, "--user", "postgres",
+            "--entrypoint", "postgres", image]
+
+
+def check_settings(runtime, image: str, settings: Mapping[str, object],
+                   running_container: Optional[str] = None) -> Dict[str, object]:
+    """Let PostgreSQL parse `settings`. Returns `ok`, `version`, `problems` (one per refused setting, with
+    PostgreSQL's message) and `commands`. One run checks them all; only when it fails does each setting get a run
+    of its own, so that every bad one is named at once."""
+    base = postgres_command(runtime, image, running_container)
+    result = runtime.run(base + check_argv(settings), check=False, timeout=120)
+    if result.rc == 0:
+        return {"ok": True, "version": result.stdout.strip(), "problems": []}
+    output = result.stdout + result.stderr
+    if result.rc not in (1, 2) or "FATAL:" not in output:
+        # Not PostgreSQL's verdict: the image is missing, the runtime failed, ...
+        return {"ok": False, "version": "", "problems": [
+            "the settings could not be checked with %s (rc=%d): %s" % (image, result.rc, _fatal(output)[-500:])]}
+    problems = []
+    for name, value in sorted(settings.items()):
+        single = runtime.run(base + check_argv({name: value}), check=False, timeout=120)
+        if single.rc != 0:
+            problems.append("%s = %s: %s" % (name, render(value), _fatal(single.stdout + single.stderr)))
+    if not problems:  # only a combination fails (each value alone is fine)
+        problems.append("these settings together: %s" % _fatal(output))
+    return {"ok": False, "version": "", "problems": problems}

@@ -1,0 +1,155 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: poststack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: poststack_postgres_check
+short_description: Check a PostgreSQL container's configuration before it is applied
+version_added: 0.2.0
+description:
+  - Lets PostgreSQL itself parse the server settings (C(postgres -C) with every value as C(-c name=value)), in
+    the image that will run them, so that a bad value is refused with PostgreSQL's own message before the running
+    server, its configuration files or its container are touched.
+  - The check runs inside O(container) when that container runs O(image) (about 0.1 s), else in a throwaway
+    container of O(image) without network or volumes.
+  - Also checks the pg_hba networks (O(hba_cidrs)) and the memory limit (O(memory)) by their syntax.
+  - Every refused value is named in one run. Changes nothing.
+author:
+  - poststack contributors (@poststack)
+attributes:
+  check_mode:
+    description: Can run in check mode and return the changed status without modifying the target.
+    support: full
+    details: The check changes nothing, so it runs in check mode too.
+  diff_mode:
+    description: Returns details on what has changed (or would change in check mode).
+    support: none
+options:
+  image:
+    description: The PostgreSQL image that will run the settings.
+    type: str
+    required: true
+  container:
+    description: The PostgreSQL container of this configuration, when it may already run.
+    type: str
+  runtime:
+    description: V(auto) prefers podman, then docker.
+    type: str
+    choices: [auto, podman, docker]
+    default: auto
+  settings:
+    description: Server settings by name (numbers, strings, booleans), as the postgres role writes them.
+    type: dict
+    default: {}
+  hba_cidrs:
+    description: Networks for pg_hba.conf.
+    type: list
+    elements: str
+    default: []
+  memory:
+    description: Container memory limit (C(<number>[b|k|m|g]), at least C(6m)); empty for none.
+    type: str
+    default: ""
+"""
+
+EXAMPLES = r"""
+- name: Refuse bad settings before anything changes
+  poststack.core.poststack_postgres_check:
+    image: localhost/poststack/postgres-debian:latest
+    container: demo-postgres
+    settings:
+      max_connections: 200
+      work_mem: 8MB
+    hba_cidrs: [10.0.0.0/8]
+    memory: 2g
+"""
+
+RETURN = r"""
+version:
+  description: The server version that parsed the settings (empty when they were refused).
+  returned: always
+  type: str
+  sample: 15.20 (Debian 15.20-0+deb12u1)
+problems:
+  description: One sentence per refused value, with PostgreSQL's message for settings.
+  returned: always
+  type: list
+  elements: str
+  sample: ['work_mem = notasize: invalid value for parameter "work_mem": "notasize"']
+commands:
+  description: Every runtime command that ran, in order.
+  returned: always
+  type: list
+  elements: list
+"""
+
+import json
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.poststack.core.plugins.module_utils.postgres_config import (
+    check_settings,
+    cidr_problems,
+    memory_problem,
+    name_problems,
+)
+from ansible_collections.poststack.core.plugins.module_utils.runtime import (
+    ContainerRuntime,
+    RuntimeNotFound,
+    detect_runtime,
+)
+
+
+def running_with_image(runtime, container, image):
+    """The container's name when it runs `image` (a check there needs no new container), else None."""
+    if not container:
+        return None
+    result = runtime.run(["container", "inspect", container], check=False)
+    if result.rc != 0:
+        return None
+    doc = (json.loads(result.stdout or "[]") or [{}])[0]
+    running = (doc.get("State") or {}).get("Status") == "running"
+    names = {doc.get("ImageName"), (doc.get("Config") or {}).get("Image")}
+    return container if running and image in names else None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            image=dict(type="str", required=True),
+            container=dict(type="str"),
+            runtime=dict(type="str", default="auto", choices=["auto", "podman", "docker"]),
+            settings=dict(type="dict", default={}),
+            hba_cidrs=dict(type="list", elements="str", default=[]),
+            memory=dict(type="str", default=""),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        runtime = ContainerRuntime(detect_runtime(params["runtime"]))
+    except RuntimeNotFound as exc:
+        module.fail_json(msg=str(exc), problems=[str(exc)], version="", commands=[])
+    problems = [p for p in [memory_problem(params["memory"])] if p]
+    problems += cidr_problems(params["hba_cidrs"]) + name_problems(params["settings"])
+    version = ""
+    running = running_with_image(runtime, params["container"], params["image"])
+    if not running and runtime.run(["image", "inspect", params["image"]], check=False).rc != 0:
+        problems.append("postgres_image '%s' does not exist on this host: build it first (playbooks/images.yml) "
+                        "or pull it" % params["image"])
+    if not problems:
+        checked = check_settings(runtime, params["image"], params["settings"], running)
+        problems, version = checked["problems"], checked["version"]
+    result = dict(changed=False, version=version, problems=problems, commands=[r.argv for r in runtime.history])
+    if problems:
+        module.fail_json(msg="Invalid PostgreSQL configuration%s; nothing was changed: %s" % (
+            " for %s" % params["container"] if params["container"] else "", "; ".join(problems)), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
