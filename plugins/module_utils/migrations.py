@@ -868,12 +868,40 @@ class Engine:
                 if dry_run:
                     self._dry_run(plan, by_version, history, result)
                 else:
-                    self._execute(plan, by_version, history, result)
+                    try:
+                        self._execute(plan, by_version, history, result)
+                    except MigrationError as exc:
+                        self._after_failure(result, exc)
+                        raise
                     result.after_version = current_version(self.history())
         finally:
             self.release_lock()
         result.total_ms = int((time.monotonic() - started) * 1000)
         return result
+
+    def _after_failure(self, result: RunResult, exc: MigrationError) -> None:
+        """A step failed after others succeeded: those stay (each was its own transaction). Make them durable (only
+        the last commit of a run waits for the WAL flush, and it never came), read the version that is really
+        recorded now, put both in the error's details and write the failure to the log."""
+        if result.done:
+            try:
+                # A commit that writes WAL flushes all WAL before it, so the earlier asynchronous commits too.
+                self.conn.execute("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT;")
+            except psycopg.Error:
+                self._rollback_failed()
+        try:
+            result.after_version = current_version(self.history())
+        except psycopg.Error:  # the connection is gone (server restarted): the version cannot be read
+            result.after_version = None
+        failed = result.plan.steps[len(result.done)] if len(result.done) < len(result.plan.steps) else None
+        exc.details.update(done=list(result.done), current_version=result.after_version, changed=bool(result.done),
+                           timings_ms=dict(result.timings_ms), plan=result.plan.as_dicts(),
+                           previous_version=result.before_version,
+                           failed_version=failed.version if failed else None)
+        self.log("FAILED %s%s after %d of %d step(s) (done: %s; current version: %s): %s" % (
+            result.action, " version=%d name=%s" % (failed.version, failed.name) if failed else "",
+            len(result.done), len(result.plan.steps), ",".join(str(v) for v in result.done) or "none",
+            "unknown" if result.after_version is None else result.after_version, exc))
 
     # -- execution -----------------------------------------------------------------------------------------
     def _insert_sql(self, item: MigrationFile, elapsed_ms: int, baselined: bool = False) -> str:

@@ -193,8 +193,15 @@ previous_version:
   returned: always
   type: int
 current_version:
-  description: Highest applied version after the run (unchanged in check mode and for dry runs).
+  description:
+    - Highest applied version after the run (unchanged in check mode and for dry runs).
+    - When a step fails after others succeeded, those steps stay applied (or rolled back): RV(applied) or
+      RV(rolled_back) list them, this is the version recorded after them, and C(changed) is true.
   returned: always
+  type: int
+failed_version:
+  description: The version whose step failed (absent when nothing failed, or before any step ran).
+  returned: when a step failed
   type: int
 pending:
   description: Versions with a file but no history row, after the run.
@@ -367,7 +374,13 @@ def main() -> None:
                 report = engine.unlock(params["terminate_holder"], check_mode=module.check_mode)
                 result.update(changed=report["changed"], lock_holders=report["holders"])
     except MigrationError as exc:
-        result.update(exc.details)
+        details = dict(exc.details)
+        if "done" in details and state in ACTIONS:
+            # What really happened before the failing step: those steps stay done, and the result says so.
+            result[state] = details.pop("done")
+            if details.get("current_version") is None:
+                details.pop("current_version", None)
+        result.update(details)
         module.fail_json(msg=str(exc), **result)
     except Exception as exc:  # a database error outside a step: report it, never the password
         module.fail_json(msg="unexpected error: %s" % exc, exception=traceback.format_exc(), **result)

@@ -199,11 +199,43 @@ def test_failed_migration_keeps_earlier_ones_and_reports_line(runner):
         "001_a.sql": "CREATE TABLE a (id int);",
         "002_b.sql": "CREATE TABLE b (id int);\n\nINSERT INTO b VALUES ('not a number');\n",
     })
+    log_file = os.path.join(runner.directory, "..", "migrations.log")
     with pytest.raises(m.ExecutionError) as info:
-        runner.run()
+        runner.run(log_file=log_file)
     assert "002_b.sql failed at line 3" in str(info.value)
     assert "invalid input syntax for type integer" in str(info.value)
     assert [r[0] for r in history(runner)] == [1]
+    # What really happened is in the error's details and in the log: 001 stays applied, 002 failed.
+    details = info.value.details
+    assert (details["done"], details["current_version"], details["changed"], details["failed_version"]) == ([1], 1, True, 2)
+    assert details["previous_version"] == 0 and [step["version"] for step in details["plan"]] == [1, 2]
+    with open(log_file, encoding="utf-8") as handle:
+        failed = [line for line in handle if " FAILED " in line]
+    assert len(failed) == 1 and "FAILED apply version=2 name=b after 1 of 2 step(s) (done: 1; current version: 1)" in failed[0]
+    assert "002_b.sql failed at line 3" in failed[0]
     with runner.db.connect() as conn:
         assert conn.execute("SELECT to_regclass('b')").fetchone()[0] is None
     assert os.path.exists(os.path.join(runner.directory, "002_b.sql"))
+
+
+def test_failed_rollback_keeps_the_rollbacks_before_it_and_says_so(runner):
+    write_files(runner.directory, {
+        "001_a.sql": "CREATE TABLE a (id int);", "001_a.rollback.sql": "DROP TABLE a;",
+        "002_b.sql": "CREATE TABLE b (id int);", "002_b.rollback.sql": "DROP TABLE no_such_table;",
+        "003_c.sql": "CREATE TABLE c (id int);", "003_c.rollback.sql": "DROP TABLE c;",
+    })
+    runner.run()
+    with pytest.raises(m.ExecutionError) as info:
+        runner.run("rollback", 0)
+    assert "recorded rollback of 002_b failed" in str(info.value)
+    details = info.value.details
+    assert (details["done"], details["current_version"], details["changed"], details["failed_version"]) == ([3], 2, True, 2)
+    assert [r[0] for r in history(runner)] == [1, 2]
+
+
+def test_nothing_done_before_the_failure_is_no_change(runner):
+    write_files(runner.directory, {"001_a.sql": "SELECT 1/0;"})
+    with pytest.raises(m.ExecutionError) as info:
+        runner.run()
+    details = info.value.details
+    assert (details["done"], details["current_version"], details["changed"], details["failed_version"]) == ([], 0, False, 1)

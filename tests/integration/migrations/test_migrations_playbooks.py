@@ -235,3 +235,36 @@ def test_module_states_changed_then_not_changed(pg_database, tmp_path):
     assert not r["baseline_b"]["changed"]
     assert "host=127.0.0.1" in r["info"]["dsn"] and db.server.password not in json.dumps(r)
     assert db.dump() != before
+
+
+PARTIAL_PLAY = """
+- name: poststack_migrate reports a run that failed part-way
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: apply
+      poststack.core.poststack_migrate:
+        dsn: "{{ dsn }}"
+        path: "{{ path }}"
+        log_file: "{{ log_file }}"
+"""
+
+
+def test_module_result_tells_what_a_failed_run_did(pg_database, tmp_path):
+    """001 commits, 002 fails: the result says 001 is applied, version 1 is current and something changed."""
+    db = pg_database
+    path = write_files(tmp_path / "m", {"001_a.sql": "CREATE TABLE a (id int);\n",
+                                        "002_b.sql": "INSERT INTO a VALUES ('x');\n"})
+    play = tmp_path / "partial.yml"
+    play.write_text(PARTIAL_PLAY)
+    log_file = tmp_path / "migrations.log"
+    rc, tasks, stats, out = playbook(db, tmp_path, play, extra_vars={"dsn": db.dsn, "path": path,
+                                                                     "log_file": str(log_file)})
+    assert rc != 0 and stats["failures"] == 1
+    result = tasks["apply"]
+    assert result["failed"] and "002_b.sql failed at line 1" in result["msg"], out[-2000:]
+    assert (result["applied"], result["current_version"], result["previous_version"], result["changed"],
+            result["failed_version"]) == ([1], 1, 0, True, 2)
+    assert "FAILED apply version=2 name=b after 1 of 2 step(s)" in log_file.read_text()
+    with db.connect() as conn:
+        assert conn.execute("SELECT version FROM poststack.schema_migrations").fetchall() == [(1,)]
