@@ -158,8 +158,9 @@ def _is_blank_sql(text: str) -> bool:
 def discover(directory: str) -> List[MigrationFile]:
     """All migrations in ``directory`` ordered by integer version.
 
-    Errors (each names the files): unparsable ``*.sql`` names, two files for one version, a rollback or
-    verify script without its migration, version 0 or above bigint, empty files, non-UTF-8 text.
+    Errors (all of them in one exception, each naming its file): unparsable ``*.sql`` names, an upper-case
+    extension, directories, broken links and other non-files named ``*.sql``, two files for one version, a rollback
+    or verify script without its migration, version 0 or above bigint, empty files, non-UTF-8 text.
     """
     if not os.path.isdir(directory):
         raise DiscoveryError("migrations directory %s does not exist or is not a directory" % directory)
@@ -169,7 +170,20 @@ def discover(directory: str) -> List[MigrationFile]:
     problems: List[str] = []
     for entry in sorted(os.listdir(directory)):
         path = os.path.join(directory, entry)
-        if entry.startswith(".") or not entry.endswith(".sql") or not os.path.isfile(path):
+        if entry.startswith(".") or not entry.lower().endswith(".sql"):
+            continue
+        if not entry.endswith(".sql"):
+            problems.append("%s: the extension must be .sql in lower case; rename it" % entry)
+            continue
+        if os.path.isdir(path):
+            problems.append("%s: is a directory, not a migration file; rename or move it" % entry)
+            continue
+        if os.path.islink(path) and not os.path.exists(path):
+            problems.append("%s: is a symbolic link to %s, which does not exist; fix or remove the link"
+                            % (entry, os.readlink(path)))
+            continue
+        if not os.path.isfile(path):
+            problems.append("%s: is not a regular file; replace it with one" % entry)
             continue
         match = _FILE_NAME.match(entry)
         if not match:
@@ -201,30 +215,38 @@ def discover(directory: str) -> List[MigrationFile]:
                 problems.append("%s: %s script without its migration %03d_%s.sql" % (entry, label, version, name))
             elif owner["name"] != name:
                 problems.append("%s: %s script name does not match its migration %s" % (entry, label, owner["file"]))
-    if problems:
-        raise DiscoveryError("invalid migration files in %s: %s" % (directory, "; ".join(problems)), {"problems": problems})
-
+    # The contents of every file that has a usable name are read even when other files have problems, so that one
+    # run names every bad file.
     result = []
     for version in sorted(migrations):
-        entry = migrations[version]["file"]
-        path = os.path.join(directory, entry)
-        text = _read_sql(path)
-        if _is_blank_sql(text):
-            raise DiscoveryError("%s is empty (only comments or whitespace): write its SQL or remove the file" % path)
-        item = MigrationFile(
-            version=version, name=migrations[version]["name"], path=path, sql=text, checksum=checksum(text),
-            no_transaction=has_no_transaction_marker(text),
-        )
-        if version in rollbacks:
-            item.rollback_path = os.path.join(directory, rollbacks[version][1])
-            item.rollback_sql = _read_sql(item.rollback_path)
-            item.rollback_checksum = checksum(item.rollback_sql)
-            item.rollback_no_transaction = has_no_transaction_marker(item.rollback_sql)
-        if version in verifies:
-            item.verify_path = os.path.join(directory, verifies[version][1])
-            item.verify_sql = _read_sql(item.verify_path)
-        result.append(item)
+        try:
+            result.append(_load(directory, version, migrations[version], rollbacks.get(version), verifies.get(version)))
+        except DiscoveryError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise DiscoveryError("invalid migration files in %s: %s" % (directory, "; ".join(problems)), {"problems": problems})
     return result
+
+
+def _load(directory: str, version: int, migration: Dict[str, str], rollback: Optional[Tuple[str, str]],
+          verify: Optional[Tuple[str, str]]) -> MigrationFile:
+    path = os.path.join(directory, migration["file"])
+    text = _read_sql(path)
+    if _is_blank_sql(text):
+        raise DiscoveryError("%s is empty (only comments or whitespace): write its SQL or remove the file" % path)
+    item = MigrationFile(
+        version=version, name=migration["name"], path=path, sql=text, checksum=checksum(text),
+        no_transaction=has_no_transaction_marker(text),
+    )
+    if rollback:
+        item.rollback_path = os.path.join(directory, rollback[1])
+        item.rollback_sql = _read_sql(item.rollback_path)
+        item.rollback_checksum = checksum(item.rollback_sql)
+        item.rollback_no_transaction = has_no_transaction_marker(item.rollback_sql)
+    if verify:
+        item.verify_path = os.path.join(directory, verify[1])
+        item.verify_sql = _read_sql(item.verify_path)
+    return item
 
 
 # --------------------------------------------------------------------------------------------------------------

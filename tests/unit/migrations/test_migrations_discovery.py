@@ -86,6 +86,37 @@ def test_all_problems_reported_at_once(tmp_path):
     assert len(info.value.details["problems"]) == 2
 
 
+def test_files_that_look_like_migrations_are_never_skipped_silently(tmp_path):
+    """Each of these used to be skipped without a word; all are named in one run, with bad contents too."""
+    write(tmp_path, {"001_ok.sql": "SELECT 1;", "003_upper.SQL": "SELECT 3;", "005_empty.sql": "-- nothing\n",
+                     "006_latin1.sql": b"SELECT '\xe9';", "x.sql": "SELECT 1;", "notes.txt": "not a migration"})
+    (tmp_path / "002_dir.sql").mkdir()
+    (tmp_path / "004_broken.sql").symlink_to(tmp_path / "nowhere.sql")
+    with pytest.raises(DiscoveryError) as info:
+        discover(str(tmp_path))
+    problems = info.value.details["problems"]
+    assert problems == [
+        "002_dir.sql: is a directory, not a migration file; rename or move it",
+        "003_upper.SQL: the extension must be .sql in lower case; rename it",
+        "004_broken.sql: is a symbolic link to %s, which does not exist; fix or remove the link"
+        % (tmp_path / "nowhere.sql"),
+        "x.sql: cannot parse the name; use NNN_name.sql, NNN_name.rollback.sql or NNN_name.verify.sql "
+        "(NNN digits, name of letters, digits, _ and -)",
+        "%s is empty (only comments or whitespace): write its SQL or remove the file" % (tmp_path / "005_empty.sql"),
+        "%s is not valid UTF-8 (byte 8): save it as UTF-8" % (tmp_path / "006_latin1.sql"),
+    ]
+
+
+def test_a_link_to_a_file_is_a_migration(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "001_a.sql").write_text("SELECT 1;", encoding="utf-8")
+    migrations = tmp_path / "m"
+    migrations.mkdir()
+    (migrations / "001_a.sql").symlink_to(shared / "001_a.sql")
+    assert [item.version for item in discover(str(migrations))] == [1]
+
+
 def test_missing_directory():
     with pytest.raises(DiscoveryError, match="does not exist"):
         discover("/nonexistent/poststack/migrations")
