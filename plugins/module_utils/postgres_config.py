@@ -41,14 +41,14 @@ def memory_problem(memory: str) -> Optional[str]:
     return None
 
 
-def cidr_problems(cidrs: Sequence[str]) -> List[str]:
+def cidr_problems(cidrs: Sequence[str], variable: str = "postgres_hba_cidrs") -> List[str]:
     problems = []
     for cidr in cidrs:
         try:
             ipaddress.ip_network(str(cidr), strict=False)
         except ValueError:
-            problems.append("postgres_hba_cidrs entry '%s' is not a network address (for example 10.0.0.0/8, "
-                            "192.168.1.0/24 or ::/0)" % cidr)
+            problems.append("%s entry '%s' is not a network address (for example 10.0.0.0/8, "
+                            "192.168.1.0/24 or ::/0)" % (variable, cidr))
     return problems
 
 

@@ -46,7 +46,12 @@ options:
     type: dict
     default: {}
   hba_cidrs:
-    description: Networks for pg_hba.conf.
+    description: Networks for pg_hba.conf (client connections).
+    type: list
+    elements: str
+    default: []
+  replication_cidrs:
+    description: Networks for pg_hba.conf replication lines.
     type: list
     elements: str
     default: []
@@ -125,6 +130,7 @@ def main():
             runtime=dict(type="str", default="auto", choices=["auto", "podman", "docker"]),
             settings=dict(type="dict", default={}),
             hba_cidrs=dict(type="list", elements="str", default=[]),
+            replication_cidrs=dict(type="list", elements="str", default=[]),
             memory=dict(type="str", default=""),
         ),
         supports_check_mode=True,
@@ -135,7 +141,8 @@ def main():
     except RuntimeNotFound as exc:
         module.fail_json(msg=str(exc), problems=[str(exc)], version="", commands=[])
     problems = [p for p in [memory_problem(params["memory"])] if p]
-    problems += cidr_problems(params["hba_cidrs"]) + name_problems(params["settings"])
+    problems += cidr_problems(params["hba_cidrs"]) + cidr_problems(params["replication_cidrs"], "postgres_replication_cidrs")
+    problems += name_problems(params["settings"])
     version = ""
     running = running_with_image(runtime, params["container"], params["image"])
     if not running and runtime.run(["image", "inspect", params["image"]], check=False).rc != 0:

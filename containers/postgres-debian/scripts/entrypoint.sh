@@ -42,6 +42,7 @@ export POSTGRES_PASSWORD="${POSTGRES_PASSWORD:-}"
 : "${POSTGRES_LOG_STATEMENT:=ddl}"
 : "${POSTGRES_LOG_MIN_DURATION_STATEMENT:=-1}"
 : "${POSTGRES_HBA_CIDRS:=0.0.0.0/0 ::/0}"
+: "${POSTGRES_REPLICATION_CIDRS:=}"
 : "${POSTGRES_SSL:=auto}"   # auto: on when certificates exist; require: fail without them, TLS-only TCP; off
 : "${DOMAIN:=}"
 export PGDATA POSTGRES_USER POSTGRES_DB POSTGRES_LISTEN_ADDRESSES POSTGRES_MAX_CONNECTIONS POSTGRES_SHARED_BUFFERS \
@@ -86,6 +87,9 @@ rules=""
 if [ "$ssl_on" = true ] && [ "$POSTGRES_SSL" = require ]; then host_type=hostssl; fi
 for cidr in 127.0.0.1/32 ::1/128 $POSTGRES_HBA_CIDRS; do
   rules+=$(printf '%-10s %-12s %-11s %-18s %s' "$host_type" all all "$cidr" scram-sha-256)$'\n'
+done
+# Replication (streaming, pg_basebackup) only from the container itself and the networks named for it.
+for cidr in 127.0.0.1/32 ::1/128 $POSTGRES_REPLICATION_CIDRS; do
   rules+=$(printf '%-10s %-12s %-11s %-18s %s' "$host_type" replication all "$cidr" scram-sha-256)$'\n'
 done
 if [ "$host_type" = hostssl ]; then

@@ -144,6 +144,15 @@ def test_security_identity_permissions_and_network_isolation(project, tmp_path):
     assert podman("exec", project.container, "stat", "-c", "%a %u", "/data/postgres/pgdata").stdout.split() == ["700", "999"]
     assert podman("inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", project.container).stdout.strip() == "true"
     assert podman("exec", project.container, "touch", "/usr/local/x", check=False).returncode != 0
+    # No capabilities at all (bounding set empty, so not even a setuid program gets one), no new privileges.
+    status = dict(line.split(":\t", 1) for line in
+                  podman("exec", project.container, "cat", "/proc/1/status").stdout.splitlines() if ":\t" in line)
+    assert status["CapBnd"].strip() == "0000000000000000" and status["CapEff"].strip() == "0000000000000000"
+    assert status["NoNewPrivs"].strip() == "1"
+    # Replication only from the container itself (postgres_replication_cidrs is empty by default).
+    hba = podman("exec", project.container, "sh", "-c", "grep -v '^#' \"$PGDATA/pg_hba.conf\"").stdout
+    replication = sorted(line.split()[3] for line in hba.splitlines() if line.split()[1:2] == ["replication"])
+    assert replication == ["127.0.0.1/32", "::1/128"], hba
     # Published on loopback only.
     ports = podman("port", project.container).stdout
     assert f"127.0.0.1:{project.port}" in ports and "0.0.0.0" not in ports
