@@ -66,6 +66,8 @@ def pitr(tmp_path_factory):
         assert [backup["type"] for backup in info[0]["backup"]] == ["full"]
         assert state.sql("SHOW archive_mode") == "on"
 
+        # pgBackRest counts a backup's end in whole seconds: a target must lie in a later second than that.
+        time.sleep(1.1)
         state.sql("INSERT INTO pitr SELECT generate_series(1, 10)")
         state.noted = state.sql(NOW_SQL, "postgres")
         state.sql("INSERT INTO pitr SELECT generate_series(11, 20)")
@@ -84,6 +86,22 @@ def test_a_target_before_the_backup_is_refused_and_nothing_changes(pitr):
     assert run.changed == 0
     assert podman("container", "inspect", "--format", "{{.State.StartedAt}}", pitr.name).stdout == started
     assert pitr.rows() == ",".join(str(i) for i in range(1, 21))
+
+
+def test_a_target_in_the_second_the_backup_ended_is_refused_as_pgbackrest_would(pitr):
+    """pgBackRest records a backup's end in whole seconds and wants a target in a later second; the check before
+    anything stops must agree (it once rounded the target up, and pgBackRest then failed with the server down)."""
+    info = json.loads(podman("exec", "--user", "postgres", pitr.name, "pgbackrest",
+                             "--config=/etc/postgresql/conf.d/pgbackrest/pgbackrest.conf", "--stanza=main", "info",
+                             "--output=json").stdout)
+    stop = info[0]["backup"][-1]["timestamp"]["stop"]
+    target = pitr.sql(f"SELECT to_timestamp({stop} + 0.7)::text", "postgres")
+    started = podman("container", "inspect", "--format", "{{.State.StartedAt}}", pitr.name).stdout
+    run = pitr.restore(target)
+    assert run.rc != 0 and run.changed == 0
+    assert f"Cannot recover to {target}: no pgBackRest backup of stanza main finished before it" in " ".join(
+        failure_messages(run))
+    assert podman("container", "inspect", "--format", "{{.State.StartedAt}}", pitr.name).stdout == started
 
 
 def test_recovery_to_the_noted_time_keeps_exactly_the_first_rows_and_accepts_writes(pitr):
