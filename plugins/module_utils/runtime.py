@@ -8,6 +8,8 @@ Pure Python (no Ansible imports) so that modules, roles' helper scripts and test
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import json
 import os
 import re
@@ -346,13 +348,30 @@ def describe(runtime: ContainerRuntime, label_filters: Optional[Sequence[str]], 
 
 
 def ports_in_use(ports: Sequence[int], bind_address: str = "0.0.0.0") -> List[int]:
-    """Ports that cannot be bound on bind_address right now (held by another process or container)."""
+    """Ports that cannot be bound on bind_address right now because another process or container holds them. An
+    address that is not one of this host's is no reason to call a port busy (address_problem() names it)."""
     busy = []
     for port in ports:
         family = socket.AF_INET6 if ":" in bind_address else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind((bind_address, int(port)))
-            except OSError:
-                busy.append(int(port))
+            except OSError as exc:
+                if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                    busy.append(int(port))
     return busy
+
+
+def address_problem(address: str) -> Optional[str]:
+    """Why `address` cannot be published on (not an IP address, or not one of this host's), or None."""
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    except ValueError:
+        return "'%s' is not an IP address (for example 127.0.0.1, 0.0.0.0 or ::1)" % address
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((address, 0))
+        except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return "%s is not an address of this host (ip -br addr lists them)" % address
+    return None

@@ -55,7 +55,10 @@ options:
     type: bool
     default: false
   check_ports:
-    description: Host TCP ports to test. A port counts as in use when binding it on O(bind_address) fails.
+    description:
+      - Host TCP ports to test. A port counts as in use when binding it on O(bind_address) fails because something
+        holds it.
+      - The module fails when O(bind_address) is not an IP address or not one of this host's.
     type: list
     elements: int
     default: []
@@ -199,6 +202,7 @@ from ansible_collections.poststack.core.plugins.module_utils.runtime import (
     RuntimeNotFound,
     describe,
     detect_runtime,
+    address_problem,
     ports_in_use,
 )
 
@@ -222,6 +226,9 @@ def main():
     params = module.params
     try:
         runtime = ContainerRuntime(detect_runtime(params["runtime"]))
+        bad_address = address_problem(params["bind_address"]) if params["check_ports"] else None
+        if bad_address:
+            module.fail_json(msg="bind address %s; nothing was changed" % bad_address)
         result = dict(changed=False, runtime=runtime.binary, runtime_name=runtime.name,
                       ports_in_use=ports_in_use(params["check_ports"], params["bind_address"]))
         result.update(describe(runtime, params["label_filters"] if params["list_containers"] else None,

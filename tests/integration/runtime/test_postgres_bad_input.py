@@ -112,3 +112,30 @@ def test_foreign_container_with_the_same_name_is_left_alone(tmp_path):
     finally:
         podman("rm", "-f", "-t", "0", project.container, check=False)
         project.cleanup()
+
+
+@pytest.mark.parametrize("address, message", [
+    ("999.1.1.1", "bind address '999.1.1.1' is not an IP address (for example 127.0.0.1, 0.0.0.0 or ::1)"),
+    ("192.0.2.254", "bind address 192.0.2.254 is not an address of this host (ip -br addr lists them)"),
+])
+def test_a_bind_address_that_is_not_this_hosts_is_named_as_such(tmp_path, address, message):
+    project = Project(tmp_path)
+    try:
+        run = run_playbook(ROLE, extra_vars=project.vars(postgres_bind_address=address))
+        assert run.rc != 0 and run.changed == 0
+        result = run.results("poststack.core.postgres : Find the container runtime and what holds the host port")
+        assert result["msg"] == message + "; nothing was changed"
+        assert podman("container", "exists", project.container, check=False).returncode == 1
+    finally:
+        project.cleanup()
+
+
+def test_check_mode_on_a_new_project_says_what_would_change_and_creates_nothing(tmp_path):
+    project = Project(tmp_path)
+    try:
+        run = run_playbook(ROLE, extra_vars=project.vars(), check=True)
+        assert run.rc == 0 and run.changed > 0, [t["task"]["name"] for t in run.tasks if t["hosts"]["localhost"].get("failed")]
+        assert podman("container", "exists", project.container, check=False).returncode == 1
+        assert not os.path.exists(f"/var/lib/poststack/{project.container}")
+    finally:
+        project.cleanup()
