@@ -130,6 +130,14 @@ def test_a_bind_address_that_is_not_this_hosts_is_named_as_such(tmp_path, addres
         project.cleanup()
 
 
+def test_check_mode_with_a_new_password_reports_the_change_at_once(server):
+    run = run_playbook(ROLE, extra_vars=server.vars(postgres_password="a-new-one"), check=True)
+    assert run.rc == 0 and run.changed > 0
+    assert run.results("poststack.core.postgres : Log in over TCP with the password").get("skipped")
+    with connect(server) as conn:  # the old password still works: nothing was rotated
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
 def test_check_mode_on_a_new_project_says_what_would_change_and_creates_nothing(tmp_path):
     project = Project(tmp_path)
     try:
