@@ -3,6 +3,7 @@ database they were given, fail the play with the container's name and what its h
 import pytest
 
 from ansible_run import run_playbook
+from conftest import podman
 
 HEALTH_TASK = "poststack.core.project_containers : Check that the containers are healthy and reach their database"
 
@@ -118,3 +119,24 @@ def test_the_password_is_never_shown_at_any_verbosity(project):
     assert rc != 0
     assert not [form for form in forms if form in output]
     assert f"{project.name}-app:" in output and "Report a container that could not be run" in output
+
+
+def test_a_container_poststack_did_not_make_is_not_replaced(project):
+    """A container of the user's with the name the role would give a project container is refused, untouched."""
+    import os
+
+    base = os.environ.get("POSTSTACK_BASE_IMAGE", "localhost/debian:bookworm-slim")
+    name = f"{project.name}-app"
+    podman("run", "-d", "--name", name, "--pull=never", base, "sleep", "infinity")
+    try:
+        before = podman("inspect", "-f", "{{.Id}} {{.State.Status}}", name).stdout
+        run = stack(project, {"name": "app", "env": {"HEALTH": "ok"}})
+        assert run.rc != 0
+        message = run.results("poststack.core.project_containers : Refuse to replace containers that poststack did "
+                              "not make for this project")["msg"]
+        assert message.startswith(f"A container named {name} exists (running, image {base}) that poststack did not "
+                                  f"create for project {project.name}.")
+        assert "They are left alone and nothing was changed." in message
+        assert podman("inspect", "-f", "{{.Id}} {{.State.Status}}", name).stdout == before
+    finally:
+        podman("rm", "-f", "-t", "0", name, check=False)

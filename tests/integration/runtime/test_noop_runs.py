@@ -171,7 +171,7 @@ def test_project_containers_noop_and_env_change(project):
     assert again.rc == 0 and again.changed == 0, changed_tasks(again)
     assert not ran(again, "Write each container's environment file (database settings included; mode 0600)",
                    "project_containers")
-    assert not ran(again, "Find the container runtime (unless the postgres role found it)", "project_containers")
+    assert not ran(again, "Refuse to replace containers that poststack did not make for this project", "project_containers")
 
     checked = containers({"GREETING": "bye"}, check=True)
     assert checked.rc == 0 and checked.changed > 0
