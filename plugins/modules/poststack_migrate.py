@@ -195,7 +195,7 @@ previous_version:
 current_version:
   description:
     - Highest applied version after the run (unchanged in check mode and for dry runs).
-    - When a step fails after others succeeded, those steps stay applied (or rolled back): RV(applied) or
+    - When a step fails after others succeeded, those steps stay applied (or rolled back); RV(applied) or
       RV(rolled_back) list them, this is the version recorded after them, and C(changed) is true.
   returned: always
   type: int
