@@ -78,6 +78,7 @@ def wait_healthy(runtime, name: str, timeout: float, secrets: Sequence[str] = ()
     healthy within `timeout` seconds. Returns a dict with `ok`, `name`, `state`, `health`, `seconds`, `output` (the
     last check's output, secrets masked) and `problem` (a sentence, when not ok)."""
     began = clock()
+    streak = 0  # consecutive failures of the checks run here (podman)
     while True:
         inspect = _inspect(runtime, name)
         elapsed = clock() - began
@@ -93,7 +94,8 @@ def wait_healthy(runtime, name: str, timeout: float, secrets: Sequence[str] = ()
         if settings is None:
             return dict(report, ok=True, health="none")
         if runtime.name == "podman":
-            runtime.run(["healthcheck", "run", name], check=False)
+            ran = runtime.run(["healthcheck", "run", name], check=False)
+            streak = streak + 1 if ran.rc != 0 else 0
             inspect = _inspect(runtime, name) or inspect
         health = health_state(inspect)
         report.update(health=health["status"], output=_mask(health["output"], secrets))
@@ -101,7 +103,11 @@ def wait_healthy(runtime, name: str, timeout: float, secrets: Sequence[str] = ()
             return dict(report, ok=True)
         decided = settings["start_period"] + settings["interval"] * settings["retries"]
         running_for = seconds_since(state.get("StartedAt", ""), now())
-        if health["status"] == "unhealthy" and (running_for is None or running_for >= decided):
+        # Podman calls a container unhealthy after `Retries` failures, and at the first one when the image leaves
+        # Retries at 0 (Docker counts 3 then): one slow check on a busy host is not a verdict, as many failures in
+        # a row as the runtime allows (at least Docker's 3) are. Docker's daemon applies its own count.
+        confirmed = runtime.name != "podman" or streak >= settings["retries"]
+        if health["status"] == "unhealthy" and confirmed and (running_for is None or running_for >= decided):
             return dict(report, problem="container %s is unhealthy (health check: %s)%s" % (
                 name, settings["command"], _said(report["output"])))
         if elapsed >= timeout:

@@ -140,3 +140,22 @@ def test_a_container_poststack_did_not_make_is_not_replaced(project):
         assert podman("inspect", "-f", "{{.Id}} {{.State.Status}}", name).stdout == before
     finally:
         podman("rm", "-f", "-t", "0", name, check=False)
+
+
+def test_roles_compose_migrations_follow_the_postgres_role(project):
+    """postgres then migrations with only postgres_host_port and postgres_password set: the migrations reach the
+    PostgreSQL the first role started (its postgres_connection fact), not 127.0.0.1:5432."""
+    import psycopg
+
+    migrations = project.dir / "migrations"
+    migrations.mkdir()
+    (migrations / "001_things.sql").write_text("CREATE TABLE public.things (id int);\n")
+    tasks = [{"name": role, "ansible.builtin.include_role": {"name": f"poststack.core.{role}"}}
+             for role in ("postgres", "migrations")]
+    extra = project.vars(poststack_log_dir=str(project.dir.parent / f"{project.name}-logs"),
+                         migrations_path=str(migrations))
+    run = run_playbook([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}], extra_vars=extra)
+    assert run.rc == 0, run.stdout[-3000:]
+    with psycopg.connect(host="127.0.0.1", port=project.port, user="poststack", dbname="poststack",
+                         password=project.password, connect_timeout=5) as conn:
+        assert conn.execute("SELECT to_regclass('public.things') IS NOT NULL").fetchone() == (True,)

@@ -37,6 +37,10 @@ class ScriptedRuntime:
             return CommandResult(args, 0 if doc else 125, json.dumps([doc] if doc else []), "")
         if args[0] == "run":
             return CommandResult(args, self.probe[0], self.probe[1], "")
+        if args[0] == "healthcheck":  # fails when the state it leads to is not healthy
+            upcoming = self.docs[0] or {}
+            status = ((upcoming.get("State") or {}).get("Health") or {}).get("Status")
+            return CommandResult(args, 0 if status == "healthy" else 1, "", "")
         return CommandResult(args, 0, "", "")
 
 
@@ -92,6 +96,21 @@ def test_unhealthy_fails_with_the_checks_output_and_masks_secrets():
     assert report["problem"] == ("container demo-web is unhealthy (health check: /usr/bin/python3 -c probe()); "
                                  "it said: could not connect: password ******** wrong")
     assert "s3cret!" not in json.dumps(report)
+
+
+def test_one_failed_check_of_a_long_running_container_is_no_verdict():
+    """Podman says unhealthy after one failure when the image sets no retries; a slow check on a busy host must not
+    fail the run: it takes as many failures in a row as the runtime allows (3 by default)."""
+    docs = [inspect_doc(health="unhealthy"), inspect_doc(health="unhealthy"), inspect_doc(health="healthy")]
+    report, clock = wait_clocked(ScriptedRuntime(docs))
+    assert report["ok"] and clock.now == 1.0
+
+
+def test_unhealthy_three_times_in_a_row_is_a_verdict_on_podman():
+    runtime = ScriptedRuntime([inspect_doc(health="unhealthy", output="refused")])
+    report, clock = wait_clocked(runtime)
+    assert not report["ok"] and clock.now == 2.0
+    assert len([c for c in runtime.calls if c[0] == "healthcheck"]) == 3
 
 
 def test_unhealthy_is_not_final_before_the_runtime_could_decide():
