@@ -10,9 +10,10 @@ import pytest
 
 from ansible_run import run_playbook
 
-# podman's compat API reports network mode and bind options differently from Docker; compare what it reports
-# faithfully and ignore those two fields, which real Docker reports as they were set.
-COMPARISONS = {"network_mode": "ignore", "volumes": "ignore"}
+# podman's compat API reports network mode, bind options and dropped capabilities (the list of capabilities instead
+# of ALL) differently from Docker; compare what it reports faithfully and ignore those fields, which real Docker
+# reports as they were set.
+COMPARISONS = {"network_mode": "ignore", "volumes": "ignore", "cap_drop": "ignore"}
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,9 @@ def test_lifecycle_with_docker(project, docker_host):
     inspect = subprocess.run(["docker", "inspect", "-f", "{{.Config.Labels}}", project.container],
                              capture_output=True, text=True, env=dict(os.environ, **env), check=True)
     assert "io.poststack.component:postgres" in inspect.stdout
+    status = subprocess.run(["docker", "exec", project.container, "grep", "-E", "^(CapBnd|NoNewPrivs)", "/proc/1/status"],
+                            capture_output=True, text=True, env=dict(os.environ, **env), check=True).stdout.split()
+    assert status == ["CapBnd:", "0000000000000000", "NoNewPrivs:", "1"]
     with psycopg.connect(host="127.0.0.1", port=project.port, user="poststack", dbname="poststack",
                          password=project.password, connect_timeout=5) as conn:
         assert conn.execute("SELECT current_user").fetchone() == ("poststack",)
