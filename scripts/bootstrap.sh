@@ -226,9 +226,9 @@ step_collections
 step_ansible_test
 # The smoke test runs without CONTAINERS_CONF so that the decision is made afresh on every host. The first podman
 # command on a new host picks the network backend and warns about the CNI file Debian's podman ships, which
-# netavark does not use: make that choice here, quietly.
+# netavark does not use: make that choice here, quietly (once: the network check below records that it ran).
 unset CONTAINERS_CONF
-podman info >/dev/null 2>&1 || true
+[ -f .cache/podman-network-checked ] || podman info >/dev/null 2>&1 || true
 step_base_image
 step_podman_conf
 [ -f .cache/podman-needs-conf ] && export CONTAINERS_CONF="$POSTSTACK_ROOT/scripts/podman/containers.conf"

@@ -5,19 +5,19 @@
 from their network. Used after project containers start, so that a run never reports success for a stack that
 does not work.
 
-Pure Python (no Ansible imports). The runtime is a `runtime.ContainerRuntime` (or anything with its `run` and
-`name`); the clock and sleep are parameters so that the waiting rules have unit tests.
+Pure Python (no Ansible imports). The runtime is a `runtime.ContainerRuntime` (or anything with its `run`,
+`container_inspect`, `name` and `binary`); the clock and sleep are parameters so that the waiting rules have unit
+tests.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, Optional, Sequence
 
-from ansible_collections.poststack.core.plugins.module_utils.runtime import seconds_since
+from ansible_collections.poststack.core.plugins.module_utils.runtime import pull_never, seconds_since
 
 NANOSECONDS = 1_000_000_000
 # Docker's defaults for a HEALTHCHECK that does not set them (podman's are the same).
@@ -53,14 +53,6 @@ def health_state(inspect: dict) -> dict:
             "exit_code": last.get("ExitCode")}
 
 
-def _inspect(runtime, name: str) -> Optional[dict]:
-    result = runtime.run(["container", "inspect", name], check=False)
-    if result.rc != 0:
-        return None
-    data = json.loads(result.stdout or "[]")
-    return data[0] if data else None
-
-
 def _mask(text: str, secrets: Sequence[str]) -> str:
     for secret in secrets:
         if secret:
@@ -80,7 +72,7 @@ def wait_healthy(runtime, name: str, timeout: float, secrets: Sequence[str] = ()
     began = clock()
     streak = 0  # consecutive failures of the checks run here (podman)
     while True:
-        inspect = _inspect(runtime, name)
+        inspect = runtime.container_inspect(name)
         elapsed = clock() - began
         report = {"name": name, "ok": False, "state": "", "health": "", "output": "", "seconds": round(elapsed, 1)}
         if inspect is None:
@@ -96,7 +88,7 @@ def wait_healthy(runtime, name: str, timeout: float, secrets: Sequence[str] = ()
         if runtime.name == "podman":
             ran = runtime.run(["healthcheck", "run", name], check=False)
             streak = streak + 1 if ran.rc != 0 else 0
-            inspect = _inspect(runtime, name) or inspect
+            inspect = runtime.container_inspect(name) or inspect
         health = health_state(inspect)
         report.update(health=health["status"], output=_mask(health["output"], secrets))
         if health["status"] == "healthy":
@@ -128,9 +120,8 @@ PROBE_SCRIPT = ('getent hosts "$0" >/dev/null || { echo "the name $0 does not re
 def probe_command(runtime_name: str, network: str, host: str, port: int, image: str, timeout: int = 5) -> List[str]:
     """`run` arguments for a throwaway container on `network` that checks that `host:port` answers PostgreSQL's
     protocol (pg_isready from the PostgreSQL image; no credentials involved)."""
-    args = ["run", "--rm", "--no-healthcheck", "--network", network, "--entrypoint", "/bin/sh"]
-    args += ["--pull=never"] if runtime_name == "podman" else ["--pull", "never"]
-    return args + [image, "-c", PROBE_SCRIPT, host, str(port), str(timeout)]
+    return (["run", "--rm", "--no-healthcheck", "--network", network, "--entrypoint", "/bin/sh"]
+            + pull_never(runtime_name) + [image, "-c", PROBE_SCRIPT, host, str(port), str(timeout)])
 
 
 def probe_database(runtime, network: str, host: str, port: int, image: str, timeout: int = 5) -> dict:

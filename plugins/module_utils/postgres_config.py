@@ -15,6 +15,8 @@ import ipaddress
 import re
 from typing import Dict, List, Mapping, Optional, Sequence
 
+from ansible_collections.poststack.core.plugins.module_utils.runtime import pull_never
+
 # podman and docker: <number>[<unit>], unit b, k, m or g (case-insensitive); both refuse less than 6 MiB.
 _MEMORY_RE = re.compile(r"^([0-9]+)([bkmg]?)$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
@@ -81,9 +83,17 @@ def postgres_command(runtime, image: str, running_container: Optional[str]) -> L
     else in a throwaway container of the image (no network, no volumes)."""
     if running_container:
         return ["exec", running_container, "postgres"]
-    pull = ["--pull=never"] if runtime.name == "podman" else ["--pull", "never"]
-    return ["run", "--rm", "--network", "none", "--no-healthcheck", *pull, "--user", "postgres",
+    return ["run", "--rm", "--network", "none", "--no-healthcheck", *pull_never(runtime.name), "--user", "postgres",
             "--entrypoint", "postgres", image]
+
+
+def running_with_image(runtime, container: Optional[str], image: str) -> Optional[str]:
+    """`container` when it runs `image` (the check can run there, with no new container), else None."""
+    doc = runtime.container_inspect(container) if container else None
+    if not doc:
+        return None
+    running = (doc.get("State") or {}).get("Status") == "running"
+    return container if running and image in {doc.get("ImageName"), (doc.get("Config") or {}).get("Image")} else None
 
 
 def check_settings(runtime, image: str, settings: Mapping[str, object],

@@ -107,7 +107,14 @@ class ContainerRuntime:
 
     def image_inspect(self, ref: str) -> Optional[dict]:
         """The inspect document of a local image, or None when it does not exist locally."""
-        result = self.run(["image", "inspect", ref], check=False)
+        return self._inspect_one("image", ref)
+
+    def container_inspect(self, ref: str) -> Optional[dict]:
+        """The inspect document of a container, or None when it does not exist."""
+        return self._inspect_one("container", ref)
+
+    def _inspect_one(self, kind: str, ref: str) -> Optional[dict]:
+        result = self.run([kind, "inspect", ref], check=False)
         if result.rc != 0:
             return None
         try:
@@ -115,6 +122,11 @@ class ContainerRuntime:
         except ValueError:
             return None
         return data[0] if data else None
+
+
+def pull_never(runtime_name: str) -> List[str]:
+    """The `run` option that forbids pulling the image, as podman and docker spell it."""
+    return ["--pull=never"] if runtime_name == "podman" else ["--pull", "never"]
 
 
 def image_labels(inspect: Optional[dict]) -> Dict[str, str]:

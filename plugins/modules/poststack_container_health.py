@@ -146,6 +146,8 @@ from ansible_collections.poststack.core.plugins.module_utils.runtime import (
     ContainerRuntime,
     RuntimeNotFound,
     detect_runtime,
+    find_containers,
+    find_resources,
 )
 
 
@@ -172,10 +174,10 @@ def main():
         module.fail_json(msg=str(exc), containers=[], database=None, commands=[])
     names = params["containers"]
     if module.check_mode:
-        existing = runtime.run(["ps", "-a", "--format", "{{.Names}}"], check=False).stdout.split()
+        existing = find_containers(runtime, names)
         names = [name for name in names if name in existing]
-        if params["database"] and runtime.run(["network", "inspect", params["database"]["network"]],
-                                              check=False).rc != 0:
+        network = params["database"]["network"] if params["database"] else None
+        if network and not find_resources(runtime, "network", [network]):
             params["database"] = None  # the network would be created: nothing to probe yet
     report = check_containers(runtime, names, params["timeout"], params["database"], params["secrets"])
     result = dict(changed=False, containers=report["containers"], database=report["database"],

@@ -92,8 +92,6 @@ commands:
   elements: list
 """
 
-import json
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.poststack.core.plugins.module_utils.postgres_config import (
@@ -101,25 +99,13 @@ from ansible_collections.poststack.core.plugins.module_utils.postgres_config imp
     cidr_problems,
     memory_problem,
     name_problems,
+    running_with_image,
 )
 from ansible_collections.poststack.core.plugins.module_utils.runtime import (
     ContainerRuntime,
     RuntimeNotFound,
     detect_runtime,
 )
-
-
-def running_with_image(runtime, container, image):
-    """The container's name when it runs `image` (a check there needs no new container), else None."""
-    if not container:
-        return None
-    result = runtime.run(["container", "inspect", container], check=False)
-    if result.rc != 0:
-        return None
-    doc = (json.loads(result.stdout or "[]") or [{}])[0]
-    running = (doc.get("State") or {}).get("Status") == "running"
-    names = {doc.get("ImageName"), (doc.get("Config") or {}).get("Image")}
-    return container if running and image in names else None
 
 
 def main():
@@ -145,7 +131,7 @@ def main():
     problems += name_problems(params["settings"])
     version = ""
     running = running_with_image(runtime, params["container"], params["image"])
-    if not running and runtime.run(["image", "inspect", params["image"]], check=False).rc != 0:
+    if not running and runtime.image_inspect(params["image"]) is None:
         problems.append("postgres_image '%s' does not exist on this host: build it first (playbooks/images.yml) "
                         "or pull it" % params["image"])
     if not problems:

@@ -1,8 +1,16 @@
 """A run never says ok when the stack does not work: project containers that are unhealthy, or that cannot reach the
 database they were given, fail the play with the container's name and what its health check said (real podman)."""
-import pytest
+import json
+import os
+import subprocess
+import sys
+from urllib.parse import quote
 
-from ansible_run import run_playbook
+import psycopg
+import pytest
+import yaml
+
+from ansible_run import ROOT, run_playbook
 from conftest import podman
 
 HEALTH_TASK = "poststack.core.project_containers : Check that the containers are healthy and reach their database"
@@ -80,15 +88,6 @@ def test_container_that_exits_fails_the_run(project):
 
 def verbose_run(project, run_entry):
     """The stack of `stack()` through ansible-playbook -vvv with the default (human) output, as a user sees it."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    import yaml
-
-    from ansible_run import ROOT
-
     write_app(project)
     tasks = [{"name": role, "ansible.builtin.include_role": {"name": f"poststack.core.{role}"}}
              for role in ("postgres", "project_containers")]
@@ -109,8 +108,6 @@ def verbose_run(project, run_entry):
 def test_the_password_is_never_shown_at_any_verbosity(project):
     """The containers' environment holds DB_PASS and POSTSTACK_DATABASE_URL: neither appears at -vvv, when the
     container starts nor when it cannot be run (the error names the container, password masked)."""
-    from urllib.parse import quote
-
     forms = {project.password, quote(project.password, safe="")}
     rc, output = verbose_run(project, {"name": "app", "env": {"HEALTH": "ok"}})
     assert rc == 0, output[-3000:]
@@ -123,8 +120,6 @@ def test_the_password_is_never_shown_at_any_verbosity(project):
 
 def test_a_container_poststack_did_not_make_is_not_replaced(project):
     """A container of the user's with the name the role would give a project container is refused, untouched."""
-    import os
-
     base = os.environ.get("POSTSTACK_BASE_IMAGE", "localhost/debian:bookworm-slim")
     name = f"{project.name}-app"
     podman("run", "-d", "--name", name, "--pull=never", base, "sleep", "infinity")
@@ -145,8 +140,6 @@ def test_a_container_poststack_did_not_make_is_not_replaced(project):
 def test_roles_compose_migrations_follow_the_postgres_role(project):
     """postgres then migrations with only postgres_host_port and postgres_password set: the migrations reach the
     PostgreSQL the first role started (its postgres_connection fact), not 127.0.0.1:5432."""
-    import psycopg
-
     migrations = project.dir / "migrations"
     migrations.mkdir()
     (migrations / "001_things.sql").write_text("CREATE TABLE public.things (id int);\n")

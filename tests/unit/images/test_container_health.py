@@ -43,6 +43,10 @@ class ScriptedRuntime:
             return CommandResult(args, 0 if status == "healthy" else 1, "", "")
         return CommandResult(args, 0, "", "")
 
+    def container_inspect(self, name):
+        result = self.run(["container", "inspect", name])
+        return json.loads(result.stdout)[0] if result.rc == 0 else None
+
 
 class Clock:
     def __init__(self):
