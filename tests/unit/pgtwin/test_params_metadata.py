@@ -32,6 +32,26 @@ def test_defaults():
     assert loaded.slot_name("node-2.x") == "pgtwin_node_2_x"
 
 
+def test_container_parameters_and_node_placeholders():
+    loaded = params.load(env(container_mode="yes", pgdata="/var/lib/pgtwin/@postgres-{node}/data",
+                             config_dir="/var/lib/pgtwin/@postgres-{node}/config/",
+                             container_mounts="/srv/{node}/archive:/archive:ro,Z /x:/y"))
+    assert loaded.container_mode and loaded.container_runtime == "auto" and not loaded.container_pull
+    assert loaded.container_image == "localhost/poststack/postgres-debian:15"
+    mine = loaded.for_node("node2")
+    assert mine.pgdata == "/var/lib/pgtwin/@postgres-node2/data"
+    assert mine.config_dir == "/var/lib/pgtwin/@postgres-node2/config"
+    assert mine.container_name == "pgtwin-postgres-node2"
+    assert mine.container_mounts == (("/srv/node2/archive", "/archive", "ro,Z"), ("/x", "/y", "Z"))
+    assert params.load(env(container_name="pg-{node}")).for_node("a").container_name == "pg-a"
+
+
+def test_container_mode_default_from_the_environment():
+    assert params.load(dict(env(), PGTWIN_CONTAINER_MODE="true")).container_mode
+    assert not params.load(dict(env(container_mode="false"), PGTWIN_CONTAINER_MODE="true")).container_mode
+    assert not params.load(env()).container_mode
+
+
 def test_node_addresses_and_peer():
     loaded = params.load(env(node_list="a=10.0.0.1 b=10.0.0.2"))
     assert loaded.peer_of("a").address == "10.0.0.2"
@@ -49,7 +69,13 @@ def test_node_addresses_and_peer():
     ({"sync_strict": "maybe"}, "not a boolean"),
     ({"port": "x"}, "not an integer"),
     ({"port": "0"}, ">= 1"),
-    ({"container_mode": "true"}, "reserved"),
+    ({"container_mode": "maybe"}, "container_mode.*not a boolean"),
+    ({"container_mode": "true", "container_image": " "}, "needs container_image"),
+    ({"container_runtime": "lxc"}, "container_runtime='lxc' must be podman, docker, auto"),
+    ({"container_name": "bad name"}, "container_name='bad name'"),
+    ({"container_mounts": "relative:/x"}, "container_mounts entry 'relative:/x'"),
+    ({"container_mounts": "/a:/b:exec"}, "options may be ro, rw, z and Z"),
+    ({"config_dir": "conf"}, "config_dir='conf' must be an absolute path"),
     ({"slot_prefix": "Bad-"}, "slot_prefix"),
 ])
 def test_bad_parameters_name_the_parameter(values, message):

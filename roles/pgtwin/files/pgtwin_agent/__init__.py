@@ -5,7 +5,7 @@ Standard library only, so that it runs with the system Python of any cluster nod
 * ``ocf``      exit codes and logging
 * ``params``   the parameter table (single source for meta-data and validation)
 * ``metadata`` the OCF meta-data XML
-* ``runner``   command execution (host mode now; container mode reserved)
+* ``runner``   the seam to PostgreSQL: host mode, or containers (podman or docker)
 * ``postgres`` PostgreSQL operations (pg_ctl, psql, pg_basebackup, pg_rewind, pg_controldata)
 * ``cluster``  Pacemaker CLI (promotion scores, node attributes, membership)
 * ``rules``    pure decision logic: what to do given what was observed

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import stat
 import time
 from typing import Optional
@@ -12,9 +11,9 @@ from . import ocf, rules
 from .cluster import Cluster
 from .ocf import AgentError, Logger
 from .params import Params
-from .postgres import Postgres
+from .postgres import Postgres, Runner
 from .rules import Instance, PeerState, Record
-from .runner import HostRunner
+from .runner import HostRunner, identity
 
 PRIMARY_VIEW_SQL = (
     "SELECT pg_walfile_name(pg_current_wal_lsn()), pg_current_wal_flush_lsn(), "
@@ -30,13 +29,13 @@ PEER_SQL = ("SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN "
 
 
 class Agent:
-    def __init__(self, params: Params, log: Logger, runner: HostRunner, node: str) -> None:
+    def __init__(self, params: Params, log: Logger, host: HostRunner, runner: Runner, node: str) -> None:
         self.p = params
         self.log = log
         self.node = node
         self.peer = params.peer_of(node)
         self.pg = Postgres(params, runner, log, node, self.peer)
-        self.cluster = Cluster(runner, log, os.environ.get("OCF_RESOURCE_INSTANCE", "pgtwin"))
+        self.cluster = Cluster(host, log, os.environ.get("OCF_RESOURCE_INSTANCE", "pgtwin"))
         self.pg.logfile = os.path.join(params.state_dir, "%s-postgresql.log" % self.cluster.resource)
         self.timeout = int(os.environ.get("OCF_RESKEY_CRM_meta_timeout", "60000")) / 1000.0
         self.started = time.monotonic()
@@ -108,24 +107,18 @@ class Agent:
 
     # ---- actions -----------------------------------------------------------------------------------
     def validate(self) -> int:
-        for name in ("postgres", "pg_ctl", "pg_controldata", "psql", "pg_basebackup", "pg_rewind"):
-            if not os.access(self.pg.bin(name), os.X_OK):
-                raise AgentError("%s not found in bindir=%s: install PostgreSQL or fix bindir"
-                                 % (name, self.p.bindir), ocf.OCF_ERR_INSTALLED)
-        try:
-            user = pwd.getpwnam(self.p.user)
-        except KeyError:
-            raise AgentError("user=%s does not exist on this node" % self.p.user, ocf.OCF_ERR_INSTALLED) from None
+        self.pg.check_installed()
+        uid = identity(self.p.user)[0]
         try:
             info = os.stat(self.p.rep_passfile)
         except OSError:
             raise AgentError("rep_passfile=%s does not exist: create it (mode 0600, owner %s) with the "
                              "replication password" % (self.p.rep_passfile, self.p.user),
                              ocf.OCF_ERR_CONFIGURED) from None
-        if info.st_uid != user.pw_uid or stat.S_IMODE(info.st_mode) & 0o077:
+        if info.st_uid != uid or stat.S_IMODE(info.st_mode) & 0o077:
             raise AgentError("rep_passfile=%s must be owned by %s with mode 0600"
                              % (self.p.rep_passfile, self.p.user), ocf.OCF_ERR_PERM)
-        if os.path.isdir(self.p.pgdata) and os.stat(self.p.pgdata).st_uid != user.pw_uid:
+        if os.path.isdir(self.p.pgdata) and os.stat(self.p.pgdata).st_uid != uid:
             raise AgentError("pgdata=%s is not owned by %s" % (self.p.pgdata, self.p.user), ocf.OCF_ERR_PERM)
         return ocf.OCF_SUCCESS
 

@@ -10,7 +10,8 @@ from . import ocf, params
 from .actions import Agent
 from .cluster import Cluster
 from .ocf import AgentError, Logger
-from .runner import make_runner
+from .postgres import make_runner
+from .runner import HostRunner
 
 USAGE = "usage: pgtwin {start|stop|monitor|promote|demote|notify|meta-data|validate-all|methods}"
 ACTIONS = ("start", "stop", "monitor", "promote", "demote", "notify", "validate-all")
@@ -35,9 +36,11 @@ def main(argv: List[str]) -> int:
     log = Logger("pgtwin", os.environ.get("OCF_RESKEY_agent_log", ""))
     began = time.monotonic()
     try:
-        config = params.load()
-        runner = make_runner(config.user, config.container_mode)
-        agent = Agent(config, log, runner, Cluster.local_node(runner))
+        loaded = params.load()
+        host = HostRunner(loaded.user)
+        node = Cluster.local_node(host)
+        config = loaded.for_node(node)
+        agent = Agent(config, log, host, make_runner(config, host, log), node)
         if action == "validate-all":
             rc = agent.validate()
         else:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from .ocf import OCF_ERR_CONFIGURED, AgentError
@@ -18,12 +18,12 @@ class ParamSpec:
     longdesc: str
     required: bool = False
     unique: bool = False
-    reserved: bool = False  # documented now, implemented by a later release (container mode)
 
 
 SPECS: Tuple[ParamSpec, ...] = (
     ParamSpec("pgdata", "string", "", "Data directory",
-              "PostgreSQL data directory (PGDATA) on this node. Created by pg_basebackup when it is empty.",
+              "PostgreSQL data directory (PGDATA) on this node. Created by pg_basebackup when it is empty. "
+              "{node} stands for this node's name (e.g. /var/lib/pgtwin/@postgres-{node}/data).",
               required=True, unique=True),
     ParamSpec("bindir", "string", "/usr/lib/postgresql/15/bin", "PostgreSQL binaries",
               "Directory holding postgres, pg_ctl, pg_controldata, psql, pg_basebackup and pg_rewind."),
@@ -31,7 +31,9 @@ SPECS: Tuple[ParamSpec, ...] = (
     ParamSpec("socket_dir", "string", "/run/postgresql", "Unix socket directory",
               "Directory of the Unix socket the agent uses for local queries (peer authentication)."),
     ParamSpec("user", "string", "postgres", "Operating system user",
-              "Operating system user that owns the data directory and runs the server."),
+              "Operating system user that owns the data directory and runs the server. In container mode "
+              "also a numeric UID:GID, the image's postgres user (999:999 in poststack's images), for which "
+              "the node needs no account."),
     ParamSpec("superuser", "string", "postgres", "Local database superuser",
               "Database role the agent connects as over the Unix socket (peer or trust authentication)."),
     ParamSpec("rep_user", "string", "replicator", "Replication user",
@@ -73,21 +75,36 @@ SPECS: Tuple[ParamSpec, ...] = (
     ParamSpec("diverged_after", "integer", "3", "Monitors before a stuck standby fails",
               "A standby that is not streaming from a reachable primary for this many consecutive monitors "
               "reports a failure, so that Pacemaker restarts it and the start rewinds or rebuilds it."),
-    ParamSpec("container_mode", "boolean", "false", "Container mode (reserved)",
-              "Reserved for the container mode release: run PostgreSQL in a container. Must be false now.",
-              reserved=True),
-    ParamSpec("container_runtime", "string", "auto", "Container runtime (reserved)",
-              "Reserved for the container mode release: podman, docker or auto.", reserved=True),
-    ParamSpec("container_image", "string", "", "Container image (reserved)",
-              "Reserved for the container mode release: the PostgreSQL image.", reserved=True),
-    ParamSpec("container_name", "string", "", "Container name (reserved)",
-              "Reserved for the container mode release: the PostgreSQL container name.", reserved=True),
+    ParamSpec("config_dir", "string", "", "Configuration directory",
+              "Directory holding this node's postgresql.conf (the server runs with config_file there; the file "
+              "names pg_hba.conf with hba_file). Empty: the configuration files of the data directory. In "
+              "container mode it is mounted read-only. {node} stands for this node's name."),
+    ParamSpec("container_mode", "boolean", "false", "Container mode",
+              "Run PostgreSQL in a container of container_image on the host network (seed 004) instead of "
+              "from bindir on the node. Default: the environment variable PGTWIN_CONTAINER_MODE, else false."),
+    ParamSpec("container_runtime", "string", "auto", "Container runtime",
+              "podman, docker, or auto (podman when installed, else docker). Container mode only."),
+    ParamSpec("container_image", "string", "localhost/poststack/postgres-debian:15", "Container image",
+              "The PostgreSQL image (bindir names its binaries). It must be on the node unless container_pull "
+              "is true. Container mode only."),
+    ParamSpec("container_name", "string", "", "Container name",
+              "Name of the PostgreSQL container; empty for pgtwin-postgres-<node>. Container mode only."),
+    ParamSpec("container_pull", "boolean", "false", "Pull a missing image",
+              "Let the runtime pull container_image when the node does not have it. false: a missing image "
+              "is an installation error (nothing is pulled behind the operator's back)."),
+    ParamSpec("container_mounts", "string", "", "More container mounts",
+              "More bind mounts, separated by spaces, each source:target[:options], e.g. the WAL archive "
+              "/var/lib/pgtwin/@postgres-{node}/archive:/var/lib/pgtwin/@postgres-{node}/archive:Z. The data "
+              "directory, config_dir, the passfile's directory and socket_dir are always mounted, at their own "
+              "paths. {node} stands for this node's name."),
 )
 
 SPEC_BY_NAME: Dict[str, ParamSpec] = {spec.name: spec for spec in SPECS}
 _TRUE = ("1", "true", "yes", "on", "y")
 _FALSE = ("0", "false", "no", "off", "n", "")
 _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_CONTAINER_NAME = re.compile(r"^[A-Za-z0-9{][A-Za-z0-9_.{}-]*$")
+_MOUNT_OPTIONS = frozenset(("ro", "rw", "z", "Z"))
 
 
 @dataclass(frozen=True)
@@ -118,7 +135,22 @@ class Params:
     agent_log: str
     diverged_after: int
     container_mode: bool
+    config_dir: str = ""
+    container_runtime: str = "auto"
+    container_image: str = ""
+    container_name: str = ""
+    container_pull: bool = False
+    container_mounts: Tuple[Tuple[str, str, str], ...] = ()
     extra: Dict[str, str] = field(default_factory=dict)
+
+    def for_node(self, node: str) -> "Params":
+        """The parameters with {node} replaced by this node's name (paths and the container name)."""
+        def sub(value: str) -> str:
+            return value.replace("{node}", node)
+        return replace(
+            self, pgdata=sub(self.pgdata), config_dir=sub(self.config_dir),
+            container_name=sub(self.container_name) or "pgtwin-postgres-" + node,
+            container_mounts=tuple((sub(a), sub(b), c) for a, b, c in self.container_mounts))
 
     def peer_of(self, local: str) -> Node:
         others = [node for node in self.nodes if node.name != local]
@@ -166,11 +198,29 @@ def parse_nodes(raw: str) -> Tuple[Node, ...]:
     return tuple(nodes)
 
 
+def parse_mounts(raw: str) -> Tuple[Tuple[str, str, str], ...]:
+    mounts = []
+    for item in raw.split():
+        parts = item.split(":")
+        if len(parts) not in (2, 3) or not all(os.path.isabs(p) for p in parts[:2]):
+            raise AgentError("container_mounts entry %r: use /source:/target or /source:/target:options" % item,
+                             OCF_ERR_CONFIGURED)
+        options = parts[2] if len(parts) == 3 else "Z"
+        if not set(options.split(",")) <= _MOUNT_OPTIONS:
+            raise AgentError("container_mounts entry %r: options may be ro, rw, z and Z" % item,
+                             OCF_ERR_CONFIGURED)
+        mounts.append((parts[0], parts[1], options))
+    return tuple(mounts)
+
+
 def raw_values(environ: Mapping[str, str]) -> Dict[str, str]:
     """OCF_RESKEY_<name> values with the table's defaults filled in."""
     values = {}
     for spec in SPECS:
-        values[spec.name] = environ.get("OCF_RESKEY_" + spec.name, spec.default)
+        default = spec.default
+        if spec.name == "container_mode":
+            default = environ.get("PGTWIN_CONTAINER_MODE", default)
+        values[spec.name] = environ.get("OCF_RESKEY_" + spec.name, default)
     return values
 
 
@@ -188,8 +238,17 @@ def load(environ: Optional[Mapping[str, str]] = None) -> Params:
     if rep_mode not in ("sync", "async"):
         raise AgentError("parameter rep_mode=%r must be sync or async" % raw["rep_mode"], OCF_ERR_CONFIGURED)
     container_mode = _boolean("container_mode", raw["container_mode"])
-    if container_mode:
-        raise AgentError("container_mode=true is reserved for the container mode release; set it to false",
+    runtime = raw["container_runtime"].strip() or "auto"
+    if runtime not in ("auto", "podman", "docker") and not os.path.isabs(runtime):
+        raise AgentError("parameter container_runtime=%r must be podman, docker, auto or an absolute path"
+                         % runtime, OCF_ERR_CONFIGURED)
+    if raw["container_name"] and not _CONTAINER_NAME.match(raw["container_name"]):
+        raise AgentError("parameter container_name=%r: use letters, digits, '_', '.', '-' and {node}"
+                         % raw["container_name"], OCF_ERR_CONFIGURED)
+    if container_mode and not raw["container_image"].strip():
+        raise AgentError("container_mode=true needs container_image", OCF_ERR_CONFIGURED)
+    if raw["config_dir"] and not os.path.isabs(raw["config_dir"]):
+        raise AgentError("parameter config_dir=%r must be an absolute path" % raw["config_dir"],
                          OCF_ERR_CONFIGURED)
     if not re.match(r"^[a-z0-9_]*$", raw["slot_prefix"]):
         raise AgentError("parameter slot_prefix=%r may only hold lower-case letters, digits and _"
@@ -215,4 +274,10 @@ def load(environ: Optional[Mapping[str, str]] = None) -> Params:
         agent_log=raw["agent_log"],
         diverged_after=_integer("diverged_after", raw["diverged_after"], 1),
         container_mode=container_mode,
+        config_dir=raw["config_dir"].rstrip("/"),
+        container_runtime=runtime,
+        container_image=raw["container_image"].strip(),
+        container_name=raw["container_name"].strip(),
+        container_pull=_boolean("container_pull", raw["container_pull"]),
+        container_mounts=parse_mounts(raw["container_mounts"]),
     )

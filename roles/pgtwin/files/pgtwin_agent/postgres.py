@@ -3,20 +3,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import time
-from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 from .ocf import AgentError, Logger
 from .params import Node, Params
-from .runner import HostRunner, Result
+from .runner import ContainerRunner, ContainerSpec, HostRunner, Mount, ProcessState, Result, find_runtime
+
+Runner = Union[HostRunner, ContainerRunner]
 
 # Settings the agent enforces on the server command line (they win over every configuration file):
 # no automatic restart after a backend crash (Pacemaker decides), readable standbys, and hint bits in WAL so
 # that pg_rewind works without data checksums.
 ENFORCED = (("restart_after_crash", "off"), ("hot_standby", "on"), ("wal_log_hints", "on"),
             ("recovery_target_timeline", "latest"))
+PROGRAMS = ("postgres", "pg_ctl", "pg_controldata", "psql", "pg_basebackup", "pg_rewind")
 
 
 def parse_controldata(text: str) -> Dict[str, str]:
@@ -37,15 +38,25 @@ def conninfo(parts: Dict[str, str]) -> str:
     return " ".join(out)
 
 
-@dataclass(frozen=True)
-class ProcessState:
-    running: bool
-    pid: int
-    stale_pidfile: bool
+def make_runner(params: Params, host: HostRunner, log: Logger) -> Runner:
+    """The runner of PostgreSQL's programs: the host itself, or containers of container_image (params for one
+    node: see Params.for_node)."""
+    if not params.container_mode:
+        return host
+    mounts = [Mount(params.pgdata, params.pgdata, "Z"),
+              Mount(os.path.dirname(params.rep_passfile), os.path.dirname(params.rep_passfile), "ro,Z"),
+              Mount(params.socket_dir, params.socket_dir, "Z")]
+    if params.config_dir:
+        mounts.append(Mount(params.config_dir, params.config_dir, "ro,Z"))
+    mounts += [Mount(*entry) for entry in params.container_mounts]
+    spec = ContainerSpec(runtime=find_runtime(params.container_runtime), image=params.container_image,
+                         name=params.container_name, pull=params.container_pull, mounts=tuple(mounts),
+                         socket_dir=params.socket_dir)
+    return ContainerRunner(host, spec, log)
 
 
 class Postgres:
-    def __init__(self, params: Params, runner: HostRunner, log: Logger, node: str, peer: Node) -> None:
+    def __init__(self, params: Params, runner: Runner, log: Logger, node: str, peer: Node) -> None:
         self.p = params
         self.run = runner
         self.log = log
@@ -67,30 +78,13 @@ class Postgres:
         return parse_controldata(result.stdout)
 
     def process(self) -> ProcessState:
-        pidfile = os.path.join(self.p.pgdata, "postmaster.pid")
-        try:
-            with open(pidfile, encoding="utf-8") as handle:
-                pid = int(handle.readline().strip() or "0")
-        except (OSError, ValueError):
-            return ProcessState(False, 0, False)
-        if pid > 0 and _is_postgres(pid):
-            return ProcessState(True, pid, False)
-        return ProcessState(False, pid, True)
+        return self.run.server_state(self.p.pgdata)
 
     def orphans(self) -> List[int]:
-        """Server processes still attached to this data directory (backends outlive a killed postmaster
-        for a moment and keep its shared memory)."""
-        pids = []
-        datadir = os.path.realpath(self.p.pgdata)
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                if os.readlink("/proc/%s/cwd" % entry) == datadir and _is_postgres(int(entry)):
-                    pids.append(int(entry))
-            except OSError:
-                continue
-        return pids
+        return self.run.leftovers(self.p.pgdata)
+
+    def check_installed(self) -> None:
+        self.run.check_installed([self.bin(name) for name in PROGRAMS])
 
     # ---- queries -----------------------------------------------------------------------------------
     def query(self, sql: str, timeout: float = 10) -> List[List[str]]:
@@ -125,7 +119,7 @@ class Postgres:
 
     # ---- server lifecycle --------------------------------------------------------------------------
     def server_options(self) -> List[str]:
-        options: List[str] = ["-p", str(self.p.port), "-k", self.p.socket_dir]
+        options: List[str] = ["-p", str(self.p.port), "-k", self.p.socket_dir] + self.config_options()
         settings = list(ENFORCED)
         keepalives = {"keepalives_idle": "2", "keepalives_interval": "1", "keepalives_count": "3"}
         settings.append(("primary_conninfo", self.peer_conninfo(keepalives)))
@@ -133,6 +127,11 @@ class Postgres:
         for key, value in settings:
             options.extend(["-c", "%s=%s" % (key, value)])
         return options
+
+    def config_options(self) -> List[str]:
+        if not self.p.config_dir:
+            return []
+        return ["-c", "config_file=%s" % os.path.join(self.p.config_dir, "postgresql.conf")]
 
     def start_standby(self, deadline: float) -> None:
         signal_file = os.path.join(self.p.pgdata, "standby.signal")
@@ -142,34 +141,18 @@ class Postgres:
             _chown_like(signal_file, self.p.pgdata)
         os.makedirs(self.p.state_dir, exist_ok=True)
         logfile = self.logfile
-        pid = self.run.spawn([self.bin("postgres"), "-D", self.p.pgdata] + self.server_options(), logfile)
-        self.log.info("started postgres (pid %d) as a standby of %s" % (pid, self.peer.name))
+        alive = self.run.start_server([self.bin("postgres"), "-D", self.p.pgdata] + self.server_options(), logfile)
+        self.log.info("started postgres as a standby of %s" % self.peer.name)
         while time.monotonic() < deadline:
             if self.try_query("SELECT 1", timeout=5) is not None:
                 return
-            if not _is_postgres(pid) and not self.process().running:
+            if not alive() and not self.process().running:
                 raise AgentError("postgres exited during start; see " + logfile)
             time.sleep(0.2)
         raise AgentError("postgres did not accept connections before the start timeout; see " + logfile)
 
     def stop(self, timeout: float) -> None:
-        state = self.process()
-        if state.running:
-            result = self.run.run([self.bin("pg_ctl"), "stop", "-D", self.p.pgdata, "-m", "fast", "-w",
-                                   "-t", str(max(1, int(timeout)))], as_user=True, timeout=timeout + 5)
-            if not result.ok:
-                self.log.warning("fast shutdown failed (%s); immediate shutdown" % result.summary())
-                self.run.run([self.bin("pg_ctl"), "stop", "-D", self.p.pgdata, "-m", "immediate", "-w",
-                              "-t", "10"], as_user=True, timeout=15)
-        for pid in self.orphans():
-            self.log.warning("killing leftover server process %d" % pid)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        end = time.monotonic() + 10
-        while self.orphans() and time.monotonic() < end:
-            time.sleep(0.1)
+        self.run.stop_server(self.bin("pg_ctl"), self.p.pgdata, timeout, self.log)
         state = self.process()
         if state.running or self.orphans():
             raise AgentError("postgres is still running after stop")
@@ -215,7 +198,7 @@ class Postgres:
         signal_file = os.path.join(self.p.pgdata, "standby.signal")
         if os.path.exists(signal_file):
             os.unlink(signal_file)  # single-user mode refuses standby mode; start writes it again
-        argv = [self.bin("postgres"), "--single", "-D", self.p.pgdata]
+        argv = [self.bin("postgres"), "--single", "-D", self.p.pgdata] + self.config_options()
         for key, value in ENFORCED:
             argv += ["-c", "%s=%s" % (key, value)]
         result = self.run.run(argv + ["template1"], as_user=True, timeout=timeout)
@@ -226,17 +209,6 @@ class Postgres:
         return self.run.run([self.bin("pg_rewind"), "-D", self.p.pgdata, "--no-ensure-shutdown",
                              "--source-server", self.peer_conninfo({"dbname": "postgres"})],
                             as_user=True, timeout=timeout)
-
-
-def _is_postgres(pid: int) -> bool:
-    try:
-        with open("/proc/%d/comm" % pid, encoding="utf-8") as handle:
-            comm = handle.read().strip()
-        with open("/proc/%d/stat" % pid, encoding="utf-8") as handle:
-            state = handle.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return comm in ("postgres", "postmaster") and state != "Z"
 
 
 def _chown_like(path: str, reference: str) -> None:
