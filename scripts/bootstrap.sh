@@ -123,21 +123,7 @@ step_base_image() {
       podman image exists "$chosen" || podman pull -q "$chosen" >/dev/null
     else
       log "no registry answers: building $local_image with mmdebstrap"
-      local tar="$POSTSTACK_CACHE/debian-bookworm-minbase.tar"
-      if [ ! -f "$tar" ]; then
-        # Same sources and dpkg excludes as the official slim image.
-        mmdebstrap --quiet --format=tar --variant=minbase --components=main \
-          --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
-          --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
-          --dpkgopt='path-exclude=/usr/share/info/*' \
-          bookworm "$tar.partial" \
-          "deb http://deb.debian.org/debian bookworm main" \
-          "deb http://deb.debian.org/debian bookworm-updates main" \
-          "deb http://deb.debian.org/debian-security bookworm-security main"
-        mv "$tar.partial" "$tar"
-      fi
-      podman import -q "$tar" "$local_image" >/dev/null
-      chosen="$local_image"
+      chosen="$(scripts/debian-image.sh bookworm)"
     fi
   fi
   echo "$chosen" >.cache/base-image

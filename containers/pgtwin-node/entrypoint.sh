@@ -15,6 +15,11 @@ for f in /etc/corosync/corosync.conf /etc/corosync/authkey; do
 done
 chmod 0400 /etc/corosync/authkey
 
+# Like a boot: the filesystems of /etc/fstab (container mode's Btrfs on a loop file) come back after a restart.
+if grep -qEv '^[[:space:]]*(#|$)' /etc/fstab 2>/dev/null; then
+    mount -a || log "mount -a failed"
+fi
+
 # /run is a fresh tmpfs on every start (a stale /run makes a restarted node believe resources still run).
 mkdir -p /run/corosync /run/crm /run/postgresql /var/log/pacemaker /var/log/cluster
 chown postgres:postgres /run/postgresql

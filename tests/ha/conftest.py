@@ -5,8 +5,13 @@ import time
 import pytest
 
 import harness
+from ansible_run import run_playbook
 
 LOG_DIR = os.path.join(harness.ROOT, "logs", "pgtwin-ha")
+
+
+# Both modes of the agent run every test (PGTWIN_HA_MODES=host or =container for one).
+MODES = [mode for mode in os.environ.get("PGTWIN_HA_MODES", "host,container").split(",") if mode]
 
 
 @pytest.fixture(scope="session")
@@ -15,9 +20,19 @@ def node_image():
     return harness.IMAGE
 
 
-@pytest.fixture(scope="module")
-def cluster(node_image):  # pylint: disable=unused-argument,redefined-outer-name
-    lab = harness.Cluster()
+@pytest.fixture(scope="session")
+def postgres_image():
+    """poststack's PostgreSQL image, which the nodes' podman runs in container mode (built when missing)."""
+    run = run_playbook("playbooks/images.yml", inventory="inventories/local")
+    assert run.rc == 0 and run.failed == 0, run.stdout[-3000:]
+    return harness.POSTGRES_IMAGE
+
+
+@pytest.fixture(scope="module", params=MODES)
+def cluster(request, node_image):  # pylint: disable=unused-argument,redefined-outer-name
+    if request.param == "container":
+        request.getfixturevalue("postgres_image")
+    lab = harness.Cluster(container_mode=request.param == "container")
     began = time.monotonic()
     try:
         lab.create()
@@ -25,19 +40,8 @@ def cluster(node_image):  # pylint: disable=unused-argument,redefined-outer-name
         lab.bring_up_seconds = time.monotonic() - began
         yield lab
     finally:
-        save_logs(lab)
+        harness.save_logs(lab, LOG_DIR)
         lab.destroy()
-
-
-def save_logs(lab):
-    """Agent, PostgreSQL and Pacemaker logs of every node for the post-mortem of a failed run."""
-    os.makedirs(LOG_DIR, exist_ok=True)
-    for node in lab.nodes:
-        sources = ((harness.AGENT_LOG, "agent.log"), ("/var/lib/pgtwin/pgtwin-postgresql.log", "postgresql.log"),
-                   ("/var/log/pacemaker/pacemaker.log", "pacemaker.log"))
-        for source, name in sources:
-            target = os.path.join(LOG_DIR, "%s-%s" % (node.name, name))
-            harness.podman("cp", "%s:%s" % (node.container, source), target, check=False)
 
 
 @pytest.fixture()

@@ -1,6 +1,9 @@
 """A real two-node Pacemaker cluster in podman containers running the pgtwin agent, plus the load and the
 observers the HA tests and benchmarks/failover use. Nothing is mocked: corosync (knet + crypto), pacemaker,
-fence_dummy stonith, PostgreSQL 15 on each node."""
+fence_dummy stonith, PostgreSQL 15 on each node: from the node's packages (host mode) or in a container that
+the agent runs with the node's own podman, on a Btrfs filesystem of the node (container mode, seed 004). The
+nodes' podman reads the images from this host's image store (mounted read-only as an additional image
+store), so no image is copied."""
 from __future__ import annotations
 
 import bisect
@@ -21,9 +24,30 @@ import psycopg
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE = "localhost/poststack/pgtwin-node:latest"
+POSTGRES_IMAGE = "localhost/poststack/postgres-debian:15"
+
+
+def postgres_image(pg_major: int) -> str:
+    return "localhost/poststack/postgres-debian:%d" % pg_major
 AGENT_DIR = os.path.join(ROOT, "roles", "pgtwin", "files")
 PGDATA = "/var/lib/pgtwin/data"
 PASSFILE = "/var/lib/pgtwin/pgpass"
+CONTAINER_PGDATA = "/var/lib/pgtwin/@postgres-{node}/data"
+CONTAINER_PASSFILE = "/var/lib/pgtwin/auth/pgpass"
+# The nodes' podman: the settings this kind of host needs (scripts/podman/containers.conf), the host's image
+# store as a read-only additional store, its own store on a volume (overlay on overlay does not work).
+NODE_CONTAINERS_CONF = """[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=20000:20000"]
+[engine]
+runtime = "runc"
+"""
+NODE_STORAGE_CONF = """[storage]
+driver = "overlay"
+graphroot = "/var/lib/containers/storage"
+runroot = "/run/containers/storage"
+[storage.options]
+additionalimagestores = ["/var/lib/shared-images"]
+"""
 AGENT_LOG = "/var/lib/pgtwin/agent.log"
 RESOURCE = "pgtwin"
 CLONE = "pgtwin-clone"
@@ -90,6 +114,37 @@ class Cluster:
     cluster_playbook_recap: Dict[str, object] = field(default_factory=dict)
     rep_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     with_vip: bool = True
+    container_mode: bool = False
+    pg_major: int = 15  # container mode: the image's PostgreSQL (15 on Debian 12, 17 on Debian 13)
+
+    @property
+    def mode(self) -> str:
+        return ("container-%d" % self.pg_major if self.pg_major != 15 else "container") if self.container_mode \
+            else "host"
+
+    @property
+    def postgres_image(self) -> str:
+        return postgres_image(self.pg_major)
+
+    @property
+    def passfile(self) -> str:
+        return CONTAINER_PASSFILE if self.container_mode else PASSFILE
+
+    def pgdata(self, node: "Node") -> str:
+        return CONTAINER_PGDATA.replace("{node}", node.name) if self.container_mode else PGDATA
+
+    @staticmethod
+    def container_name(node: "Node") -> str:
+        return "pgtwin-postgres-" + node.name
+
+    def postmaster_pid(self, node: "Node") -> str:
+        """The postmaster's pid as the node sees it (in container mode the container's main process)."""
+        if self.container_mode:
+            return node.sh("podman inspect -f '{{.State.Pid}}' %s" % self.container_name(node)).strip()
+        return node.sh("head -1 %s/postmaster.pid" % self.pgdata(node)).strip()
+
+    def kill_postgres(self, node: "Node") -> None:
+        node.sh("kill -9 %s" % self.postmaster_pid(node))
 
     @property
     def vip(self) -> str:
@@ -111,12 +166,11 @@ class Cluster:
         podman("network", "create", "--subnet", self.subnet + ".0/24", self.network)
         self.nodes = [Node(name, "%s-%s" % (self.prefix, name), "%s.%d" % (self.subnet, 10 + index))
                       for index, name in enumerate(("node1", "node2"), start=1)]
+        self.workdir = tempfile.mkdtemp(prefix=self.prefix + "-")
         for node in self.nodes:
             podman("run", "-d", "--init", "--name", node.container, "--hostname", node.name, "--network",
                    self.network, "--ip", node.ip, "--tmpfs", "/run", "--tmpfs", "/tmp",
-                   # IPaddr2 adds the VIP to eth0 and announces it with gratuitous ARP (send_arp).
-                   "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW",
-                   "--label", "poststack.test=pgtwin-ha", IMAGE)
+                   *self.node_options(node), "--label", "poststack.test=pgtwin-ha", IMAGE)
         self.write_inventory()
         self.cluster_playbook_recap = self.playbook("cluster.yml")
         primary = wait_for("a primary", self.primary_by_pacemaker, 180, 1)
@@ -127,16 +181,33 @@ class Cluster:
         primary.sh("psql -X -q -v ON_ERROR_STOP=1 -h /run/postgresql -d postgres", stdin=sql.encode(),
                    user="postgres")
 
+    def node_options(self, node: Node) -> List[str]:
+        if not self.container_mode:
+            # IPaddr2 adds the VIP to eth0 and announces it with gratuitous ARP (send_arp).
+            return ["--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW"]
+        for name, text in (("containers.conf", NODE_CONTAINERS_CONF), ("storage.conf", NODE_STORAGE_CONF)):
+            with open(os.path.join(self.workdir, name), "w", encoding="utf-8") as handle:
+                handle.write(text)
+        store = podman("info", "--format", "{{.Store.GraphRoot}}").stdout.decode().strip()
+        # Privileged: podman inside the node, and the loop device of its Btrfs.
+        return ["--privileged", "--volume", "%s-%s-containers:/var/lib/containers" % (self.prefix, node.name),
+                "--volume", "%s-%s-storage:/srv/storage" % (self.prefix, node.name),
+                "--volume", "%s:/var/lib/shared-images:ro" % store,
+                "--volume", "%s/containers.conf:/etc/containers/containers.conf:ro" % self.workdir,
+                "--volume", "%s/storage.conf:/etc/containers/storage.conf:ro" % self.workdir]
+
     def destroy(self) -> None:
         for node in self.nodes:
             podman("rm", "-f", "-t", "0", node.container, check=False)
+            if self.container_mode:
+                for volume in ("containers", "storage"):
+                    podman("volume", "rm", "-f", "%s-%s-%s" % (self.prefix, node.name, volume), check=False)
         podman("network", "rm", "-f", self.network, check=False)
         if self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def write_inventory(self) -> None:
         """Inventory for the node containers; the replication password goes to a 0600 vars file, never argv."""
-        self.workdir = tempfile.mkdtemp(prefix=self.prefix + "-")
         nodes = [{"name": n.name, "address": n.ip} for n in self.nodes]
         inventory = {"pgtwin": {
             "hosts": {n.container: {"pacemaker_node_name": n.name} for n in self.nodes},
@@ -149,8 +220,7 @@ class Cluster:
                 "pacemaker_service_manager": "none",
                 "pacemaker_install_packages": False,
                 "pgtwin_install_packages": False,
-                "pgtwin_pgdata": PGDATA,
-                "pgtwin_passfile": PASSFILE,
+                **self.mode_vars(),
                 "pgtwin_replication_networks": [self.subnet + ".0/24"],
                 "pgtwin_hba_extra": ["host all %s %s.0/24 scram-sha-256" % (APP_USER, self.subnet)],
                 "pgtwin_rep_mode": self.rep_mode,
@@ -163,6 +233,16 @@ class Cluster:
         secrets_file = os.path.join(self.workdir, "secrets.json")
         with open(os.open(secrets_file, os.O_WRONLY | os.O_CREAT, 0o600), "w", encoding="utf-8") as handle:
             json.dump({"pgtwin_replication_password": self.rep_password}, handle)
+
+    def mode_vars(self) -> Dict[str, object]:
+        if not self.container_mode:
+            return {"pgtwin_pgdata": PGDATA, "pgtwin_passfile": PASSFILE}
+        # The role's defaults: @postgres-<node>/{data,config,archive} on a Btrfs loop file of the node,
+        # mounted again by the node's "boot" (fstab) after a restart.
+        return {"pgtwin_container_mode": True, "pgtwin_pg_major": self.pg_major,
+                "btrfs_storage_loop_file": "/srv/storage/pgtwin-btrfs.img",
+                "btrfs_storage_loop_size": "3G", "btrfs_storage_fstab": True,
+                "btrfs_storage_install_packages": False}
 
     def set_replication_password(self, password: str) -> None:
         """The password the next playbook runs give the roles (a rotation)."""
@@ -194,6 +274,19 @@ class Cluster:
                 name, proc.returncode, proc.stdout.decode()[-4000:], proc.stderr.decode()[-2000:]))
         return totals
 
+    def playbook_messages(self, name: str, task: str) -> Dict[str, object]:
+        """The ``msg`` of the debug task ``task`` of playbooks/<name>, per host."""
+        argv = ["ansible-playbook", "-i", os.path.join(self.workdir, "inventory.json"),
+                "-e", "@" + os.path.join(self.workdir, "secrets.json"), os.path.join(ROOT, "playbooks", name)]
+        env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=600,
+                              check=False, cwd=ROOT)
+        if proc.returncode != 0:
+            raise RuntimeError("ansible-playbook %s failed: %s" % (name, proc.stdout.decode()[-3000:]))
+        output = json.loads(proc.stdout.decode())
+        return {host: result["msg"] for play in output["plays"] for entry in play["tasks"]
+                if entry["task"]["name"] == task for host, result in entry["hosts"].items()}
+
     def primary_by_pacemaker(self) -> Optional[Node]:
         """The promoted node once PostgreSQL there runs as primary (local socket: no client role needed)."""
         promoted = [name for name, role in self.roles().items() if role == "Promoted"]
@@ -209,11 +302,19 @@ class Cluster:
 
     def resource_params(self) -> Dict[str, str]:
         """The agent parameters the pgtwin role gives the resource with this inventory."""
-        return {"pgdata": PGDATA, "bindir": "/usr/lib/postgresql/15/bin", "port": "5432",
-                "socket_dir": "/run/postgresql", "state_dir": "/var/lib/pgtwin", "rep_user": "replicator",
-                "rep_passfile": PASSFILE, "rep_mode": self.rep_mode,
-                "sync_strict": "true" if self.sync_strict else "false", "node_list": self.node_list(),
-                "agent_log": AGENT_LOG}
+        values = {"pgdata": CONTAINER_PGDATA if self.container_mode else PGDATA,
+                  "bindir": "/usr/lib/postgresql/%d/bin" % self.pg_major, "port": "5432",
+                  "socket_dir": "/run/postgresql", "state_dir": "/var/lib/pgtwin", "rep_user": "replicator",
+                  "rep_passfile": self.passfile, "rep_mode": self.rep_mode,
+                  "sync_strict": "true" if self.sync_strict else "false", "node_list": self.node_list(),
+                  "agent_log": AGENT_LOG}
+        if self.container_mode:
+            values.update({"container_mode": "true", "container_runtime": "podman", "container_image": self.postgres_image,
+                           "container_name": "pgtwin-postgres-{node}", "container_pull": "false",
+                           "container_mounts": "/var/lib/pgtwin/@postgres-{node}/archive:"
+                                               "/var/lib/pgtwin/@postgres-{node}/archive:Z",
+                           "config_dir": "/var/lib/pgtwin/@postgres-{node}/config", "user": "999:999"})
+        return values
 
     def resource_module(self, check: bool = False, diff: bool = False, **args: object) -> dict:
         """Run poststack.core.pgtwin_resource on a live node through Ansible's podman connection."""
@@ -464,3 +565,14 @@ def missing_rows(cluster: Cluster, primary: Node, acked: List[int]) -> List[int]
     with psycopg.connect(cluster.dsn(primary), autocommit=True) as conn:
         present = {row[0] for row in conn.execute("SELECT n FROM ledger")}
     return sorted(set(acked) - present)
+
+
+def save_logs(lab: Cluster, log_dir: str) -> None:
+    """Agent, PostgreSQL and Pacemaker logs of every node for the post-mortem of a failed run."""
+    os.makedirs(log_dir, exist_ok=True)
+    for node in lab.nodes:
+        sources = ((AGENT_LOG, "agent.log"), ("/var/lib/pgtwin/pgtwin-postgresql.log", "postgresql.log"),
+                   ("/var/log/pacemaker/pacemaker.log", "pacemaker.log"))
+        for source, name in sources:
+            target = os.path.join(log_dir, "%s-%s-%s" % (lab.mode, node.name, name))
+            podman("cp", "%s:%s" % (node.container, source), target, check=False)

@@ -1,4 +1,6 @@
 """pgtwin on a real two-node Pacemaker cluster: failover, switchover, rejoin, the sync record, ocf-tester.
+Every test runs in both modes of the agent (the ``cluster`` fixture is parametrized): PostgreSQL from the
+node's packages, and PostgreSQL in a container on the node's Btrfs subvolume (seed 004).
 
 Each failure scenario runs with a writer that records every acknowledged commit and a sampler that asks both
 nodes for their role every 0.2 s; every scenario asserts zero lost acknowledged rows and never two primaries.
@@ -8,6 +10,8 @@ import os
 import secrets
 import statistics
 import time
+
+import pytest
 
 import harness
 from harness import missing_rows, wait_for
@@ -40,10 +44,6 @@ def failover(cluster, writer, kill):
     vip_seconds = writer.first_ack_after(began, address=cluster.vip) - began
     assert cluster.vip_node() == standby.name and cluster.address_role(cluster.vip) == "primary"
     return old, standby, seconds, vip_seconds
-
-
-def kill_postgres(node):
-    node.sh("kill -9 $(head -1 %s/postmaster.pid)" % harness.PGDATA)
 
 
 def test_cluster_up_with_sync_standby(cluster):
@@ -119,6 +119,25 @@ def test_resource_module_is_idempotent_with_truthful_check_and_diff(cluster):
     assert cluster.resource_module()["changed"] is False, "check mode changed the CIB"
 
 
+def test_cluster_status_playbook_shows_mode_containers_and_replication(cluster):
+    primary, standby = wait_for("a healthy pair", cluster.healthy, 120, 0.5)
+    shown = cluster.playbook_messages("cluster-status.yml", "Show the status")
+    assert set(shown) == {n.container for n in cluster.nodes}
+    for node in cluster.nodes:
+        status = shown[node.container]
+        assert status["node"] == node.name
+        assert status["mode"] == ("container (podman, %s)" % cluster.postgres_image if cluster.container_mode
+                                  else "host")
+        if cluster.container_mode:
+            assert [line.split()[0] for line in status["containers"]] == [cluster.container_name(node)]
+            assert " Up " in " %s " % status["containers"][0]
+        else:
+            assert status["containers"] == []
+        assert any("Promoted: [ %s ]" % primary.name in line for line in status["cluster"]), status["cluster"]
+    assert any(line.startswith(standby.name + "|streaming|sync") for line in shown[primary.container]["replication"])
+    assert not any("streaming" in line for line in shown[standby.container]["replication"])
+
+
 def test_meta_data_valid_against_the_ocf_dtd(cluster):
     node = cluster.nodes[0]
     node.sh("/usr/lib/ocf/resource.d/poststack/pgtwin meta-data > /tmp/pgtwin.xml && "
@@ -159,15 +178,15 @@ def test_kill9_postgres_cycles(cluster, load):
     writer, sampler = load
     times, vip_times = [], []
     for _cycle in range(KILL_CYCLES):
-        old, new, seconds, vip_seconds = failover(cluster, writer, kill_postgres)
+        old, new, seconds, vip_seconds = failover(cluster, writer, cluster.kill_postgres)
         times.append(seconds)
         vip_times.append(vip_seconds)
         rewinds = cluster.agent_log(old).count("start: pg_rewind from the primary")
         assert cluster.rejoin() == (new, old)
         assert cluster.agent_log(old).count("start: pg_rewind from the primary") == rewinds + 1
         assert_no_loss(cluster, writer, sampler)
-    print("\nkill -9 postgres, %d cycles: failover median %.2f s, max %.2f s (through the VIP: median %.2f s, "
-          "max %.2f s); %d rows acknowledged" % (len(times), statistics.median(times), max(times),
+    print("\n%s mode, kill -9 postgres, %d cycles: failover median %.2f s, max %.2f s (through the VIP: median %.2f s, "
+          "max %.2f s); %d rows acknowledged" % (cluster.mode, len(times), statistics.median(times), max(times),
                                                  statistics.median(vip_times), max(vip_times), len(writer.acked)))
 
 
@@ -196,7 +215,7 @@ def test_stale_standby_is_never_promoted(cluster, load):
         mark = len(writer.acked)
         wait_for("commits without the standby", lambda: len(writer.acked) > mark + 50, 30, 0.1)
         killed = time.monotonic()
-        kill_postgres(primary)
+        cluster.kill_postgres(primary)
         time.sleep(15)
         assert cluster.pg_role(standby) != "primary", "a STALE standby was promoted"
         assert "Promoted" not in cluster.roles().values()
@@ -208,13 +227,71 @@ def test_stale_standby_is_never_promoted(cluster, load):
 
 
 def test_ocf_tester(cluster):
-    """resource-agents' ocf-tester against a second, independent instance on one node."""
+    """resource-agents' ocf-tester against a second, independent instance on one node (in container mode
+    its own container, initialised by initdb in a container of the image)."""
     node = cluster.nodes[1]
     other = cluster.nodes[0]
-    node.sh("rm -rf /var/lib/pgtwin/ocft && install -d -o postgres -g postgres -m 0700 /var/lib/pgtwin/ocft && "
-            "runuser -u postgres -- initdb -D /var/lib/pgtwin/ocft -U postgres --auth-local=peer >/dev/null")
+    owner = "999" if cluster.container_mode else "postgres"
+    node.sh("rm -rf /var/lib/pgtwin/ocft && install -d -o %s -g %s -m 0700 /var/lib/pgtwin/ocft" % (owner, owner))
+    if cluster.container_mode:
+        node.sh("podman run --rm --pull=never --user 999:999 -v /var/lib/pgtwin/ocft:/var/lib/pgtwin/ocft:Z "
+                "--entrypoint initdb %s -D /var/lib/pgtwin/ocft -U postgres --auth-local=peer >/dev/null"
+                % harness.POSTGRES_IMAGE)
+        extra = ("-o container_mode=true -o user=999:999 -o container_name=pgtwin-ocft -o container_image=%s"
+                 % harness.POSTGRES_IMAGE)
+    else:
+        node.sh("runuser -u postgres -- initdb -D /var/lib/pgtwin/ocft -U postgres --auth-local=peer >/dev/null")
+        extra = ""
     out = node.sh("ocf-tester -n pgtwin-ocft -o pgdata=/var/lib/pgtwin/ocft -o port=5499 "
-                  "-o 'node_list=%s=127.0.0.1 %s=127.0.0.2' -o rep_passfile=%s "
-                  "/usr/lib/ocf/resource.d/poststack/pgtwin 2>&1" % (node.name, other.name, harness.PASSFILE),
+                  "-o 'node_list=%s=127.0.0.1 %s=127.0.0.2' -o rep_passfile=%s %s "
+                  "/usr/lib/ocf/resource.d/poststack/pgtwin 2>&1" % (node.name, other.name, cluster.passfile, extra),
                   check=False, timeout=600)
     assert "passed all tests" in out, out[-3000:]
+    if cluster.container_mode:
+        assert "pgtwin-ocft" not in node.sh("podman ps -a --format '{{.Names}}'"), "stop left a container"
+
+
+def container_only(cluster):
+    if not cluster.container_mode:
+        pytest.skip("container mode only")
+
+
+def test_container_mode_layout(cluster):
+    """Each node runs PostgreSQL in its own container from poststack's image, on the host network, as
+    999:999, with the data in the node's Btrfs subvolume; no password in the container's definition."""
+    container_only(cluster)
+    for node in cluster.nodes:
+        name = cluster.container_name(node)
+        assert name in node.sh("podman ps --format '{{.Names}}'").split()
+        info = json.loads(node.sh("podman inspect --type container %s" % name))[0]
+        assert info["HostConfig"]["NetworkMode"] == "host" and info["Config"]["User"] == "999:999"
+        assert info["ImageName"] == cluster.postgres_image
+        assert cluster.rep_password not in json.dumps(info) and cluster.app_password not in json.dumps(info)
+        assert node.sh("findmnt -n -o FSTYPE /var/lib/pgtwin").strip() == "btrfs"
+        assert "Name:" in node.sh("btrfs subvolume show /var/lib/pgtwin/@postgres-%s" % node.name)
+        pid = cluster.postmaster_pid(node)
+        assert node.sh("cat /proc/%s/comm" % pid).strip() == "postgres"
+        assert node.sh("readlink /proc/%s/cwd" % pid).strip() == cluster.pgdata(node)
+        assert node.sh("stat -c %%u:%%g %s" % cluster.pgdata(node)).strip() == "999:999"
+
+
+def test_container_kill_failover_and_rejoin(cluster, load):
+    """podman kill of the primary's PostgreSQL container: failover, and the old primary rejoins."""
+    container_only(cluster)
+    writer, sampler = load
+    old, new, seconds, _vip = failover(
+        cluster, writer, lambda node: node.sh("podman kill %s" % cluster.container_name(node)))
+    print("\npodman kill of the primary's container: writes resumed after %.2f s" % seconds)
+    assert cluster.rejoin() == (new, old)
+    assert_no_loss(cluster, writer, sampler)
+
+
+def test_container_removed_under_pacemaker(cluster, load):
+    """The primary's container removed (podman rm -f) while Pacemaker thinks it runs: failover, rejoin."""
+    container_only(cluster)
+    writer, sampler = load
+    old, new, seconds, _vip = failover(
+        cluster, writer, lambda node: node.sh("podman rm -f -t 0 %s" % cluster.container_name(node)))
+    print("\nprimary's container removed: writes resumed after %.2f s" % seconds)
+    assert cluster.rejoin() == (new, old)
+    assert_no_loss(cluster, writer, sampler)

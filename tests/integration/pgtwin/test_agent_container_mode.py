@@ -8,19 +8,16 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 
 import pytest
 
 from ansible_run import run_playbook
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "roles", "pgtwin", "files"))
-from pgtwin_agent import ocf, params, runner  # noqa: E402  pylint: disable=wrong-import-position
-from pgtwin_agent.ocf import AgentError, Logger  # noqa: E402  pylint: disable=wrong-import-position
-from pgtwin_agent.postgres import Postgres, make_runner  # noqa: E402  pylint: disable=wrong-import-position
-from pgtwin_agent.runner import HostRunner  # noqa: E402  pylint: disable=wrong-import-position
+from pgtwin_agent import ocf, params, runner
+from pgtwin_agent.ocf import AgentError, Logger
+from pgtwin_agent.postgres import Postgres, make_runner
+from pgtwin_agent.runner import HostRunner
 
 IMAGE = "localhost/poststack/postgres-debian:15"
 BINDIR = "/usr/lib/postgresql/15/bin"

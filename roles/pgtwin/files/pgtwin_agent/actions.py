@@ -118,6 +118,11 @@ class Agent:
         if info.st_uid != uid or stat.S_IMODE(info.st_mode) & 0o077:
             raise AgentError("rep_passfile=%s must be owned by %s with mode 0600"
                              % (self.p.rep_passfile, self.p.user), ocf.OCF_ERR_PERM)
+        if self.p.container_mode and not os.path.isdir(self.p.pgdata):
+            # The layout (a Btrfs subvolume per node) is prepared by the roles: a missing directory means the
+            # filesystem is not mounted, and a base backup into the node's root filesystem would hide that.
+            raise AgentError("pgdata=%s does not exist: is its filesystem mounted?" % self.p.pgdata,
+                             ocf.OCF_ERR_INSTALLED)
         if os.path.isdir(self.p.pgdata) and os.stat(self.p.pgdata).st_uid != uid:
             raise AgentError("pgdata=%s is not owned by %s" % (self.p.pgdata, self.p.user), ocf.OCF_ERR_PERM)
         return ocf.OCF_SUCCESS

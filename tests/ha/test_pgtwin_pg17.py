@@ -1,0 +1,89 @@
+"""Container mode on PostgreSQL 17: the same agent and roles with poststack's image built on Debian 13
+("trixie", whose packages this machine's Debian mirror serves), the nodes staying Debian 12 with Pacemaker 2.1.
+A shorter run than test_pgtwin_cluster.py: the cluster comes up in sync, cluster.yml is idempotent, kill -9
+failovers rejoin through pg_rewind 17, and a planned switchover."""
+import os
+import subprocess
+import time
+
+import pytest
+
+import harness
+from ansible_run import run_playbook
+from harness import missing_rows, wait_for
+
+CYCLES = int(os.environ.get("PGTWIN_HA_PG17_CYCLES", "3"))
+
+
+@pytest.fixture(scope="module")
+def image17():
+    """postgres-debian:17 on base-debian:trixie on a local trixie import (built once, then cached)."""
+    debian = subprocess.run([os.path.join(harness.ROOT, "scripts", "debian-image.sh"), "trixie"], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    run = run_playbook("playbooks/images.yml", inventory="inventories/local", extra_vars={
+        "base_image_from": debian, "base_image_tag": "trixie", "postgres_image_pg_major": 17,
+        "postgres_image_tag": "17", "postgres_image_from": "localhost/poststack/base-debian:trixie"})
+    assert run.rc == 0 and run.failed == 0, run.stdout[-3000:]
+    return harness.postgres_image(17)
+
+
+@pytest.fixture(scope="module")
+def cluster17(node_image, image17):  # pylint: disable=unused-argument,redefined-outer-name
+    lab = harness.Cluster(container_mode=True, pg_major=17)
+    try:
+        lab.create()
+        wait_for("a primary and a streaming sync standby", lab.healthy, 120, 1)
+        yield lab
+    finally:
+        harness.save_logs(lab, os.path.join(harness.ROOT, "logs", "pgtwin-ha"))
+        lab.destroy()
+
+
+@pytest.fixture()
+def load17(cluster17):  # pylint: disable=redefined-outer-name
+    writer, sampler = harness.Writer(cluster17), harness.Sampler(cluster17)
+    writer.start()
+    sampler.start()
+    wait_for("the writer's first commit", lambda: writer.acked, 60, 0.1)
+    yield writer, sampler
+    writer.stop()
+    sampler.stop()
+
+
+def test_pg17_cluster_in_sync_and_idempotent(cluster17):
+    primary, standby = cluster17.healthy()
+    version = primary.sh("psql -XAt -h /run/postgresql -d postgres -c 'SHOW server_version_num'", user="postgres")
+    assert version.strip().startswith("17"), version
+    assert "postgres-debian:17" in primary.sh("podman ps --format '{{.Image}}'")
+    assert cluster17.record(standby.name) == "SYNC:" + cluster17.record(primary.name).split(":")[1]
+    recap = cluster17.playbook("cluster.yml")
+    assert recap["changed"] == 0 and recap["failures"] == 0, recap
+
+
+def test_pg17_kill9_failover_rejoins_with_pg_rewind(cluster17, load17):
+    writer, sampler = load17
+    times = []
+    for _cycle in range(CYCLES):
+        old, standby = wait_for("a healthy pair", cluster17.healthy, 120, 0.5)
+        rewinds = cluster17.agent_log(old).count("start: pg_rewind from the primary")
+        began = time.monotonic()
+        cluster17.kill_postgres(old)
+        wait_for("a commit on the new primary", lambda: writer.first_ack_after(began, standby), 30, 0.05)
+        times.append(writer.first_ack_after(began, standby) - began)
+        assert cluster17.rejoin() == (standby, old)
+        assert cluster17.agent_log(old).count("start: pg_rewind from the primary") == rewinds + 1
+    primary = wait_for("a single primary", cluster17.primary, 60, 0.2)
+    assert missing_rows(cluster17, primary, writer.acked_numbers()) == [], "acknowledged rows lost"
+    assert sampler.double_primary == []
+    print("\ncontainer mode, PostgreSQL 17, kill -9: failover %s s" % ", ".join("%.2f" % t for t in times))
+
+
+def test_pg17_switchover(cluster17, load17):
+    writer, sampler = load17
+    old, standby = wait_for("a healthy pair", cluster17.healthy, 120, 0.5)
+    result = cluster17.resource_module(promoted_node=standby.name)
+    assert result["changed"] and result["promoted"] == [standby.name], result
+    assert wait_for("the old primary back as sync standby", cluster17.healthy, 120, 0.5) == (standby, old)
+    primary = wait_for("a single primary", cluster17.primary, 60, 0.2)
+    assert missing_rows(cluster17, primary, writer.acked_numbers()) == []
+    assert sampler.double_primary == []
