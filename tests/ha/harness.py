@@ -275,7 +275,7 @@ class Cluster:
         return totals
 
     def playbook_messages(self, name: str, task: str) -> Dict[str, object]:
-        """The ``msg`` of the debug task ``task`` of playbooks/<name>, per host."""
+        """The ``msg`` of the debug task ``task`` (without its role prefix) of playbooks/<name>, per host."""
         argv = ["ansible-playbook", "-i", os.path.join(self.workdir, "inventory.json"),
                 "-e", "@" + os.path.join(self.workdir, "secrets.json"), os.path.join(ROOT, "playbooks", name)]
         env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
@@ -285,7 +285,7 @@ class Cluster:
             raise RuntimeError("ansible-playbook %s failed: %s" % (name, proc.stdout.decode()[-3000:]))
         output = json.loads(proc.stdout.decode())
         return {host: result["msg"] for play in output["plays"] for entry in play["tasks"]
-                if entry["task"]["name"] == task for host, result in entry["hosts"].items()}
+                if entry["task"]["name"].split(" : ")[-1] == task for host, result in entry["hosts"].items()}
 
     def primary_by_pacemaker(self) -> Optional[Node]:
         """The promoted node once PostgreSQL there runs as primary (local socket: no client role needed)."""
