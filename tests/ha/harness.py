@@ -25,10 +25,6 @@ import psycopg
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE = "localhost/poststack/pgtwin-node:latest"
 POSTGRES_IMAGE = "localhost/poststack/postgres-debian:15"
-
-
-def postgres_image(pg_major: int) -> str:
-    return "localhost/poststack/postgres-debian:%d" % pg_major
 AGENT_DIR = os.path.join(ROOT, "roles", "pgtwin", "files")
 PGDATA = "/var/lib/pgtwin/data"
 PASSFILE = "/var/lib/pgtwin/pgpass"
@@ -52,6 +48,10 @@ AGENT_LOG = "/var/lib/pgtwin/agent.log"
 RESOURCE = "pgtwin"
 CLONE = "pgtwin-clone"
 APP_USER = "app"
+
+
+def postgres_image(pg_major: int) -> str:
+    return "localhost/poststack/postgres-debian:%d" % pg_major
 
 
 def podman(*args: str, stdin: Optional[bytes] = None, check: bool = True,
