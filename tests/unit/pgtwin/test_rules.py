@@ -189,6 +189,39 @@ class TestStartPlan:
         local = LocalData(True, "shut down in recovery", 3)
         assert plan_start(local, PeerState(True, False, 3), True, True)[0] is StartKind.START
 
+    def test_history_file_alone_is_not_the_timeline(self):
+        """Seen after both nodes lost power: the former primary restarted as a standby, streamed the new
+        primary's history file of timeline 4, and went on to its own WAL past the fork on timeline 3. Its
+        newest history file says 4, its control file says 0/183E7E0 on timeline 3: it must be rewound."""
+        lsn = rules.parse_lsn
+        history = rules.parse_history(["1\t0/3000148\tno recovery target specified",
+                                       "2\t0/5000060\tno recovery target specified", "",
+                                       "3\t0/1830000\tno recovery target specified"])
+        assert history == ((1, lsn("0/3000148")), (2, lsn("0/5000060")), (3, lsn("0/1830000")))
+        primary = PeerState(True, False, 4, history)
+        diverged = LocalData(True, "shut down in recovery", 4, 3, lsn("0/183E7E0"))
+        kind, reason = plan_start(diverged, primary, True, True)
+        assert kind is StartKind.REWIND and "0/183E7E0 on timeline 3, past the primary's fork" in reason
+        assert plan_start(diverged, primary, False, True)[0] is StartKind.BASEBACKUP
+        behind = LocalData(True, "shut down in recovery", 4, 3, lsn("0/1820000"))
+        kind, reason = plan_start(behind, primary, True, True)
+        assert kind is StartKind.START and "before the primary's fork" in reason
+        on_it = LocalData(True, "shut down in recovery", 4, 4, lsn("0/1900000"))
+        assert plan_start(on_it, primary, True, True)[0] is StartKind.START
+        unknown = PeerState(True, False, 4)  # history unreadable: pg_rewind is safe, a wrong start is not
+        kind, reason = plan_start(diverged, unknown, True, True)
+        assert kind is StartKind.REWIND and "could not be read" in reason
+        foreign = LocalData(True, "shut down in recovery", 4, 7, lsn("0/1000000"))
+        assert plan_start(foreign, primary, True, True)[0] is StartKind.REWIND
+
+    def test_control_position_takes_the_later_of_recovery_point_and_checkpoint(self):
+        values = {"Latest checkpoint location": "0/1830028", "Latest checkpoint's TimeLineID": "3",
+                  "Minimum recovery ending location": "0/183E7E0", "Min recovery ending loc's timeline": "3"}
+        assert rules.control_position(values) == (3, rules.parse_lsn("0/183E7E0"))
+        values.update({"Minimum recovery ending location": "0/0", "Min recovery ending loc's timeline": "0"})
+        assert rules.control_position(values) == (3, rules.parse_lsn("0/1830028"))
+        assert rules.control_position({}) == (0, 0)
+
     def test_former_primary_is_rewound(self):
         local = LocalData(True, "in production", 3)
         assert plan_start(local, PeerState(True, False, 4), True, True)[0] is StartKind.REWIND

@@ -5,6 +5,7 @@ import json
 import os
 import stat
 import time
+from dataclasses import replace
 from typing import Optional
 
 from . import ocf, rules
@@ -72,6 +73,15 @@ class Agent:
         # pg_rewind needs too. Without it, fall back to the received or checkpoint timeline.
         listing = self.pg.peer_query(PEER_HISTORY_SQL)
         return PeerState(True, True, max(int(tl_text), rules.newest_history(r[0] for r in listing or [])))
+
+    def peer_history(self, peer: PeerState) -> PeerState:
+        """The running primary's timeline history (read like pg_rewind does, with the pg_read_binary_file
+        grant), for the start's check whether this node's data lies on it."""
+        if not peer.reachable or peer.in_recovery or peer.timeline < 2:
+            return peer
+        rows = self.pg.peer_query("SELECT convert_from(pg_read_binary_file('pg_wal/%08X.history'), 'UTF8')"
+                                  % peer.timeline)
+        return replace(peer, history=rules.parse_history("|".join(row) for row in rows or []))
 
     def local_timeline(self, known: int) -> int:
         try:
@@ -254,7 +264,7 @@ class Agent:
         wait_until = min(deadline, time.monotonic() + PEER_WAIT)
         while True:
             local = self.local_data()
-            peer = self.peer_state()
+            peer = self.peer_history(self.peer_state())
             kind, reason = rules.plan_start(local, peer, self.p.rewind, self.p.basebackup)
             if kind is not rules.StartKind.WAIT or time.monotonic() > wait_until:
                 break
@@ -287,8 +297,10 @@ class Agent:
         if not self.pg.has_data():
             return rules.LocalData(False)
         data = self.pg.controldata()
+        position_tli, position_lsn = rules.control_position(data)
         return rules.LocalData(True, data.get("Database cluster state", ""),
-                               self.local_timeline(int(data.get("Latest checkpoint's TimeLineID", "0") or 0)))
+                               self.local_timeline(int(data.get("Latest checkpoint's TimeLineID", "0") or 0)),
+                               position_tli, position_lsn)
 
     def stop(self) -> int:
         self.pg.stop(max(5.0, self.timeout - 10))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from . import ocf
 
@@ -237,7 +237,11 @@ class StartKind(Enum):
 class LocalData:
     has_data: bool
     cluster_state: str = ""  # pg_controldata "Database cluster state"
-    timeline: int = 0  # pg_controldata "Latest checkpoint's TimeLineID"
+    timeline: int = 0  # the newest timeline this node knows: checkpoint or newest history file in pg_wal
+    # How far this node's data went, from the control file: the later of the minimum recovery point and the
+    # latest checkpoint, with its timeline (0: unknown, then ``timeline`` stands for it).
+    position_tli: int = 0
+    position_lsn: int = 0
 
 
 @dataclass(frozen=True)
@@ -245,6 +249,46 @@ class PeerState:
     reachable: bool
     in_recovery: bool = True
     timeline: int = 0
+    # The primary's timeline history: (timeline, LSN where the next timeline forked off it), oldest first.
+    history: Tuple[Tuple[int, int], ...] = ()
+
+
+def control_position(values: Dict[str, str]) -> Tuple[int, int]:
+    """(timeline, LSN) of the later of the minimum recovery point and the latest checkpoint in
+    pg_controldata's output; a standby's minimum recovery point is how far its data files may have gone."""
+    best = (0, 0)
+    for loc_key, tli_key in (("Latest checkpoint location", "Latest checkpoint's TimeLineID"),
+                             ("Minimum recovery ending location", "Min recovery ending loc's timeline")):
+        try:
+            lsn, tli = parse_lsn(values.get(loc_key, "")), int(values.get(tli_key, "0") or 0)
+        except ValueError:
+            continue
+        if tli and (lsn, tli) > (best[1], best[0]):
+            best = (tli, lsn)
+    return best
+
+
+def parse_history(lines: Iterable[str]) -> Tuple[Tuple[int, int], ...]:
+    """A timeline history file ('3<TAB>0/3000158<TAB>reason' per line) -> ((3, lsn), ...)."""
+    entries = []
+    for line in lines:
+        fields = line.strip().split()
+        if len(fields) < 2 or fields[0].startswith("#"):
+            continue
+        try:
+            entries.append((int(fields[0]), parse_lsn(fields[1])))
+        except ValueError:
+            continue
+    return tuple(entries)
+
+
+def follows_history(position_tli: int, position_lsn: int, history: Tuple[Tuple[int, int], ...]) -> bool:
+    """Whether data that went to ``position_lsn`` on timeline ``position_tli`` lies on the primary's history:
+    the primary's timelines forked off ``position_tli`` at or after that point."""
+    for tli, fork in history:
+        if tli == position_tli:
+            return position_lsn <= fork
+    return False
 
 
 def plan_start(local: LocalData, peer: PeerState, allow_rewind: bool, allow_basebackup: bool) -> Tuple[StartKind, str]:
@@ -260,10 +304,22 @@ def plan_start(local: LocalData, peer: PeerState, allow_rewind: bool, allow_base
         return StartKind.REFUSE, ("this node's timeline %d is newer than the primary's %d: refusing to "
                                   "discard it; investigate, then wipe one side" % (local.timeline, peer.timeline))
     was_primary = local.cluster_state in ("in production", "shut down")
+    position_tli = local.position_tli or local.timeline
     if local.timeline == peer.timeline and not was_primary:
-        return StartKind.START, "standby on the primary's timeline %d" % peer.timeline
-    reason = "former primary" if was_primary else "timeline %d behind the primary's %d" % (
-        local.timeline, peer.timeline)
+        # A standby fetches the history file of a new primary's timeline before it can follow it: the newest
+        # history file alone does not mean its data lies on that timeline (PostgreSQL then refuses with
+        # "requested timeline N does not contain minimum recovery point").
+        if position_tli == peer.timeline:
+            return StartKind.START, "standby on the primary's timeline %d" % peer.timeline
+        if follows_history(position_tli, local.position_lsn, peer.history):
+            return StartKind.START, "standby on timeline %d before the primary's fork to timeline %d" % (
+                position_tli, peer.timeline)
+        reason = "its data went to %s on timeline %d, past the primary's fork%s" % (
+            format_lsn(local.position_lsn), position_tli,
+            "" if peer.history else " (the primary's history could not be read)")
+    else:
+        reason = "former primary" if was_primary else "timeline %d behind the primary's %d" % (
+            local.timeline, peer.timeline)
     if allow_rewind:
         return StartKind.REWIND, reason
     if allow_basebackup:
