@@ -3,7 +3,8 @@
 Each cycle kills the primary while a writer commits numbered rows, measures the time until the first commit
 acknowledged by the new primary, checks that no acknowledged row is missing and that no two primaries were
 seen, then brings the old primary back as a sync standby (pg_rewind) before the next cycle.
-Modes: ``postgres`` (kill -9 of the postmaster), ``node`` (podman kill of the primary's node container)."""
+Modes: ``postgres`` (kill -9 of the postmaster), ``node`` (podman kill of the primary's node container).
+``--cluster-mode container`` runs the agent's container mode (PostgreSQL in podman on the nodes' Btrfs)."""
 import argparse
 import os
 import statistics
@@ -25,7 +26,7 @@ def one_cycle(cluster, writer, mode):
     old, standby = harness.wait_for("a healthy pair", cluster.healthy, 180, 0.5)
     began = time.monotonic()
     if mode == "postgres":
-        old.sh("kill -9 $(head -1 %s/postmaster.pid)" % harness.PGDATA)
+        cluster.kill_postgres(old)
     else:
         harness.podman("kill", old.container)
     harness.wait_for("a commit on the new primary", lambda: writer.first_ack_after(began, standby), 120, 0.05)
@@ -43,10 +44,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=100)
     parser.add_argument("--mode", choices=("postgres", "node", "both"), default="both")
+    parser.add_argument("--cluster-mode", choices=("host", "container"), default="host",
+                        help="the agent's mode: PostgreSQL from the nodes' packages or in containers")
     args = parser.parse_args()
     modes = ("postgres", "node") if args.mode == "both" else (args.mode,)
     harness.build_image()
-    cluster = harness.Cluster()
+    if args.cluster_mode == "container":
+        harness.build_postgres_image()
+    cluster = harness.Cluster(container_mode=args.cluster_mode == "container")
     results = {}
     lost = 0
     try:
@@ -69,7 +74,8 @@ def main():
         doubles = len(sampler.double_primary)
     finally:
         cluster.destroy()
-    print("\nfailover: primary killed -> first commit acknowledged by the new primary (seconds)")
+    print("\nfailover (%s mode): primary killed -> first commit acknowledged by the new primary (seconds)"
+          % cluster.mode)
     print("%-28s %6s %8s %8s %8s %8s" % ("mode", "cycles", "median", "p95", "max", "min"))
     print("(the new primary: the writer's connection to that node's address; the VIP: its connection to the VIP)")
     labels = {"postgres": "kill -9 postgres (primary)", "node": "podman kill (primary node)",

@@ -5,7 +5,6 @@ import time
 import pytest
 
 import harness
-from ansible_run import run_playbook
 
 LOG_DIR = os.path.join(harness.ROOT, "logs", "pgtwin-ha")
 
@@ -23,9 +22,7 @@ def node_image():
 @pytest.fixture(scope="session")
 def postgres_image():
     """poststack's PostgreSQL image, which the nodes' podman runs in container mode (built when missing)."""
-    run = run_playbook("playbooks/images.yml", inventory="inventories/local")
-    assert run.rc == 0 and run.failed == 0, run.stdout[-3000:]
-    return harness.POSTGRES_IMAGE
+    return harness.build_postgres_image()
 
 
 @pytest.fixture(scope="module", params=MODES)

@@ -70,6 +70,22 @@ def build_image() -> None:
            os.path.join(ROOT, "containers", "pgtwin-node"), timeout=1800)
 
 
+def build_postgres_image(pg_major: int = 15) -> str:
+    """poststack's PostgreSQL image for container mode, through playbooks/images.yml (a no-op when built)."""
+    argv = ["ansible-playbook", "-i", os.path.join(ROOT, "inventories", "local"),
+            os.path.join(ROOT, "playbooks", "images.yml")]
+    if pg_major != 15:
+        debian = subprocess.run([os.path.join(ROOT, "scripts", "debian-image.sh"), "trixie"], check=True,
+                                capture_output=True, text=True).stdout.strip()
+        argv += ["-e", json.dumps({"base_image_from": debian, "base_image_tag": "trixie",
+                                   "postgres_image_pg_major": pg_major, "postgres_image_tag": str(pg_major),
+                                   "postgres_image_from": "localhost/poststack/base-debian:trixie"})]
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=3600, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError("playbooks/images.yml failed: %s" % proc.stdout[-3000:])
+    return postgres_image(pg_major)
+
+
 def wait_for(what: str, check: Callable[[], object], timeout: float, interval: float = 0.2) -> object:
     end = time.monotonic() + timeout
     last_error: Optional[BaseException] = None

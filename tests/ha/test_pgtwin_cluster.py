@@ -317,23 +317,14 @@ def test_container_mode_layout(cluster):
         assert node.sh("stat -c %%u:%%g %s" % cluster.pgdata(node)).strip() == "999:999"
 
 
-def test_container_kill_failover_and_rejoin(cluster, load):
-    """podman kill of the primary's PostgreSQL container: failover, and the old primary rejoins."""
+@pytest.mark.parametrize("how", ["kill", "rm -f -t 0"])
+def test_container_killed_or_removed_under_pacemaker(cluster, load, how):
+    """The primary's PostgreSQL container killed (podman kill), or removed while Pacemaker thinks it runs
+    (podman rm -f): failover, and the old primary rejoins."""
     container_only(cluster)
     writer, sampler = load
     old, new, seconds, _vip = failover(
-        cluster, writer, lambda node: node.sh("podman kill %s" % cluster.container_name(node)))
-    print("\npodman kill of the primary's container: writes resumed after %.2f s" % seconds)
-    assert cluster.rejoin() == (new, old)
-    assert_no_loss(cluster, writer, sampler)
-
-
-def test_container_removed_under_pacemaker(cluster, load):
-    """The primary's container removed (podman rm -f) while Pacemaker thinks it runs: failover, rejoin."""
-    container_only(cluster)
-    writer, sampler = load
-    old, new, seconds, _vip = failover(
-        cluster, writer, lambda node: node.sh("podman rm -f -t 0 %s" % cluster.container_name(node)))
-    print("\nprimary's container removed: writes resumed after %.2f s" % seconds)
+        cluster, writer, lambda node: node.sh("podman %s %s" % (how, cluster.container_name(node))))
+    print("\npodman %s of the primary's container: writes resumed after %.2f s" % (how, seconds))
     assert cluster.rejoin() == (new, old)
     assert_no_loss(cluster, writer, sampler)

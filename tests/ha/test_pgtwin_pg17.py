@@ -3,13 +3,11 @@
 A shorter run than test_pgtwin_cluster.py: the cluster comes up in sync, cluster.yml is idempotent, kill -9
 failovers rejoin through pg_rewind 17, and a planned switchover."""
 import os
-import subprocess
 import time
 
 import pytest
 
 import harness
-from ansible_run import run_playbook
 from harness import missing_rows, wait_for
 
 CYCLES = int(os.environ.get("PGTWIN_HA_PG17_CYCLES", "3"))
@@ -18,13 +16,7 @@ CYCLES = int(os.environ.get("PGTWIN_HA_PG17_CYCLES", "3"))
 @pytest.fixture(scope="module")
 def image17():
     """postgres-debian:17 on base-debian:trixie on a local trixie import (built once, then cached)."""
-    debian = subprocess.run([os.path.join(harness.ROOT, "scripts", "debian-image.sh"), "trixie"], check=True,
-                            capture_output=True, text=True).stdout.strip()
-    run = run_playbook("playbooks/images.yml", inventory="inventories/local", extra_vars={
-        "base_image_from": debian, "base_image_tag": "trixie", "postgres_image_pg_major": 17,
-        "postgres_image_tag": "17", "postgres_image_from": "localhost/poststack/base-debian:trixie"})
-    assert run.rc == 0 and run.failed == 0, run.stdout[-3000:]
-    return harness.postgres_image(17)
+    return harness.build_postgres_image(17)
 
 
 @pytest.fixture(scope="module")

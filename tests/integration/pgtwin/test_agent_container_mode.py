@@ -175,14 +175,17 @@ def test_missing_runtime_is_an_installation_error(monkeypatch, tmp_path):
         runner.find_runtime("/opt/none/docker")
 
 
-def test_a_hung_runtime_call_fails_within_its_timeout(lab, monkeypatch, tmp_path):
+def test_a_hung_runtime_call_fails_within_half_the_operation_timeout(lab, tmp_path):
+    """A runtime that does not answer: the call gives up after half the operation's timeout (a monitor of
+    4 s here), so the agent reports the failure itself before Pacemaker's timeout of the whole operation."""
     hung = tmp_path / "podman"
     hung.write_text("#!/bin/sh\nsleep 60\n")
     hung.chmod(0o755)
-    monkeypatch.setattr(runner, "CLI_TIMEOUT", 1.0)
     spec = lab.run.spec.__class__(**dict(lab.run.spec.__dict__, runtime=str(hung)))
-    stuck = runner.ContainerRunner(HostRunner("999:999"), spec, lab.log)
+    stuck = runner.ContainerRunner(HostRunner("999:999"), spec, lab.log, operation_timeout=4.0)
+    assert stuck.call_timeout == 2.0
     began = time.monotonic()
-    with pytest.raises(AgentError, match="cannot inspect container .*timed out"):
+    with pytest.raises(AgentError, match="cannot inspect container .*timed out after 2.0s"):
         stuck.server_state(lab.p.pgdata)
-    assert time.monotonic() - began < 5
+    assert time.monotonic() - began < 4
+    assert runner.ContainerRunner(HostRunner("999:999"), spec, lab.log, 120.0).call_timeout == runner.CLI_TIMEOUT

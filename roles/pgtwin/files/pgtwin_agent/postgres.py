@@ -38,9 +38,9 @@ def conninfo(parts: Dict[str, str]) -> str:
     return " ".join(out)
 
 
-def make_runner(params: Params, host: HostRunner, log: Logger) -> Runner:
+def make_runner(params: Params, host: HostRunner, log: Logger, operation_timeout: Optional[float] = None) -> Runner:
     """The runner of PostgreSQL's programs: the host itself, or containers of container_image (params for one
-    node: see Params.for_node)."""
+    node: see Params.for_node); its runtime calls fail within half of ``operation_timeout``."""
     if not params.container_mode:
         return host
     mounts = [Mount(params.pgdata, params.pgdata, "Z"),
@@ -52,7 +52,7 @@ def make_runner(params: Params, host: HostRunner, log: Logger) -> Runner:
     spec = ContainerSpec(runtime=find_runtime(params.container_runtime), image=params.container_image,
                          name=params.container_name, pull=params.container_pull, mounts=tuple(mounts),
                          socket_dir=params.socket_dir)
-    return ContainerRunner(host, spec, log)
+    return ContainerRunner(host, spec, log, operation_timeout)
 
 
 class Postgres:

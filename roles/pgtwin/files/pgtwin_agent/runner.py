@@ -24,7 +24,7 @@ from .ocf import OCF_ERR_INSTALLED, AgentError, Logger
 RUNTIME_ENV = ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF", "CONTAINER_HOST",
                "DOCKER_HOST", "DOCKER_CONFIG", "XDG_RUNTIME_DIR")
 SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-CLI_TIMEOUT = 20.0  # seconds for one inspect/rm call: well below every operation's timeout
+CLI_TIMEOUT = 20.0  # seconds for one inspect/rm call at most; never more than half the operation's timeout
 
 
 @dataclass(frozen=True)
@@ -223,10 +223,14 @@ def container_run_options(spec: ContainerSpec, uid: int, gid: int) -> List[str]:
 class ContainerRunner:
     """PostgreSQL's programs and server in containers of ``spec.image``, through the podman or docker CLI."""
 
-    def __init__(self, host: HostRunner, spec: ContainerSpec, log: Logger) -> None:
+    def __init__(self, host: HostRunner, spec: ContainerSpec, log: Logger,
+                 operation_timeout: Optional[float] = None) -> None:
         self.host = host
         self.spec = spec
         self.log = log
+        # A hung runtime call must fail before Pacemaker's timeout of the whole operation does.
+        self.call_timeout = CLI_TIMEOUT if operation_timeout is None else max(2.0, min(CLI_TIMEOUT,
+                                                                                        operation_timeout / 2))
         self.uid, self.gid = identity(host.user)
 
     def cli(self, args: Sequence[str], timeout: float) -> Result:
@@ -236,7 +240,7 @@ class ContainerRunner:
     def container_state(self, name: Optional[str] = None) -> Optional[str]:
         """running, exited, created, ... or None when no container has the name."""
         result = self.cli(["inspect", "--type", "container", "--format", "{{.State.Status}}",
-                           name or self.spec.name], timeout=CLI_TIMEOUT)
+                           name or self.spec.name], timeout=self.call_timeout)
         if result.ok:
             return result.stdout.strip() or "unknown"
         if "no such" in (result.stderr + result.stdout).lower():
@@ -269,10 +273,10 @@ class ContainerRunner:
     # ---- the server container ---------------------------------------------------------------------
     def check_installed(self, programs: Sequence[str]) -> None:
         del programs  # they are in the image; a missing one fails the command that needs it, with its name
-        result = self.cli(["image", "inspect", "--format", "{{.Id}}", self.spec.image], timeout=30)
+        result = self.cli(["image", "inspect", "--format", "{{.Id}}", self.spec.image], timeout=self.call_timeout)
         if result.rc == 124:
-            raise AgentError("%s did not answer within 30 s (image inspect)" % self.spec.runtime,
-                             OCF_ERR_INSTALLED)
+            raise AgentError("%s did not answer within %.0f s (image inspect)" % (self.spec.runtime,
+                                                                                  self.call_timeout))
         if not result.ok and not self.spec.pull:
             raise AgentError("container_image=%s is not on this node: load or build it there (the poststack "
                              "images playbook), or set container_pull=true to let %s pull it"
