@@ -229,8 +229,9 @@ class ContainerRunner:
         self.spec = spec
         self.log = log
         # A hung runtime call must fail before Pacemaker's timeout of the whole operation does.
-        self.call_timeout = CLI_TIMEOUT if operation_timeout is None else max(2.0, min(CLI_TIMEOUT,
-                                                                                        operation_timeout / 2))
+        self.call_timeout = CLI_TIMEOUT
+        if operation_timeout is not None:
+            self.call_timeout = max(2.0, min(CLI_TIMEOUT, operation_timeout / 2))
         self.uid, self.gid = identity(host.user)
 
     def cli(self, args: Sequence[str], timeout: float) -> Result:
