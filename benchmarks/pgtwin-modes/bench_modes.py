@@ -104,10 +104,13 @@ def main():
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--failovers", type=int, default=5)
+    parser.add_argument("--host-storage", choices=("btrfs", "overlay"), default="btrfs",
+                        help="host mode's data on the same Btrfs layout as container mode (default, so that "
+                             "only the container differs), or on the node's root filesystem")
     args = parser.parse_args()
     harness.build_image()
     harness.build_postgres_image()
-    clusters = {"host": harness.Cluster(container_mode=False, with_vip=False),
+    clusters = {"host": harness.Cluster(container_mode=False, btrfs=args.host_storage == "btrfs", with_vip=False),
                 "container": harness.Cluster(container_mode=True, with_vip=False)}
     results = {mode: {"tps": [], "lag_max": [], "lag_median": [], "failover": [], "lost": 0} for mode in clusters}
     try:
@@ -133,8 +136,9 @@ def main():
         for cluster in clusters.values():
             cluster.destroy()
     host, container = results["host"], results["container"]
-    print("\npgtwin host mode vs container mode, %d interleaved rounds of %d s pgbench (%d clients, sync "
-          "replication), %d kill -9 failovers each" % (args.rounds, args.seconds, args.clients, args.failovers))
+    print("\npgtwin host mode (data on %s) vs container mode (Btrfs), %d interleaved rounds of %d s pgbench (%d "
+          "clients, sync replication), %d kill -9 failovers each"
+          % (args.host_storage, args.rounds, args.seconds, args.clients, args.failovers))
     print("%-34s %12s %12s %10s" % ("metric (median over rounds)", "host", "container", "container/host"))
     rows = (("pgbench TPS", "tps", "%.1f"), ("replay lag, median sample (bytes)", "lag_median", "%.0f"),
             ("replay lag, max sample (bytes)", "lag_max", "%.0f"), ("failover (s)", "failover", "%.2f"))

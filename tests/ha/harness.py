@@ -131,6 +131,7 @@ class Cluster:
     rep_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     with_vip: bool = True
     container_mode: bool = False
+    btrfs: bool = False  # host mode on the Btrfs layout of container mode (container mode always has it)
     pg_major: int = 15  # container mode: the image's PostgreSQL (15 on Debian 12, 17 on Debian 13)
 
     @property
@@ -146,8 +147,12 @@ class Cluster:
     def passfile(self) -> str:
         return CONTAINER_PASSFILE if self.container_mode else PASSFILE
 
+    @property
+    def on_btrfs(self) -> bool:
+        return self.container_mode or self.btrfs
+
     def pgdata(self, node: "Node") -> str:
-        return CONTAINER_PGDATA.replace("{node}", node.name) if self.container_mode else PGDATA
+        return CONTAINER_PGDATA.replace("{node}", node.name) if self.on_btrfs else PGDATA
 
     @staticmethod
     def container_name(node: "Node") -> str:
@@ -198,7 +203,7 @@ class Cluster:
                    user="postgres")
 
     def node_options(self, node: Node) -> List[str]:
-        if not self.container_mode:
+        if not self.on_btrfs:
             # IPaddr2 adds the VIP to eth0 and announces it with gratuitous ARP (send_arp).
             return ["--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW"]
         for name, text in (("containers.conf", NODE_CONTAINERS_CONF), ("storage.conf", NODE_STORAGE_CONF)):
@@ -215,7 +220,7 @@ class Cluster:
     def destroy(self) -> None:
         for node in self.nodes:
             podman("rm", "-f", "-t", "0", node.container, check=False)
-            if self.container_mode:
+            if self.on_btrfs:
                 for volume in ("containers", "storage"):
                     podman("volume", "rm", "-f", "%s-%s-%s" % (self.prefix, node.name, volume), check=False)
         podman("network", "rm", "-f", self.network, check=False)
@@ -251,14 +256,16 @@ class Cluster:
             json.dump({"pgtwin_replication_password": self.rep_password}, handle)
 
     def mode_vars(self) -> Dict[str, object]:
+        storage = {"btrfs_storage_loop_file": "/srv/storage/pgtwin-btrfs.img", "btrfs_storage_loop_size": "3G",
+                   "btrfs_storage_fstab": True, "btrfs_storage_install_packages": False}
         if not self.container_mode:
+            if self.btrfs:
+                return {"pgtwin_pgdata": CONTAINER_PGDATA, "pgtwin_passfile": PASSFILE, "pgtwin_btrfs_storage": True,
+                        **storage}
             return {"pgtwin_pgdata": PGDATA, "pgtwin_passfile": PASSFILE}
         # The role's defaults: @postgres-<node>/{data,config,archive} on a Btrfs loop file of the node,
         # mounted again by the node's "boot" (fstab) after a restart.
-        return {"pgtwin_container_mode": True, "pgtwin_pg_major": self.pg_major,
-                "btrfs_storage_loop_file": "/srv/storage/pgtwin-btrfs.img",
-                "btrfs_storage_loop_size": "3G", "btrfs_storage_fstab": True,
-                "btrfs_storage_install_packages": False}
+        return {"pgtwin_container_mode": True, "pgtwin_pg_major": self.pg_major, **storage}
 
     def set_replication_password(self, password: str) -> None:
         """The password the next playbook runs give the roles (a rotation)."""
@@ -318,7 +325,7 @@ class Cluster:
 
     def resource_params(self) -> Dict[str, str]:
         """The agent parameters the pgtwin role gives the resource with this inventory."""
-        values = {"pgdata": CONTAINER_PGDATA if self.container_mode else PGDATA,
+        values = {"pgdata": CONTAINER_PGDATA if self.on_btrfs else PGDATA,
                   "bindir": "/usr/lib/postgresql/%d/bin" % self.pg_major, "port": "5432",
                   "socket_dir": "/run/postgresql", "state_dir": "/var/lib/pgtwin", "rep_user": "replicator",
                   "rep_passfile": self.passfile, "rep_mode": self.rep_mode,
