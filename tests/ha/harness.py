@@ -30,20 +30,10 @@ PGDATA = "/var/lib/pgtwin/data"
 PASSFILE = "/var/lib/pgtwin/pgpass"
 CONTAINER_PGDATA = "/var/lib/pgtwin/@postgres-{node}/data"
 CONTAINER_PASSFILE = "/var/lib/pgtwin/auth/pgpass"
-# The nodes' podman: the settings this kind of host needs (scripts/podman/containers.conf), the host's image
-# store as a read-only additional store, its own store on a volume (overlay on overlay does not work).
-NODE_CONTAINERS_CONF = """[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=20000:20000"]
-[engine]
-runtime = "runc"
-"""
-NODE_STORAGE_CONF = """[storage]
-driver = "overlay"
-graphroot = "/var/lib/containers/storage"
-runroot = "/run/containers/storage"
-[storage.options]
-additionalimagestores = ["/var/lib/shared-images"]
-"""
+# The nodes' podman (container mode): the settings this kind of host needs, and a store of its own that reads
+# the host's images (both files are mounted read-only into the nodes).
+NODE_CONTAINERS_CONF = os.path.join(ROOT, "scripts", "podman", "containers.conf")
+NODE_STORAGE_CONF = os.path.join(ROOT, "containers", "pgtwin-node", "nested-storage.conf")
 AGENT_LOG = "/var/lib/pgtwin/agent.log"
 RESOURCE = "pgtwin"
 CLONE = "pgtwin-clone"
@@ -206,16 +196,13 @@ class Cluster:
         if not self.on_btrfs:
             # IPaddr2 adds the VIP to eth0 and announces it with gratuitous ARP (send_arp).
             return ["--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW"]
-        for name, text in (("containers.conf", NODE_CONTAINERS_CONF), ("storage.conf", NODE_STORAGE_CONF)):
-            with open(os.path.join(self.workdir, name), "w", encoding="utf-8") as handle:
-                handle.write(text)
         store = podman("info", "--format", "{{.Store.GraphRoot}}").stdout.decode().strip()
         # Privileged: podman inside the node, and the loop device of its Btrfs.
         return ["--privileged", "--volume", "%s-%s-containers:/var/lib/containers" % (self.prefix, node.name),
                 "--volume", "%s-%s-storage:/srv/storage" % (self.prefix, node.name),
                 "--volume", "%s:/var/lib/shared-images:ro" % store,
-                "--volume", "%s/containers.conf:/etc/containers/containers.conf:ro" % self.workdir,
-                "--volume", "%s/storage.conf:/etc/containers/storage.conf:ro" % self.workdir]
+                "--volume", "%s:/etc/containers/containers.conf:ro" % NODE_CONTAINERS_CONF,
+                "--volume", "%s:/etc/containers/storage.conf:ro" % NODE_STORAGE_CONF]
 
     def destroy(self) -> None:
         for node in self.nodes:
@@ -273,20 +260,26 @@ class Cluster:
         with open(os.path.join(self.workdir, "secrets.json"), "w", encoding="utf-8") as handle:
             json.dump({"pgtwin_replication_password": password}, handle)
 
-    def playbook(self, name: str, *extra: str) -> Dict[str, object]:
-        """Run playbooks/<name> against the nodes; returns the recap counters summed over the hosts, and the
-        names of the tasks that changed something (``changed_tasks``)."""
+    def run_playbook(self, name: str, *extra: str, timeout: float = 900) -> Tuple[subprocess.CompletedProcess, dict]:
+        """Run playbooks/<name> against the nodes with the json callback; (the process, its parsed output or
+        {} when it printed none)."""
         argv = ["ansible-playbook", "-i", os.path.join(self.workdir, "inventory.json"),
                 "-e", "@" + os.path.join(self.workdir, "secrets.json"), os.path.join(ROOT, "playbooks", name),
                 *extra]
         env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=900,
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=timeout,
                               check=False, cwd=ROOT)
         try:
             output = json.loads(proc.stdout.decode())
-            stats = output["stats"]
-        except (ValueError, KeyError):
-            output, stats = {}, {}
+        except ValueError:
+            output = {}
+        return proc, output
+
+    def playbook(self, name: str, *extra: str) -> Dict[str, object]:
+        """Run playbooks/<name> against the nodes; returns the recap counters summed over the hosts, and the
+        names of the tasks that changed something (``changed_tasks``)."""
+        proc, output = self.run_playbook(name, *extra)
+        stats = output.get("stats", {})
         totals: Dict[str, object] = {key: sum(host.get(key, 0) for host in stats.values())
                                      for key in ("ok", "changed", "failures", "unreachable")}
         totals["changed_tasks"] = sorted({task["task"]["name"] for play in output.get("plays", [])
@@ -299,14 +292,9 @@ class Cluster:
 
     def playbook_messages(self, name: str, task: str) -> Dict[str, object]:
         """The ``msg`` of the debug task ``task`` (without its role prefix) of playbooks/<name>, per host."""
-        argv = ["ansible-playbook", "-i", os.path.join(self.workdir, "inventory.json"),
-                "-e", "@" + os.path.join(self.workdir, "secrets.json"), os.path.join(ROOT, "playbooks", name)]
-        env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=600,
-                              check=False, cwd=ROOT)
-        if proc.returncode != 0:
+        proc, output = self.run_playbook(name, timeout=600)
+        if proc.returncode != 0 or not output:
             raise RuntimeError("ansible-playbook %s failed: %s" % (name, proc.stdout.decode()[-3000:]))
-        output = json.loads(proc.stdout.decode())
         return {host: result["msg"] for play in output["plays"] for entry in play["tasks"]
                 if entry["task"]["name"].split(" : ")[-1] == task for host, result in entry["hosts"].items()}
 

@@ -38,7 +38,7 @@ class Agent:
         self.pg = Postgres(params, runner, log, node, self.peer)
         self.cluster = Cluster(host, log, os.environ.get("OCF_RESOURCE_INSTANCE", "pgtwin"))
         self.pg.logfile = os.path.join(params.state_dir, "%s-postgresql.log" % self.cluster.resource)
-        self.timeout = int(os.environ.get("OCF_RESKEY_CRM_meta_timeout", "60000")) / 1000.0
+        self.timeout = ocf.operation_timeout()
         self.started = time.monotonic()
 
     def deadline(self, margin: float = 5.0) -> float:

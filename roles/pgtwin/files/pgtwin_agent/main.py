@@ -40,8 +40,7 @@ def main(argv: List[str]) -> int:
         host = HostRunner(loaded.user)
         node = Cluster.local_node(host)
         config = loaded.for_node(node)
-        operation_timeout = int(os.environ.get("OCF_RESKEY_CRM_meta_timeout", "60000")) / 1000.0
-        agent = Agent(config, log, host, make_runner(config, host, log, operation_timeout), node)
+        agent = Agent(config, log, host, make_runner(config, host, log, ocf.operation_timeout()), node)
         if action == "validate-all":
             rc = agent.validate()
         else:

@@ -30,6 +30,11 @@ RC_NAMES = {
 }
 
 
+def operation_timeout() -> float:
+    """Pacemaker's timeout of the running operation, in seconds (60 when run by hand)."""
+    return int(os.environ.get("OCF_RESKEY_CRM_meta_timeout", "60000")) / 1000.0
+
+
 class AgentError(Exception):
     """An action cannot continue; ``rc`` is the OCF code to return."""
 

@@ -86,8 +86,8 @@ class HostRunner:
     def _identity(self, as_user: bool) -> Dict[str, object]:
         if not as_user or os.geteuid() != 0:
             return {}
-        entry = pwd.getpwnam(self.user)
-        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        uid, gid = identity(self.user)
+        return {"user": uid, "group": gid, "extra_groups": []}
 
     def _env(self, as_user: bool, extra: Optional[Dict[str, str]]) -> Dict[str, str]:
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C", "LANG": "C"}
@@ -260,16 +260,23 @@ class ContainerRunner:
         del as_user  # always the data directory's owner
         limit = timeout if timeout is not None else 60.0
         if self.container_state() == "running":
-            result = self.cli(["exec", "--user", "%d:%d" % (self.uid, self.gid), "--workdir", "/",
-                               *self._env_options(env), self.spec.name, *argv], timeout=limit)
-        else:
-            self.cli(["rm", "--force", self.spec.task_name], timeout=30)  # one left by a timed-out call
-            result = self.cli(["run", "--rm", "--name", self.spec.task_name, "--entrypoint", argv[0],
-                               *container_run_options(self.spec, self.uid, self.gid), *self._env_options(env),
-                               self.spec.image, *argv[1:]], timeout=limit)
-            if result.rc == 124:
-                self.cli(["rm", "--force", self.spec.task_name], timeout=30)
+            return self._exec(argv, limit, env)
+        self._remove_task()  # one left by a timed-out call
+        result = self.cli(["run", "--rm", "--name", self.spec.task_name, "--entrypoint", argv[0],
+                           *container_run_options(self.spec, self.uid, self.gid), *self._env_options(env),
+                           self.spec.image, *argv[1:]], timeout=limit)
+        if result.rc == 124:
+            self._remove_task()
         return Result(tuple(argv), result.rc, result.stdout, result.stderr)
+
+    def _exec(self, argv: Sequence[str], timeout: float, env: Optional[Dict[str, str]] = None) -> Result:
+        """A program in the running server container."""
+        result = self.cli(["exec", "--user", "%d:%d" % (self.uid, self.gid), "--workdir", "/",
+                           *self._env_options(env), self.spec.name, *argv], timeout=timeout)
+        return Result(tuple(argv), result.rc, result.stdout, result.stderr)
+
+    def _remove_task(self) -> None:
+        self.cli(["rm", "--force", self.spec.task_name], timeout=30)
 
     # ---- the server container ---------------------------------------------------------------------
     def check_installed(self, programs: Sequence[str]) -> None:
@@ -295,7 +302,7 @@ class ContainerRunner:
                 raise AgentError("cannot remove the old container: " + removed.summary())
         self._prepare_host_paths(logfile)
         mounts = container_run_options(self.spec, self.uid, self.gid)
-        mounts += ["--volume", "%s:%s:Z" % (logfile, logfile)]
+        mounts += ["--volume", Mount(logfile, logfile, "Z").argument()]
         result = self.cli(["run", "--detach", "--name", self.spec.name, "--no-healthcheck", "--stop-signal",
                            "SIGINT", "--shm-size", self.spec.shm_size, "--entrypoint", "/bin/sh", *mounts,
                            *self._env_options(None), self.spec.image,
@@ -329,18 +336,17 @@ class ContainerRunner:
         removal: a stop leaves no container behind."""
         state = self.container_state()
         if state == "running":
-            result = self.run([pg_ctl, "stop", "-D", pgdata, "-m", "fast", "-W"], timeout=20)
+            result = self._exec([pg_ctl, "stop", "-D", pgdata, "-m", "fast", "-W"], 20)
             if not result.ok and self.container_state() == "running":
                 log.warning("fast shutdown request failed (%s)" % result.summary())
             stopped = self.cli(["stop", "--time", str(max(1, int(timeout))), self.spec.name], timeout=timeout + 20)
             if not stopped.ok:
                 log.warning("container stop failed (%s); removing it by force" % stopped.summary())
-        for name in (self.spec.name, self.spec.task_name):
-            if name == self.spec.name and state is None:
-                continue
-            removed = self.cli(["rm", "--force", name], timeout=60)
-            if not removed.ok and name == self.spec.name and self.container_state() is not None:
-                raise AgentError("cannot remove container %s: %s" % (name, removed.summary()))
+        if state is not None:
+            removed = self.cli(["rm", "--force", self.spec.name], timeout=60)
+            if not removed.ok and self.container_state() is not None:
+                raise AgentError("cannot remove container %s: %s" % (self.spec.name, removed.summary()))
+        self._remove_task()
 
 
 def _is_postgres(pid: int) -> bool:
