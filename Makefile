@@ -55,5 +55,5 @@ changelog: bootstrap
 	@$(ENV) antsibull-changelog release
 
 clean:
-	rm -rf .cache .collections tests/output logs
+	rm -rf .cache .collections tests/output logs examples/project/logs
 	rm -f .venv

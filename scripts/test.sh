@@ -43,11 +43,34 @@ run_sanity() {
 run_units() { python -m pytest -q -n 2 tests/unit ${PYTEST_ARGS:-}; }
 
 # shellcheck disable=SC2086
-run_integration() { python -m pytest -q tests/integration ${PYTEST_ARGS:-}; }
-
-# Two-node Pacemaker clusters in containers (pgtwin): failover, switchover, rejoin.
+# Two workers, each test file on one of them (--dist loadfile: a file's module fixtures are made once).
 # shellcheck disable=SC2086
-run_ha() { if [ -d tests/ha ]; then python -m pytest -q tests/ha ${PYTEST_ARGS:-}; fi; }
+run_integration() { python -m pytest -q -n 2 --dist loadfile --durations=20 tests/integration ${PYTEST_ARGS:-}; }
+
+# Two-node Pacemaker clusters in containers (pgtwin): failover, switchover, rejoin. Two pytest processes at once,
+# each with clusters of its own: the host-mode tests, and the container-mode tests with PostgreSQL 17; their lines
+# are prefixed [host] and [container] as they come.
+# shellcheck disable=SC2086
+run_ha() {
+  [ -d tests/ha ] || return 0
+  local tmp="$POSTSTACK_CACHE/ha-layer/$$" rc=0 host container mode
+  mkdir -p "$tmp"
+  ( PGTWIN_HA_MODES=host python -m pytest -q -p no:cacheprovider --basetemp "$tmp/host" --durations=15 \
+      --ignore tests/ha/test_pgtwin_pg17.py tests/ha ${PYTEST_ARGS:-} 2>&1 | tee "$tmp/host.log" | sed -u 's/^/[host] /' ) &
+  host=$!
+  ( PGTWIN_HA_MODES=container python -m pytest -q -p no:cacheprovider --basetemp "$tmp/container" --durations=15 \
+      tests/ha ${PYTEST_ARGS:-} 2>&1 | tee "$tmp/container.log" | sed -u 's/^/[container] /' ) &
+  container=$!
+  wait "$host" || rc=$?
+  wait "$container" || rc=$?
+  # The two outputs interleave; repeat each process's outcome at the end, where a cut log still shows it.
+  for mode in host container; do
+    printf '\n----- ha %s: outcome -----\n' "$mode"
+    grep -E '^(FAILED|ERROR) |^=* ?[0-9]+ (passed|failed|errors?|skipped)' "$tmp/$mode.log" || echo "(no pytest summary: the process did not finish)"
+  done
+  rm -rf "$tmp"
+  return "$rc"
+}
 
 # A new Debian 12 and 13 system each (containers made with mmdebstrap): a clean clone of HEAD, `make run` twice.
 # shellcheck disable=SC2086

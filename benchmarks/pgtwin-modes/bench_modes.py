@@ -11,7 +11,6 @@ import argparse
 import os
 import re
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -19,28 +18,6 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "ha"))
 
 import harness  # noqa: E402  pylint: disable=wrong-import-position,import-error
-
-PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
-BENCH_DB = "bench"
-
-
-def prepare(cluster):
-    """A database owned by the app role on the primary, initialised by pgbench -i (scale 10)."""
-    primary = harness.wait_for("a primary", cluster.primary, 120, 0.5)
-    primary.sh("psql -X -q -h /run/postgresql -d postgres -c 'CREATE DATABASE %s OWNER %s'"
-               % (BENCH_DB, harness.APP_USER), user="postgres")
-    pgbench(cluster, primary, ["-i", "-q", "-s", "10"])
-    harness.wait_for("a sync standby", cluster.healthy, 120, 0.5)
-
-
-def pgbench(cluster, node, args, timeout=900):
-    env = dict(os.environ, PGPASSWORD=cluster.app_password)
-    proc = subprocess.run([PGBENCH, "-h", node.ip, "-U", harness.APP_USER, "-n" if args[0] != "-i" else "-q",
-                           *args, BENCH_DB], capture_output=True, text=True, env=env, timeout=timeout,
-                          check=False)
-    if proc.returncode != 0:
-        raise RuntimeError("pgbench %s failed: %s" % (" ".join(args), proc.stderr[-1500:]))
-    return proc.stdout
 
 
 class LagSampler(threading.Thread):
@@ -72,7 +49,7 @@ def tps_round(cluster, seconds, clients):
     primary = harness.wait_for("a healthy pair", cluster.healthy, 180, 0.5)[0]
     lag = LagSampler(cluster, primary)
     lag.start()
-    out = pgbench(cluster, primary, ["-T", str(seconds), "-c", str(clients), "-j", "2"], timeout=seconds + 300)
+    out = harness.pgbench(cluster, primary.ip, ["-T", str(seconds), "-c", str(clients), "-j", "2"], timeout=seconds + 300)
     samples = lag.finish()
     match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
     if not match:
@@ -81,8 +58,9 @@ def tps_round(cluster, seconds, clients):
 
 
 def failover(cluster):
-    writer = harness.Writer(cluster)
+    writer, sampler = harness.Writer(cluster), harness.Sampler(cluster)
     writer.start()
+    sampler.start()
     try:
         harness.wait_for("the writer's first commit", lambda: writer.acked, 60, 0.1)
         old, standby = harness.wait_for("a healthy pair", cluster.healthy, 180, 0.5)
@@ -91,11 +69,14 @@ def failover(cluster):
         harness.wait_for("a commit on the new primary", lambda: writer.first_ack_after(began, standby), 120, 0.05)
         seconds = writer.first_ack_after(began, standby) - began
         cluster.rejoin(240)
-        primary = harness.wait_for("a primary", cluster.primary, 60, 0.2)
-        lost = len(harness.missing_rows(cluster, primary, writer.acked_numbers()))
+        harness.wait_for("a primary", cluster.primary, 60, 0.2)
     finally:
         writer.stop()
-    return seconds, lost
+        sampler.stop()
+    verdict = harness.check(cluster, writer, sampler)
+    if verdict["problems"]:
+        raise RuntimeError("the checker found: %s" % ", ".join(verdict["problems"]))
+    return seconds, verdict["lost"]
 
 
 def main():
@@ -117,7 +98,7 @@ def main():
         for cluster in clusters.values():
             cluster.create()
             harness.wait_for("a primary and a sync standby", cluster.healthy, 180, 1)
-            prepare(cluster)
+            harness.prepare_pgbench(cluster)
         order = list(clusters)
         for number in range(args.rounds):
             for mode in (order if number % 2 == 0 else order[::-1]):

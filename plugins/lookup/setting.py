@@ -35,8 +35,9 @@ options:
     default: str
   env_file:
     description:
-      - The .env file. Default C(POSTSTACK_ENV_FILE) when set, else C(.env) in the directory ansible-playbook runs in
-        (the project directory, as with the original poststack CLI).
+      - The .env file. Default C(POSTSTACK_ENV_FILE) when set, else the C(.env) of the project directory,
+        C(POSTSTACK_PROJECT_DIR) when set, else the directory ansible-playbook runs in (as with the original
+        poststack CLI). See the P(poststack.core.project#lookup) lookup.
     type: path
   with_source:
     description: Return C({value, source}) instead of the value, where source says where the value came from.

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -44,8 +45,12 @@ CONTAINER_CONF_DIR = "/etc/postgresql/conf.d"
 CHUNK = 1024 * 1024
 SEP = "\x1f"  # psql field separator: cannot appear in identifiers or in the numbers we read
 NAME_RE = re.compile(r"^(?P<prefix>.*?)(?P<stamp>\d{8}T\d{6}Z)$")
+PREFIX_RE = re.compile(r"^(?:[A-Za-z0-9_-][A-Za-z0-9_.-]*)?$")
+RESERVED_DATABASES = ("postgres", "template0", "template1")
+NOTHING_CHANGED = "nothing was changed"
 MAX_IDENTIFIER = 63
 POSTGRES_UID = 999
+OPENSSL_ITERATIONS = 200000
 
 
 class BackupError(Exception):
@@ -76,6 +81,7 @@ class Manifest:
     files: List[Dict[str, object]] = field(default_factory=list)
     tool: str = "pg_dump"
     manifest_version: int = MANIFEST_VERSION
+    key_check: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -414,7 +420,8 @@ def encrypt_argv(encryption: str, recipients: Sequence[str]) -> Optional[List[st
             argv += ["-r", recipient]
         return argv
     if encryption == "openssl":
-        return ["openssl", "enc", "-aes-256-cbc", "-pbkdf2", "-iter", "200000", "-salt", "-pass", f"env:{PASSPHRASE_ENV}"]
+        return ["openssl", "enc", "-aes-256-cbc", "-pbkdf2", "-iter", str(OPENSSL_ITERATIONS), "-salt", "-pass",
+                f"env:{PASSPHRASE_ENV}"]
     return None
 
 
@@ -424,8 +431,35 @@ def decrypt_argv(encryption: str, identity_file: Optional[str]) -> Optional[List
             raise BackupError("the backup is encrypted with age: give the identity (the secret key) to decrypt it")
         return ["age", "--decrypt", "-i", identity_file]
     if encryption == "openssl":
-        return ["openssl", "enc", "-d", "-aes-256-cbc", "-pbkdf2", "-iter", "200000", "-pass", f"env:{PASSPHRASE_ENV}"]
+        return ["openssl", "enc", "-d", "-aes-256-cbc", "-pbkdf2", "-iter", str(OPENSSL_ITERATIONS), "-pass",
+                f"env:{PASSPHRASE_ENV}"]
     return None
+
+
+KEY_CHECK_CONTEXT = b"poststack backup key check:"
+
+
+def key_check(passphrase: str, salt: Optional[bytes] = None) -> str:
+    """A verifier of the passphrase, kept in the manifest: openssl's AES-CBC cannot tell a wrong passphrase (about
+    one wrong key in 256 yields valid padding and decrypts to garbage with exit code 0), so a restore checks the
+    passphrase against this before it touches anything. PBKDF2 with as many iterations as openssl's own key
+    derivation, with its own salt: guessing the passphrase from it costs as much as guessing it from the file."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", passphrase.encode("utf-8"), KEY_CHECK_CONTEXT + salt, OPENSSL_ITERATIONS)
+    return f"pbkdf2-sha256${OPENSSL_ITERATIONS}${salt.hex()}${digest.hex()}"
+
+
+def key_matches(passphrase: str, check: str) -> Optional[bool]:
+    """True or False when `check` is a verifier written by key_check; None when it is empty or unreadable."""
+    parts = check.split("$")
+    if len(parts) != 4 or parts[0] != "pbkdf2-sha256" or not parts[1].isdigit():
+        return None
+    try:
+        salt, expected = bytes.fromhex(parts[2]), bytes.fromhex(parts[3])
+    except ValueError:
+        return None
+    digest = hashlib.pbkdf2_hmac("sha256", passphrase.encode("utf-8"), KEY_CHECK_CONTEXT + salt, int(parts[1]))
+    return hmac.compare_digest(digest, expected)
 
 
 @dataclass
@@ -544,7 +578,8 @@ def container_mount_source(executor: Executor, runtime: str, container: str, des
     out = executor.run([runtime, "inspect", "--format", "{{json .Mounts}}", container], check=False)
     if executor.steps[-1].rc != 0:
         raise BackupError(f"container '{container}' not found or not inspectable with {runtime}: "
-                          f"{executor.steps[-1].stderr} — start PostgreSQL first (role poststack.core.postgres)")
+                          f"{executor.steps[-1].stderr} — start PostgreSQL first (role poststack.core.postgres) or "
+                          f"correct the container name; {NOTHING_CHANGED}")
     try:
         mounts = json.loads(out or "[]") or []
     except ValueError:
@@ -602,11 +637,30 @@ class DumpSettings:
             raise BackupError("encryption=age needs age_recipients (public keys age1...; the secret key is only "
                               "needed to restore)")
         if not 0 <= self.compression <= 9:
-            raise BackupError("compression must be between 0 and 9")
+            raise BackupError(f"compression must be between 0 and 9, not {self.compression}; {NOTHING_CHANGED}")
         if self.jobs < 1:
             raise BackupError("jobs must be at least 1")
         if not self.database:
             raise BackupError("database is empty: name the database to back up")
+        for name, value in (("keep_count", self.keep_count), ("keep_days", self.keep_days)):
+            if value < 0:
+                raise BackupError(f"{name} {value:g} is negative: give 0 (no limit) or more; {NOTHING_CHANGED}")
+        if not PREFIX_RE.match(self.prefix):
+            raise BackupError(f"prefix {self.prefix!r} is not usable in a file name: use letters, digits, '_', '-' and "
+                              f"'.' (not first); {NOTHING_CHANGED}")
+        if "/" in self.database or "\0" in self.database:
+            raise BackupError(f"database {self.database!r} holds a '/', which cannot be part of a backup file name: "
+                              f"rename the database to back it up with this module; {NOTHING_CHANGED}")
+        if self.encryption == "age":
+            for index, recipient in enumerate(self.age_recipients):
+                if recipient.strip().upper().startswith("AGE-SECRET-KEY-"):
+                    # Never echo it: it is the key that decrypts every backup.
+                    raise BackupError(f"age_recipients[{index}] is an age secret key, not a public key: give the "
+                                      "public key (age-keygen -y prints it for a key file); the secret key was not "
+                                      f"used or written anywhere; {NOTHING_CHANGED}")
+                if not re.match(r"^(age1[0-9a-z]{20,}|ssh-(ed25519|rsa) [A-Za-z0-9+/=]+( .*)?)$", recipient.strip()):
+                    raise BackupError(f"age_recipients[{index}] {recipient!r} is not an age public key (age1...) nor an "
+                                      f"SSH public key (ssh-ed25519 ..., ssh-rsa ...); {NOTHING_CHANGED}")
 
 
 def source_facts(executor: Executor, runtime: str, container: str, database: str) -> Tuple[Optional[str], str, str]:
@@ -623,13 +677,26 @@ def source_facts(executor: Executor, runtime: str, container: str, database: str
     return owner or None, server, dump
 
 
-def create_backup(settings: DumpSettings, executor: Executor, runtime: str, mount_source: Optional[str],
-                  now: Optional[dt.datetime] = None) -> Manifest:
-    """Dump the database, hash it, write the manifest last."""
-    start = now or utc_now()
+def check_source(settings: DumpSettings, executor: Executor, runtime: str,
+                 mount_source: Optional[str]) -> Tuple[str, str, str]:
+    """What must hold before anything is written: the database exists, and a directory-format dump can be
+    written by pg_dump inside the container. Returns source_facts (owner, server version, pg_dump version)."""
     owner, pg_version, dump_version = source_facts(executor, runtime, settings.container, settings.database)
     if owner is None:
-        raise BackupError(f"database '{settings.database}' does not exist in container '{settings.container}'")
+        raise BackupError(f"database '{settings.database}' does not exist in container '{settings.container}': "
+                          f"check the name (psql -l lists the databases); {NOTHING_CHANGED}")
+    if settings.format == "directory" and container_path(os.path.join(settings.backup_dir, "x"), mount_source) is None:
+        raise BackupError(f"format=directory needs backup_dir inside the container's backups mount ({mount_source} "
+                          f"on the host, {CONTAINER_BACKUP_ROOT} inside); {settings.backup_dir} is not: choose a "
+                          f"directory below {mount_source} or format=custom; {NOTHING_CHANGED}")
+    return owner, pg_version, dump_version
+
+
+def create_backup(settings: DumpSettings, executor: Executor, runtime: str, mount_source: Optional[str],
+                  now: Optional[dt.datetime] = None, facts: Optional[Tuple[str, str, str]] = None) -> Manifest:
+    """Dump the database, hash it, write the manifest last."""
+    start = now or utc_now()
+    owner, pg_version, dump_version = facts or check_source(settings, executor, runtime, mount_source)
     # Names have a resolution of one second: a second backup within the same second waits for the next one.
     for attempt in range(3):
         name = backup_name(settings.prefix, settings.database, start)
@@ -676,7 +743,8 @@ def create_backup(settings: DumpSettings, executor: Executor, runtime: str, moun
                         created_at=iso(start), finished_at=iso(finished),
                         duration_seconds=round(time.monotonic() - clock, 3), size=size, sha256=digest,
                         pg_version=pg_version, pg_dump_version=dump_version, encryption=settings.encryption,
-                        compression=settings.compression, owner=owner, files=files)
+                        compression=settings.compression, owner=owner, files=files,
+                        key_check=key_check(settings.passphrase) if settings.encryption == "openssl" else "")
     if settings.format == "custom" and container_path(final, mount_source) is not None and os.geteuid() == 0:
         # Readable by pg_restore inside the container, which then reads it directly (parallel restore).
         os.chown(final, POSTGRES_UID, POSTGRES_UID)
@@ -717,6 +785,8 @@ def run_backup(settings: DumpSettings, check_mode: bool = False, executor: Optio
     result: Dict[str, object] = {"runtime": runtime, "backup_dir": settings.backup_dir, "backup": None,
                                  "deleted": [], "retention": [], "created_dir": False}
     moment = now or utc_now()
+    # Checked before the directory is created, in check mode too: bad input changes nothing.
+    facts = check_source(settings, executor, runtime, mount_source) if settings.create else None
     if check_mode:
         name = backup_name(settings.prefix, settings.database, moment)
         filename = backup_filename(name, settings.format, settings.encryption)
@@ -724,8 +794,9 @@ def run_backup(settings: DumpSettings, check_mode: bool = False, executor: Optio
     else:
         result["created_dir"] = ensure_backup_dir(settings.backup_dir, mount_source)
         if settings.create:
-            manifest = create_backup(settings, executor, runtime, mount_source, moment)
-            result["backup"] = dict(asdict(manifest), path=os.path.join(settings.backup_dir, manifest.path),
+            manifest = create_backup(settings, executor, runtime, mount_source, moment, facts)
+            described = {key: value for key, value in asdict(manifest).items() if key != "key_check"}
+            result["backup"] = dict(described, path=os.path.join(settings.backup_dir, manifest.path),
                                     manifest=os.path.join(settings.backup_dir, manifest.name + MANIFEST_SUFFIX))
     if settings.prune:
         entries = scan(settings.backup_dir, settings.database)
@@ -807,7 +878,9 @@ def find_backup(settings: RestoreSettings) -> BackupEntry:
         matches = [entry for entry in entries
                    if wanted in (entry.name, os.path.basename(entry.path.rstrip("/")))]
         if not matches:
-            raise BackupError(f"backup '{settings.backup}' not found in {settings.backup_dir}")
+            raise BackupError(f"backup '{settings.backup}' not found in {settings.backup_dir}: give the name of one "
+                              f"there (poststack_backup_info lists them). Nothing was changed; database "
+                              f"'{settings.target}' is untouched.")
         entry = check_entry(matches[0])
         if not entry.good:
             raise BackupError(f"refusing to restore backup {entry.name}: {'; '.join(entry.problems)}. Nothing was "
@@ -818,13 +891,32 @@ def find_backup(settings: RestoreSettings) -> BackupEntry:
         raise BackupError("give either backup (a name or path) or database (to restore its newest good backup)")
     candidates = [entry for entry in entries if entry.manifest and entry.manifest.database == settings.database]
     if not candidates:
-        raise BackupError(f"no backup of database '{settings.database}' in {settings.backup_dir}")
+        raise BackupError(f"no backup of database '{settings.database}' in {settings.backup_dir}: check database and "
+                          f"backup_dir (poststack_backup_info lists the backups). Nothing was changed; database "
+                          f"'{settings.target}' is untouched.")
     entry = newest_good(candidates)
     if entry is None:
         bad = "; ".join(f"{item.name}: {', '.join(item.problems)}" for item in candidates[:3])
         raise BackupError(f"no good backup of database '{settings.database}' in {settings.backup_dir} ({bad}). "
                           f"Nothing was changed; database '{settings.target}' is untouched.")
     return entry
+
+
+def check_restore_names(settings: "RestoreSettings") -> None:
+    """Names refused before anything runs: PostgreSQL would truncate a long one (and rename the wrong database),
+    the maintenance databases cannot be swapped, and comparing the target with itself proves nothing."""
+    target = settings.target
+    if not target:
+        raise BackupError("target is empty: name the database to restore into")
+    if len(target.encode("utf-8")) > MAX_IDENTIFIER:
+        raise BackupError(f"target '{target}' is {len(target.encode('utf-8'))} bytes long; PostgreSQL names have at most "
+                          f"{MAX_IDENTIFIER} bytes (a longer one is truncated): choose a shorter name; {NOTHING_CHANGED}")
+    if target in RESERVED_DATABASES:
+        raise BackupError(f"target '{target}' is a maintenance database of PostgreSQL and cannot be replaced by a "
+                          f"restore: restore into another database; {NOTHING_CHANGED}")
+    if settings.compare_with is not None and settings.compare_with == target:
+        raise BackupError(f"compare_with '{target}' is the target itself, so the comparison would always be equal: "
+                          f"compare with the live database the backup was taken from; {NOTHING_CHANGED}")
 
 
 def scratch_name(target: str, suffix: str) -> str:
@@ -939,8 +1031,7 @@ def run_restore(settings: RestoreSettings, check_mode: bool = False,
     The target is touched only after the backup matched its manifest and pg_restore finished without error;
     until the swap, the restore lives in a separate database that is dropped when anything fails.
     """
-    if not settings.target:
-        raise BackupError("target is empty: name the database to restore into")
+    check_restore_names(settings)
     extra_env = {PASSPHRASE_ENV: settings.passphrase} if settings.passphrase else {}
     executor = executor or Executor(extra_env)
     runtime = resolve_runtime(settings.runtime)
@@ -950,6 +1041,22 @@ def run_restore(settings: RestoreSettings, check_mode: bool = False,
     manifest = entry.manifest
     if manifest is None:  # find_backup returns good entries only
         raise BackupError(f"backup {entry.name} has no manifest")
+    if manifest.encryption == "openssl" and not settings.passphrase:
+        raise BackupError(f"backup {entry.name} is encrypted with openssl: give passphrase to decrypt it. Nothing was "
+                          f"changed; database '{settings.target}' is untouched.")
+    if manifest.encryption == "openssl" and key_matches(settings.passphrase, manifest.key_check) is False:
+        raise BackupError(f"the passphrase does not decrypt backup {entry.name}: it is not the one the backup was made "
+                          f"with. Nothing was changed; database '{settings.target}' is untouched.")
+    if manifest.encryption == "age" and not settings.age_identity:
+        raise BackupError(f"backup {entry.name} is encrypted with age: give age_identity (the secret key) to decrypt "
+                          f"it. Nothing was changed; database '{settings.target}' is untouched.")
+    if settings.compare_with:
+        out = psql(executor, runtime, settings.container, "postgres",
+                   f"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = {quote_literal(settings.compare_with)});")
+        if out.strip() != "t":
+            raise BackupError(f"compare_with database '{settings.compare_with}' does not exist in container "
+                              f"'{settings.container}': name the database to compare the restore with. Nothing was "
+                              f"changed; database '{settings.target}' is untouched.")
     result: Dict[str, object] = {"runtime": runtime, "backup_dir": settings.backup_dir,
                                  "backup": entry.summary(), "target": settings.target,
                                  "replaced": False, "changed": True, "comparison": None}
@@ -986,7 +1093,13 @@ def run_restore(settings: RestoreSettings, check_mode: bool = False,
             if inside:
                 executor.run(restore)
             else:
-                executor.pipeline_from_file(entry.path, ([decrypt] if decrypt else []) + [restore])
+                try:
+                    executor.pipeline_from_file(entry.path, ([decrypt] if decrypt else []) + [restore])
+                except BackupError as exc:
+                    if manifest.encryption == "openssl" and not manifest.key_check:
+                        raise BackupError(f"{exc} (this backup's manifest has no passphrase check, and openssl does "
+                                          "not always notice a wrong passphrase: check it)") from exc
+                    raise
             result["restore_seconds"] = round(time.monotonic() - clock, 3)
         except BaseException:
             psql(executor, runtime, settings.container, "postgres",

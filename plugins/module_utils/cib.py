@@ -15,6 +15,8 @@ VIP colocated with the promoted instance and started after promotion. No Ansible
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -37,6 +39,17 @@ CLONE_META = {"promotable": "true", "promoted-max": "1", "promoted-node-max": "1
 # Operators switch these with crm_resource; the module keeps whatever value they have.
 OPERATOR_META = ("target-role", "is-managed")
 REQUIRED_PARAMS = ("pgdata", "node_list")
+NOTHING_CHANGED = "nothing was changed (the CIB was not read)"
+# Pacemaker ids and nvpair names (an XML NCName, as the CIB schema requires).
+ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+OP_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+# Pacemaker durations: a number with an optional unit, or ISO 8601 (PT10S).
+DURATION_RE = re.compile(r"^(\d+ *(ms|msec|us|usec|s|sec|m|min|h|hr)?|P(T?\d+[YMWDHS])+)$", re.IGNORECASE)
+OP_ROLES = ("Promoted", "Unpromoted", "Started", "Stopped", "Master", "Slave")
+SECRET_RE = re.compile(r"pass(word|wd|phrase)|secret|token", re.IGNORECASE)
+NIC_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
+# What makes the clone pgtwin's: one primary and one standby, never two primaries.
+FIXED_CLONE_META = {"promotable": "true", "promoted-max": "1", "promoted-node-max": "1"}
 
 
 class CibError(Exception):
@@ -49,6 +62,92 @@ class CibError(Exception):
         self.rc = rc
         self.stdout = stdout
         self.stderr = stderr
+
+
+def string_values(option: str, values: Dict[str, object]) -> Dict[str, str]:
+    """Attribute values as the CIB stores them (strings). A list, dict or null is refused (str() of it would be
+    written to the CIB), and so is a name that looks like a secret: the CIB is readable on every node. The
+    value is never quoted in a message."""
+    converted: Dict[str, str] = {}
+    for key, value in values.items():
+        key = str(key)
+        if not ID_RE.match(key):
+            raise CibError("%s: attribute name %r is not a valid Pacemaker name (a letter or '_', then letters, "
+                           "digits, '_', '.', '-'); %s" % (option, key, NOTHING_CHANGED))
+        if SECRET_RE.search(key) and key != "rep_passfile":
+            raise CibError("%s.%s looks like a secret: the CIB is readable on every node (cibadmin --query, crm_mon), "
+                           "so never put a password there; the pgtwin agent reads the replication password from the "
+                           "file that rep_passfile names. The value was not shown or written; %s"
+                           % (option, key, NOTHING_CHANGED))
+        if value is None or isinstance(value, (dict, list, tuple, set)):
+            raise CibError("%s.%s is %s, not a string or number: give a scalar value; %s"
+                           % (option, key, "empty (null)" if value is None else "a " + type(value).__name__,
+                              NOTHING_CHANGED))
+        converted[key] = str(value)
+    return converted
+
+
+def secret_values(values: Dict[str, object]) -> List[str]:
+    """The values of attributes whose names look like a secret (refused by string_values): the module masks them
+    in everything it returns, its invocation included."""
+    return [str(value) for key, value in values.items()
+            if SECRET_RE.search(str(key)) and str(key) != "rep_passfile" and value not in (None, "")]
+
+
+def check_request(wanted: "Wanted", state: str, promoted_node: Optional[str], switchover_timeout: int) -> None:
+    """Everything that can be refused before Pacemaker is contacted (cibadmin, crm_mon); raises CibError."""
+    for option, value in (("name", wanted.name), ("clone_id", wanted.clone_id)):
+        if not ID_RE.match(value):
+            raise CibError("%s %r is not a valid Pacemaker id: start with a letter or '_', then letters, digits, "
+                           "'_', '.', '-'; %s" % (option, value, NOTHING_CHANGED))
+    if not ID_RE.match(wanted.provider):
+        raise CibError("provider %r is not an OCF provider directory name (letters, digits, '_', '.', '-'); %s"
+                       % (wanted.provider, NOTHING_CHANGED))
+    for key, fixed in FIXED_CLONE_META.items():
+        if key in wanted.clone_meta and wanted.clone_meta[key].lower() != fixed:
+            raise CibError("clone_meta %s=%s is refused: a pgtwin clone runs one primary and one standby (%s=%s); "
+                           "remove it from clone_meta; %s" % (key, wanted.clone_meta[key], key, fixed, NOTHING_CHANGED))
+    seen = set()
+    for index, op in enumerate(wanted.operations):
+        label = "operations[%d] (%s)" % (index, op.get("name", "?"))
+        if not OP_NAME_RE.match(op.get("name", "")):
+            raise CibError("%s: name %r is not an action name like monitor or start; %s"
+                           % (label, op.get("name", ""), NOTHING_CHANGED))
+        for key in ("interval", "timeout"):
+            if key in op and not DURATION_RE.match(str(op[key]).strip()):
+                raise CibError("%s: %s %r is not a duration: write a number with an optional unit (ms, s, m, h), "
+                               "for example 15s; %s" % (label, key, op[key], NOTHING_CHANGED))
+        if op.get("role") and op["role"] not in OP_ROLES:
+            raise CibError("%s: role %r is not one of %s; %s"
+                           % (label, op["role"], ", ".join(OP_ROLES[:4]), NOTHING_CHANGED))
+        key = (op.get("name"), str(op.get("interval", "0")), op.get("role", ""))
+        if key in seen:
+            raise CibError("%s: the operation %s with interval %s%s is given twice; %s"
+                           % (label, key[0], key[1], " in role " + key[2] if key[2] else "", NOTHING_CHANGED))
+        seen.add(key)
+    if wanted.vip is not None:
+        check_vip(wanted.vip)
+    if switchover_timeout < 1:
+        raise CibError("switchover_timeout %d must be 1 second or more; %s" % (switchover_timeout, NOTHING_CHANGED))
+    if promoted_node is not None and state != "present":
+        raise CibError("promoted_node %s only applies to state=present, not state=%s; %s"
+                       % (promoted_node, state, NOTHING_CHANGED))
+
+
+def check_vip(vip: "Vip") -> None:
+    try:
+        address = ipaddress.ip_address(vip.ip.strip())
+    except ValueError:
+        raise CibError("vip.ip %r is not an IP address (for example 10.0.0.10); %s"
+                       % (vip.ip, NOTHING_CHANGED)) from None
+    if vip.cidr_netmask:
+        limit = address.max_prefixlen
+        if not vip.cidr_netmask.isdigit() or not 0 < int(vip.cidr_netmask) <= limit:
+            raise CibError("vip.cidr_netmask %r is not a prefix length from 1 to %d (for example 24); %s"
+                           % (vip.cidr_netmask, limit, NOTHING_CHANGED))
+    if vip.nic and not NIC_RE.match(vip.nic):
+        raise CibError("vip.nic %r is not a network interface name (ip -br link lists them); %s"
+                       % (vip.nic, NOTHING_CHANGED))
 
 
 @dataclass(frozen=True)
@@ -87,7 +186,7 @@ class Wanted:
     def validate(self) -> None:
         missing = [key for key in REQUIRED_PARAMS if not str(self.params.get(key, "")).strip()]
         if missing:
-            raise CibError("params must set %s (the pgtwin agent requires them)" % ", ".join(missing))
+            raise CibError("params must set %s (the pgtwin agent requires them); nothing was changed" % ", ".join(missing))
         for op in self.operations:
             if not op.get("name") or not op.get("timeout"):
                 raise CibError("every operation needs a name and a timeout, got %r" % (op,))

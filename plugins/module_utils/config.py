@@ -159,9 +159,37 @@ def mask(name: str, value: Any) -> Any:
     return value
 
 
+# The collection's own checkout: run there, the project is the demo in examples/project (the checkout's
+# migrations/ and containers/ are the collection's, not a project's).
+COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEMO_PROJECT = os.path.join(COLLECTION_ROOT, "examples", "project")
+
+
+def project_dir(environ: Mapping[str, str], cwd: Optional[str] = None) -> Tuple[str, str]:
+    """(directory, where it came from): POSTSTACK_PROJECT_DIR (relative to the current directory), else the
+    current directory, except that the collection's own checkout means its demo project."""
+    cwd = cwd or os.getcwd()
+    given = environ.get(ENV_PREFIX + "PROJECT_DIR")
+    if given:
+        return os.path.realpath(os.path.join(cwd, os.path.expanduser(given))), \
+            f"environment variable {ENV_PREFIX}PROJECT_DIR"
+    here = os.path.realpath(cwd)
+    if here == os.path.realpath(COLLECTION_ROOT) and os.path.isdir(DEMO_PROJECT):
+        return os.path.realpath(DEMO_PROJECT), "poststack checkout, whose project is the demo"
+    return here, "current directory"
+
+
+def default_env_file(environ: Mapping[str, str], cwd: Optional[str] = None) -> str:
+    """POSTSTACK_ENV_FILE (relative to the current directory), else the project directory's .env."""
+    cwd = cwd or os.getcwd()
+    if environ.get(ENV_PREFIX + "ENV_FILE"):
+        return os.path.join(cwd, os.path.expanduser(environ[ENV_PREFIX + "ENV_FILE"]))
+    return os.path.join(project_dir(environ, cwd)[0], ".env")
+
+
 def lookup_setting(name: str, default: Any = None, kind: str = "str", environ: Optional[Mapping[str, str]] = None,
                    dotenv_path: Optional[str] = None) -> Tuple[Any, str]:
     environ = os.environ if environ is None else environ
-    path = dotenv_path or environ.get(ENV_PREFIX + "ENV_FILE") or os.path.join(os.getcwd(), ".env")
+    path = dotenv_path or default_env_file(environ)
     resolved = resolve(name, default, kind, environ, load_dotenv(path), path)
     return resolved.value, resolved.source

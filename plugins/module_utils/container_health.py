@@ -60,15 +60,42 @@ def _mask(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
+def log_tail(runtime, name: str, lines: int, secrets: Sequence[str] = ()) -> str:
+    """The last `lines` lines the container printed (both streams), secrets masked; empty when `lines` is 0 or the
+    runtime cannot say."""
+    if lines <= 0:
+        return ""
+    ran = runtime.run(["logs", "--tail", str(lines), name], check=False, timeout=30)
+    if ran.rc != 0:
+        return ""
+    text = "\n".join(part.strip("\n") for part in (ran.stdout, ran.stderr) if part.strip())
+    return _mask(text, secrets)
+
+
+def _log_said(tail: str) -> str:
+    return "; the end of its log: %s" % tail[-2000:] if tail else ""
+
+
 def wait_healthy(runtime, name: str, timeout: float, secrets: Sequence[str] = (),
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                 now: Callable[[], Optional[datetime]] = lambda: None) -> dict:
+                 now: Callable[[], Optional[datetime]] = lambda: None, log_lines: int = 0) -> dict:
     """Wait until container `name` runs and, when it has a health check, reports healthy.
 
     A container fails when it is missing or stopped, when its check reports unhealthy once the runtime itself could
     have decided so (start period plus retries times the interval since the container started), or when it is not
     healthy within `timeout` seconds. Returns a dict with `ok`, `name`, `state`, `health`, `seconds`, `output` (the
-    last check's output, secrets masked) and `problem` (a sentence, when not ok)."""
+    last check's output, secrets masked) and `problem` (a sentence, when not ok; with `log_lines`, it ends with
+    that many of the container's last log lines, secrets masked, and `log` holds them)."""
+    report = _wait_healthy(runtime, name, timeout, secrets, clock, sleep, now)
+    if not report["ok"] and report["state"] and log_lines > 0:
+        report["log"] = log_tail(runtime, name, log_lines, secrets)
+        report["problem"] += _log_said(report["log"])
+    return report
+
+
+def _wait_healthy(runtime, name: str, timeout: float, secrets: Sequence[str],
+                  clock: Callable[[], float], sleep: Callable[[float], None],
+                  now: Callable[[], Optional[datetime]]) -> dict:
     began = clock()
     streak = 0  # consecutive failures of the checks run here (podman)
     while True:
@@ -80,7 +107,7 @@ def wait_healthy(runtime, name: str, timeout: float, secrets: Sequence[str] = ()
         state = inspect.get("State") or {}
         report["state"] = state.get("Status", "")
         if report["state"] != "running":
-            return dict(report, problem="container %s is %s (exit code %s); see `%s logs %s`" % (
+            return dict(report, problem="container %s is %s (exit code %s; `%s logs %s` shows its log)" % (
                 name, report["state"] or "not running", state.get("ExitCode"), runtime.name, name))
         settings = health_settings(inspect)
         if settings is None:
@@ -139,13 +166,13 @@ def probe_database(runtime, network: str, host: str, port: int, image: str, time
 
 
 def check_containers(runtime, names: Sequence[str], timeout: float, database: Optional[Dict] = None,
-                     secrets: Sequence[str] = ()) -> dict:
+                     secrets: Sequence[str] = (), log_lines: int = 0) -> dict:
     """Wait for every container's health and probe the database (when given: network, host, port, image) side by
     side. Returns `containers` (one report each), `database` (or None) and `problems` (sentences, empty when all
-    is well)."""
+    is well; with `log_lines`, a failing container's sentence ends with its last log lines)."""
     with ThreadPoolExecutor(max_workers=max(1, min(len(names) + 1, 8))) as pool:
         probe = pool.submit(probe_database, runtime, **database) if database else None
-        reports = list(pool.map(lambda name: wait_healthy(runtime, name, timeout, secrets), names))
+        reports = list(pool.map(lambda name: wait_healthy(runtime, name, timeout, secrets, log_lines=log_lines), names))
         probed = probe.result() if probe else None
     problems = [r["problem"] for r in reports if not r["ok"]]
     if probed and not probed["ok"]:

@@ -124,13 +124,35 @@ class IgnoreMatcher:
         return not self.has_negation and self.excluded(rel_dir)
 
 
-def load_ignore(context: str) -> Tuple[Optional[str], IgnoreMatcher]:
+def read_ignore(context: str) -> Tuple[Optional[str], str]:
+    """The context's ignore file (.containerignore, else .dockerignore) and its text; (None, "") without one."""
     for name in IGNORE_FILES:
         path = os.path.join(context, name)
         if os.path.isfile(path):
             with open(path, encoding="utf-8") as handle:
-                return name, IgnoreMatcher(parse_ignore(handle.read()))
-    return None, IgnoreMatcher([])
+                return name, handle.read()
+    return None, ""
+
+
+def load_ignore(context: str, exclude: Sequence[str] = ()) -> Tuple[Optional[str], IgnoreMatcher]:
+    """The matcher of the context's ignore file, with the ``exclude`` patterns after it (so they win over its
+    negations: what poststack always keeps out of a build stays out)."""
+    name, text = read_ignore(context)
+    return name, IgnoreMatcher(parse_ignore(text + "\n" + "\n".join(exclude)))
+
+
+def combined_ignore(context: str, exclude: Sequence[str]) -> str:
+    """The text of an ignore file for ``--ignorefile``: the context's own patterns, then ``exclude``."""
+    text = read_ignore(context)[1]
+    return text + ("" if not text or text.endswith("\n") else "\n") + "".join(p + "\n" for p in exclude)
+
+
+def exposed(context: str, exclude: Sequence[str]) -> List[str]:
+    """Those of the ``exclude`` paths that exist in the context and that its own ignore file lets through (what
+    a runtime without --ignorefile, docker, would send to the build)."""
+    matcher = load_ignore(context)[1]
+    return [path for path in exclude
+            if os.path.lexists(os.path.join(context, path.strip("/"))) and not matcher.excluded(path.strip("/"))]
 
 
 # --- context walk and hash ---------------------------------------------------------------------------------
@@ -270,6 +292,8 @@ class BuildSpec:
     no_cache: bool = False
     image_format: str = "docker"
     extra_args: List[str] = field(default_factory=list)
+    # Context paths (ignore-file patterns) never sent to the build nor hashed, whatever the ignore file says.
+    exclude: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -282,7 +306,7 @@ class BuildHash:
 
 def compute_hash(spec: BuildSpec, base_image_id: Callable[[str], Optional[str]]) -> BuildHash:
     """The build hash of a spec. `base_image_id(ref)` returns the local ID of a FROM image, or None."""
-    ignore_name, matcher = load_ignore(spec.context)
+    ignore_name, matcher = load_ignore(spec.context, spec.exclude)
     context_digest, count = hash_context(spec.context, matcher)
     with open(spec.containerfile, "rb") as handle:
         containerfile_bytes = handle.read()
@@ -303,6 +327,8 @@ def compute_hash(spec: BuildSpec, base_image_id: Callable[[str], Optional[str]])
         digest.update(f"{key}={value}\n".encode("utf-8"))
     for name in sorted(spec.build_args):
         digest.update(f"arg:{name}={spec.build_args[name]}\n".encode("utf-8"))
+    if spec.exclude:  # (absent from the hash without excludes: the hashes of earlier builds stay valid)
+        digest.update(("exclude=" + "\0".join(spec.exclude) + "\n").encode("utf-8"))
     for name in sorted(spec.labels):
         digest.update(f"label:{name}={spec.labels[name]}\n".encode("utf-8"))
     for ref in sorted(bases):
@@ -310,9 +336,13 @@ def compute_hash(spec: BuildSpec, base_image_id: Callable[[str], Optional[str]])
     return BuildHash(value=digest.hexdigest(), context_files=count, ignore_file=ignore_name, base_images=bases)
 
 
-def build_command(runtime_name: str, spec: BuildSpec, build_hash: str) -> List[str]:
-    """Arguments after the runtime binary for `build` (podman and docker differ in --pull and --format)."""
+def build_command(runtime_name: str, spec: BuildSpec, build_hash: str,
+                  ignore_file: Optional[str] = None) -> List[str]:
+    """Arguments after the runtime binary for `build` (podman and docker differ in --pull and --format).
+    ``ignore_file``: the combined ignore file (see combined_ignore) podman reads instead of the context's."""
     args = ["build", "-f", spec.containerfile]
+    if ignore_file and runtime_name == "podman":
+        args += ["--ignorefile", ignore_file]
     for tag in spec.tags:
         args += ["-t", tag]
     for name in sorted(spec.build_args):

@@ -761,9 +761,18 @@ class Engine:
         if self._locked:
             try:
                 self.conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+                self.log("lock released key=%d" % self.key)
+            except psycopg.Error as exc:
+                if not self._connection_lost():
+                    raise
+                # The lock was the session's: the server freed it when the session ended. Raising here would
+                # hide the error that ended the run.
+                self.log("lock key=%d went with the lost connection (%s)" % (self.key, _pg_message(exc)))
             finally:
                 self._locked = False
-                self.log("lock released key=%d" % self.key)
+
+    def _connection_lost(self) -> bool:
+        return bool(getattr(self.conn, "closed", False) or getattr(self.conn, "broken", False))
 
     def lock_holders(self) -> List[LockHolder]:
         unsigned = self.key & 0xFFFFFFFFFFFFFFFF
@@ -1005,11 +1014,24 @@ class Engine:
                     self.log("%s: lock_timeout hit (55P03), retry %d/%d in %.2fs" % (label, attempt, self.settings.retries, delay))
                     self.sleep(delay)
                     continue
+                if self._connection_lost():
+                    raise self._lost_error(label, exc, "if the server received the COMMIT it is recorded,"
+                                           " otherwise nothing of it was kept")
                 raise ExecutionError(
                     "%s failed%s: %s; the migration was rolled back, nothing of it was kept"
                     % (label, _where(exc, text, len(head)), _pg_message(exc)),
                     {"file": label, "sqlstate": _sqlstate(exc), "attempts": attempt + 1},
                 )
+
+    def _lost_error(self, label: str, exc: Exception, outcome: str) -> ExecutionError:
+        """The server went away (restart, crash, terminated backend) while ``label`` ran: say so, and that its
+        outcome is known only once the server is back."""
+        return ExecutionError(
+            "%s: the connection to the server was lost while it ran (%s): the server restarted, stopped or ended "
+            "this session; %s. When the server is back, see what is recorded (state=status, or the "
+            "migration-status playbook) and run again" % (label, _pg_message(exc), outcome),
+            {"file": label, "sqlstate": _sqlstate(exc), "connection_lost": True},
+        )
 
     def _rollback_failed(self) -> None:
         try:
@@ -1043,6 +1065,11 @@ class Engine:
                         self.log("%s statement %d: lock_timeout hit, retry %d in %.2fs" % (label, number, attempt, delay))
                         self.sleep(delay)
                         continue
+                    if self._connection_lost():
+                        raise self._lost_error(
+                            "%s statement %d (line %d)" % (label, number, statement.line), exc,
+                            "the statements before it stay applied (no-transaction file), the migration is not "
+                            "recorded; an index it was building may be left invalid")
                     dropped = self._drop_new_invalid_indexes(invalid_before)
                     raise ExecutionError(
                         "%s failed at statement %d (line %d): %s; statements before it stay applied (no-transaction file),"

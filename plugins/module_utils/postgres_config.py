@@ -87,6 +87,57 @@ def postgres_command(runtime, image: str, running_container: Optional[str]) -> L
             "--entrypoint", "postgres", image]
 
 
+# Settings naming libraries that the server loads at start (or at each connection): PostgreSQL's -C does not
+# load them, so a missing one would pass the check and stop the next start ("could not access file").
+PRELOAD_SETTINGS = ("shared_preload_libraries", "session_preload_libraries", "local_preload_libraries")
+
+# Prints each library (argument) that is not in the image: $libdir is the lib directory beside the postgres binary;
+# a name without a directory is looked up there; ".so" may be left out.
+LIBRARY_SCRIPT = ('libdir=$(dirname "$(dirname "$(readlink -f "$(command -v postgres)")")")/lib; '
+                  'for l do case "$l" in */*) f=$(printf %s "$l" | sed "s|^[$]libdir|$libdir|");; '
+                  '*) f=$libdir/$l;; esac; [ -e "$f" ] || [ -e "$f.so" ] || echo "$l"; done')
+
+
+def preload_libraries(settings: Mapping[str, object]) -> Dict[str, List[str]]:
+    """The libraries each preload setting names (comma-separated, optionally quoted), by setting."""
+    found = {}
+    for name in PRELOAD_SETTINGS:
+        value = settings.get(name)
+        if value is None:
+            continue
+        names = [part.strip().strip('"').strip() for part in render(value).split(",")]
+        if [n for n in names if n]:
+            found[name] = [n for n in names if n]
+    return found
+
+
+def library_command(runtime, image: str, running_container: Optional[str], libraries: Sequence[str]) -> List[str]:
+    """`exec`/`run` arguments that print the libraries of `libraries` that the image does not have."""
+    if running_container:
+        base = ["exec", running_container, "sh"]
+    else:
+        base = ["run", "--rm", "--network", "none", "--no-healthcheck", *pull_never(runtime.name), "--user",
+                "postgres", "--entrypoint", "sh", image]
+    return base + ["-c", LIBRARY_SCRIPT, "sh", *libraries]
+
+
+def check_libraries(runtime, image: str, settings: Mapping[str, object],
+                    running_container: Optional[str] = None) -> List[str]:
+    """One problem per preload library that the image does not have (PostgreSQL would not start with it)."""
+    wanted = preload_libraries(settings)
+    if not wanted:
+        return []
+    every = sorted({lib for libs in wanted.values() for lib in libs})
+    result = runtime.run(library_command(runtime, image, running_container, every), check=False, timeout=120)
+    if result.rc != 0:
+        return ["the preload libraries could not be checked with %s (rc=%d): %s"
+                % (image, result.rc, (result.stderr.strip() or result.stdout.strip())[-500:])]
+    missing = set(result.stdout.split())
+    return ["%s = %s: library %s is not in image %s, and PostgreSQL would not start without it; install it in the "
+            "image or leave it out" % (name, render(settings[name]), lib, image)
+            for name, libs in wanted.items() for lib in libs if lib in missing]
+
+
 def running_with_image(runtime, container: Optional[str], image: str) -> Optional[str]:
     """`container` when it runs `image` (the check can run there, with no new container), else None."""
     doc = runtime.container_inspect(container) if container else None

@@ -203,6 +203,8 @@ def container_summary(inspect: dict) -> dict:
     return {
         "name": (inspect.get("Name") or "").lstrip("/"),
         "image": inspect.get("ImageName") or config.get("Image") or "",
+        # The ID of the image it was created from (podman and docker both call it Image).
+        "image_id": inspect.get("Image") or "",
         "state": state.get("Status", ""),
         "health": _health(state),
         "ports": _ports(inspect),
@@ -247,7 +249,16 @@ def parse_postgres_details(result: CommandResult) -> Dict[str, str]:
 
 
 def _inspect_containers(runtime: ContainerRuntime, names: Sequence[str]) -> List[dict]:
-    data = json.loads(runtime.run(["container", "inspect"] + list(names)).stdout or "[]")
+    """The summaries of those of ``names`` that still exist: a container removed between the listing and the
+    inspect (another project's, another run's) is left out, any other failure is an error."""
+    result = runtime.run(["container", "inspect"] + list(names), check=False)
+    if result.rc != 0:
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        vanished = [line for line in lines if re.search(r"no such (container|object)", line, re.IGNORECASE)]
+        if not vanished or len(vanished) != len(lines):
+            raise RuntimeCommandError(f"'{' '.join(result.argv[:3])} ...' failed with rc={result.rc}: "
+                                      f"{(result.stderr or result.stdout).strip()[-2000:]}", result)
+    data = json.loads(result.stdout or "[]")
     return sorted((container_summary(item) for item in data), key=lambda c: c["name"])
 
 
@@ -299,11 +310,15 @@ def _resource_summary(inspect: dict, kind: str) -> dict:
                 return inspect[key]
         return None
 
+    labels = dict(pick("Labels", "labels") or {})
     summary = {
         "name": pick("Name", "name") or "",
         "driver": pick("Driver", "driver") or "",
-        "labels": dict(pick("Labels", "labels") or {}),
+        "labels": labels,
         "options": {k: str(v) for k, v in (pick("Options", "options") or {}).items()},
+        # Who made it (as for containers): roles refuse to change or remove what poststack did not make.
+        "project": labels.get("io.poststack.project", ""),
+        "component": labels.get("io.poststack.component", ""),
     }
     if kind == "network":
         # Podman says whether its DNS server answers container names there (netavark and CNI with the

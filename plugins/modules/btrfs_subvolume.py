@@ -344,7 +344,10 @@ def main() -> None:
                          commands=runner.commands, **{k: v for k, v in result.items() if k not in ("changed", "commands")},
                          changed=bool(runner.commands))
     except BtrfsError as exc:
-        module.fail_json(msg=str(exc), commands=runner.commands, changed=bool(runner.commands))
+        message = str(exc)
+        if not runner.commands and "nothing was changed" not in message:
+            message += "; nothing was changed"  # refused before any changing command ran
+        module.fail_json(msg=message, commands=runner.commands, changed=bool(runner.commands))
     module.exit_json(**result)
 
 

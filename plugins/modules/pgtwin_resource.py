@@ -11,6 +11,9 @@ module: pgtwin_resource
 short_description: The pgtwin PostgreSQL resource (promotable clone) and its optional VIP in the Pacemaker CIB
 version_added: 0.1.0
 description:
+  - Bad parameters (ids, attribute names and values, operation durations and roles, the VIP's address, prefix and
+    interface, O(switchover_timeout), O(promoted_node) with O(state=absent)) are refused before Pacemaker is
+    contacted, with a message naming the parameter and ending "nothing was changed (the CIB was not read)".
   - Creates, updates or removes the C(ocf:poststack:pgtwin) primitive inside a promotable clone, and optionally
     an C(ocf:heartbeat:IPaddr2) virtual IP colocated with the promoted instance and started after promotion.
   - Works on the CIB with C(cibadmin) only (no crmsh or pcs). It reads the resources and constraints sections,
@@ -60,8 +63,10 @@ options:
   params:
     description:
       - Agent parameters (instance attributes), see C(pgtwin meta-data). C(pgdata) and C(node_list) are required
-        to create the resource. Values are converted to strings. Never put a password here; the agent reads the
-        replication password from C(rep_passfile).
+        to create the resource. Values are converted to strings; a list, a dict or null is refused. Never put a
+        password here; the agent reads the replication password from C(rep_passfile). A name that looks like a
+        secret (C(password), C(passwd), C(passphrase), C(secret), C(token)) is refused and its value masked in the
+        result.
       - Left empty while the clone exists, the definition in the CIB is kept as it is (for O(promoted_node) or
         O(state=absent) alone).
     type: dict
@@ -76,6 +81,7 @@ options:
     description:
       - Extra meta attributes of the clone, merged over C(promotable=true), C(promoted-max=1),
         C(promoted-node-max=1), C(clone-max=2), C(clone-node-max=1), C(notify=true).
+      - C(promotable), C(promoted-max) and C(promoted-node-max) cannot be changed (one primary, one standby).
     type: dict
     default: {}
   operations:
@@ -181,10 +187,13 @@ from ansible_collections.poststack.core.plugins.module_utils.cib import (  # noq
     CibError,
     Vip,
     Wanted,
+    check_request,
     describe,
     describe_wanted,
     find,
     plan,
+    secret_values,
+    string_values,
 )
 
 
@@ -193,9 +202,9 @@ def build_wanted(params: dict) -> Wanted:
         name=params["name"],
         clone_id=params["clone_id"] or "",
         provider=params["provider"],
-        params={k: str(v) for k, v in params["params"].items()},
-        meta={k: str(v) for k, v in params["meta"].items()},
-        clone_meta={k: str(v) for k, v in params["clone_meta"].items()},
+        params=string_values("params", params["params"]),
+        meta=string_values("meta", params["meta"]),
+        clone_meta=string_values("clone_meta", params["clone_meta"]),
         vip=Vip(**{k: v or "" for k, v in params["vip"].items()}) if params["vip"] else None,
     )
     if params["operations"]:
@@ -229,7 +238,17 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
+    for option in ("params", "meta", "clone_meta"):
+        module.no_log_values.update(secret_values(module.params[option]))  # masked in the result and its invocation
     state = module.params["state"]
+    # Bad input is refused before Pacemaker is contacted (or even looked for).
+    try:
+        wanted = build_wanted(module.params)
+        check_request(wanted, state, module.params["promoted_node"], module.params["switchover_timeout"])
+        if state == "present" and wanted.params:
+            wanted.validate()
+    except CibError as exc:
+        module.fail_json(msg=str(exc), changed=False)
     for binary in ("cibadmin", "crm_mon", "crm_resource"):
         module.get_bin_path(binary, required=True)
 
@@ -239,7 +258,6 @@ def main() -> None:
 
     client = CibClient(executor)
     try:
-        wanted = build_wanted(module.params)
         resources, constraints = client.section("resources"), client.section("constraints")
         keep_definition = state == "present" and not wanted.params and find(resources, "clone", wanted.clone_id) is not None
         if state == "present" and not keep_definition:

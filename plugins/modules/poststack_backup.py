@@ -21,6 +21,10 @@ description:
   - Then applies retention by count and by age, never deleting the newest good backup (whose contents are hashed
     and compared with its manifest first).
   - Every run with O(create=true) makes a new backup, so it always reports a change.
+  - Bad input (a negative retention limit, a prefix that is no file name, an age secret key among the recipients,
+    a database that does not exist, O(format=directory) outside the backups mount) is refused before the backup
+    directory is created or anything is written or deleted; the message names the option and its value (never a
+    secret) and ends with "nothing was changed".
 author:
   - poststack contributors (@poststack)
 attributes:
@@ -65,7 +69,8 @@ options:
     type: int
     default: 6
   prefix:
-    description: Prefix of backup names (C(<prefix><database>_<UTC time>)).
+    description: Prefix of backup names (C(<prefix><database>_<UTC time>)); letters, digits, C(_), C(-) and C(.) (not
+      first), since it is part of a file name.
     type: str
     default: ""
   encryption:
@@ -77,7 +82,8 @@ options:
     choices: [none, age, openssl]
     default: none
   age_recipients:
-    description: age public keys (C(age1...)) for O(encryption=age).
+    description: age public keys (C(age1...)) or SSH public keys for O(encryption=age). An age secret key here is
+      refused without being shown.
     type: list
     elements: str
     default: []
@@ -85,11 +91,11 @@ options:
     description: Passphrase for O(encryption=openssl). Never logged, never in argv.
     type: str
   keep_count:
-    description: Keep the newest N good backups (0 disables the count limit).
+    description: Keep the newest N good backups (0 disables the count limit; a negative value is refused).
     type: int
     default: 7
   keep_days:
-    description: Delete backups older than this many days (0 disables the age limit).
+    description: Delete backups older than this many days (0 disables the age limit; a negative value is refused).
     type: float
     default: 0
   create:

@@ -36,7 +36,10 @@ options:
     type: str
     required: true
   target:
-    description: Database to restore into; created, or replaced when O(replace=true).
+    description:
+      - Database to restore into; created, or replaced when O(replace=true).
+      - At most 63 bytes (PostgreSQL would truncate a longer name); C(postgres), C(template0) and C(template1) are
+        refused.
     type: str
     required: true
   backup:
@@ -69,7 +72,9 @@ options:
     description: Passphrase of backups encrypted with openssl; passed through the environment, never logged.
     type: str
   compare_with:
-    description: After the restore, compare every table with this database; the module fails when they differ.
+    description:
+      - After the restore, compare every table with this database; the module fails when they differ.
+      - It must exist (checked before anything is restored) and must not be O(target) itself.
     type: str
   drop_after:
     description: Drop O(target) after the comparison (for a scratch database).

@@ -66,9 +66,15 @@ options:
         description: Local image with C(/bin/sh), C(getent) and C(pg_isready) for the probe container.
         type: str
         default: localhost/poststack/postgres-debian:latest
+  log_lines:
+    description:
+      - When a container is stopped, unhealthy or not healthy in time, this many of its last log lines (both
+        streams, O(secrets) masked) end the error and are returned in RV(containers[].log). V(0) leaves them out.
+    type: int
+    default: 20
   secrets:
-    description: Values masked (C(********)) wherever a check's output is returned, for example the database
-      password that a failing application prints.
+    description: Values masked (C(********)) wherever a check's output or a container's log is returned, for
+      example the database password that a failing application prints.
     type: list
     elements: str
     default: []
@@ -114,6 +120,10 @@ containers:
       description: What is wrong, when not RV(containers[].ok).
       type: str
       returned: when not ok
+    log:
+      description: The container's last O(log_lines) log lines (secrets masked).
+      type: str
+      returned: when not ok, the container exists and O(log_lines) is above 0
   sample: [{name: demo-web, ok: true, state: running, health: healthy, output: "", seconds: 0.4}]
 database:
   description: The probe of O(database), or null without it.
@@ -163,6 +173,7 @@ def main():
                 port=dict(type="int", default=5432),
                 image=dict(type="str", default="localhost/poststack/postgres-debian:latest"),
             )),
+            log_lines=dict(type="int", default=20),
             secrets=dict(type="list", elements="str", default=[], no_log=True),
         ),
         supports_check_mode=True,
@@ -179,7 +190,11 @@ def main():
         network = params["database"]["network"] if params["database"] else None
         if network and not find_resources(runtime, "network", [network]):
             params["database"] = None  # the network would be created: nothing to probe yet
-    report = check_containers(runtime, names, params["timeout"], params["database"], params["secrets"])
+    if params["log_lines"] < 0:
+        module.fail_json(msg="log_lines must be 0 or more, got %d; nothing was checked" % params["log_lines"],
+                         containers=[], database=None, commands=[])
+    report = check_containers(runtime, names, params["timeout"], params["database"], params["secrets"],
+                              params["log_lines"])
     result = dict(changed=False, containers=report["containers"], database=report["database"],
                   commands=[r.argv for r in runtime.history])
     if report["problems"]:

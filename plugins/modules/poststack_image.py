@@ -91,6 +91,16 @@ options:
     type: list
     elements: str
     default: []
+  exclude:
+    description:
+      - Context paths (ignore-file patterns, for example V(.env), V(logs)) that are neither sent to the build nor
+        part of the build hash, whatever the context's ignore file says. Podman gets the context's ignore file
+        with these appended through C(--ignorefile).
+      - Docker (which has no C(--ignorefile)) is refused, before anything is built, while one of these paths exists
+        in the context and its C(.dockerignore) does not exclude it; the error names the paths.
+    type: list
+    elements: str
+    default: []
   runtime:
     description: Container runtime. V(auto) prefers podman, then docker.
     type: str
@@ -207,6 +217,7 @@ elapsed:
 import os
 import re
 import subprocess
+import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -217,7 +228,9 @@ from ansible_collections.poststack.core.plugins.module_utils.image_build import 
     BuildSpec,
     ImageState,
     build_command,
+    combined_ignore,
     compute_hash,
+    exposed,
     log_tail,
     plan_build,
     resolve_containerfile,
@@ -265,6 +278,7 @@ def main():
             pull=dict(type="str", default="missing", choices=["missing", "always", "never", "newer"]),
             image_format=dict(type="str", default="docker", choices=["docker", "oci"]),
             extra_args=dict(type="list", elements="str", default=[]),
+            exclude=dict(type="list", elements="str", default=[]),
             runtime=dict(type="str", default="auto", choices=["auto", "podman", "docker"]),
             log_dir=dict(type="path", default="logs/containers"),
             timeout=dict(type="int", default=3600),
@@ -288,6 +302,7 @@ def main():
             no_cache=params["no_cache"],
             image_format=params["image_format"],
             extra_args=params["extra_args"],
+            exclude=params["exclude"],
         )
     except (BuildInputError, RuntimeNotFound) as exc:
         module.fail_json(msg=str(exc), image=tags[0])
@@ -302,9 +317,19 @@ def main():
         build_hash = compute_hash(spec, base_image_id)
     except (BuildInputError, OSError, UnicodeDecodeError) as exc:
         module.fail_json(msg="cannot hash the build inputs of %s: %s" % (tags[0], exc), image=tags[0])
+    if spec.exclude and runtime.name != "podman":
+        leaking = exposed(context, spec.exclude)
+        if leaking:
+            module.fail_json(msg="the build context %s holds %s, which %s would send to the build of %s (it has no "
+                                 "--ignorefile): add %s to %s/.dockerignore; nothing was built"
+                                 % (context, ", ".join(leaking), runtime.name, tags[0], ", ".join(leaking), context),
+                             image=tags[0])
     state, inspect = current_state(runtime, tags)
     plan = plan_build(build_hash.value, tags, state, params["force"])
-    command = [binary] + build_command(runtime.name, spec, build_hash.value)
+    # podman reads the context's ignore file with the excluded paths appended from a file of its own
+    ignore_path = (os.path.join(tempfile.gettempdir(), "poststack-build-%s.ignore" % build_hash.value[:16])
+                   if spec.exclude and runtime.name == "podman" else None)
+    command = [binary] + build_command(runtime.name, spec, build_hash.value, ignore_path)
 
     result = dict(
         image=tags[0],
@@ -340,10 +365,17 @@ def main():
             os.makedirs(log_dir, exist_ok=True)
             log_file = log_path(log_dir, tags[0])
             result["log_file"] = log_file
-            with open(log_file, "w") as handle:
-                handle.write("# %s\n# reason: %s\n" % (" ".join(command), plan.reason))
-                handle.flush()
-                build = runtime.run(command[1:], check=False, stdout=handle, timeout=params["timeout"])
+            if ignore_path:
+                with open(ignore_path, "w", encoding="utf-8") as ignore:
+                    ignore.write(combined_ignore(context, spec.exclude))
+            try:
+                with open(log_file, "w") as handle:
+                    handle.write("# %s\n# reason: %s\n" % (" ".join(command), plan.reason))
+                    handle.flush()
+                    build = runtime.run(command[1:], check=False, stdout=handle, timeout=params["timeout"])
+            finally:
+                if ignore_path and os.path.exists(ignore_path):
+                    os.unlink(ignore_path)
             if build.rc != 0:
                 module.fail_json(
                     msg="building %s failed (rc=%d); full log: %s\n%s" % (tags[0], build.rc, log_file, log_tail(log_file)),

@@ -197,8 +197,16 @@ current_version:
     - Highest applied version after the run (unchanged in check mode and for dry runs).
     - When a step fails after others succeeded, those steps stay applied (or rolled back); RV(applied) or
       RV(rolled_back) list them, this is the version recorded after them, and C(changed) is true.
+    - V(null) when the connection to the server was lost during a step (RV(connection_lost)), because the recorded
+      version cannot be read until the server is back.
   returned: always
   type: int
+connection_lost:
+  description:
+    - True when the connection to the server was lost while a step ran (the server restarted, stopped or ended the
+      session). Whether that step's commit reached the server is known only once it is back; see O(state=status).
+  returned: when the connection was lost during a step
+  type: bool
 failed_version:
   description: The version whose step failed (absent when nothing failed, or before any step ran).
   returned: when a step failed
@@ -377,9 +385,9 @@ def main() -> None:
         details = dict(exc.details)
         if "done" in details and state in ACTIONS:
             # What really happened before the failing step: those steps stay done, and the result says so.
+            # current_version is None when the connection was lost: the version is not known until the server
+            # is back, and 0 (the default above) would be a lie.
             result[state] = details.pop("done")
-            if details.get("current_version") is None:
-                details.pop("current_version", None)
         result.update(details)
         module.fail_json(msg=str(exc), **result)
     except Exception as exc:  # a database error outside a step: report it, never the password

@@ -16,6 +16,8 @@ description:
     server, its configuration files or its container are touched.
   - The check runs inside O(container) when that container runs O(image) (about 0.1 s), else in a throwaway
     container of O(image) without network or volumes.
+  - The libraries that C(shared_preload_libraries), C(session_preload_libraries) and C(local_preload_libraries)
+    name must exist in the image (C(postgres -C) does not load them; a missing one would stop the next start).
   - Also checks the pg_hba networks (O(hba_cidrs)) and the memory limit (O(memory)) by their syntax.
   - Every refused value is named in one run. Changes nothing.
 author:
@@ -79,6 +81,11 @@ version:
   returned: always
   type: str
   sample: 15.20 (Debian 15.20-0+deb12u1)
+image_id:
+  description: The ID of O(image) (empty when it does not exist), so that a role can tell whether a container
+    runs an older build of it.
+  returned: always
+  type: str
 problems:
   description: One sentence per refused value, with PostgreSQL's message for settings.
   returned: always
@@ -95,6 +102,7 @@ commands:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.poststack.core.plugins.module_utils.postgres_config import (
+    check_libraries,
     check_settings,
     cidr_problems,
     memory_problem,
@@ -131,13 +139,18 @@ def main():
     problems += name_problems(params["settings"])
     version = ""
     running = running_with_image(runtime, params["container"], params["image"])
-    if not running and runtime.image_inspect(params["image"]) is None:
+    image = runtime.image_inspect(params["image"])
+    image_id = (image or {}).get("Id", "")
+    if image is None:
         problems.append("postgres_image '%s' does not exist on this host: build it first (playbooks/images.yml) "
                         "or pull it" % params["image"])
     if not problems:
         checked = check_settings(runtime, params["image"], params["settings"], running)
         problems, version = checked["problems"], checked["version"]
-    result = dict(changed=False, version=version, problems=problems, commands=[r.argv for r in runtime.history])
+        if not problems:
+            problems = check_libraries(runtime, params["image"], params["settings"], running)
+    result = dict(changed=False, version=version, image_id=image_id, problems=problems,
+                  commands=[r.argv for r in runtime.history])
     if problems:
         module.fail_json(msg="Invalid PostgreSQL configuration%s; nothing was changed: %s" % (
             " for %s" % params["container"] if params["container"] else "", "; ".join(problems)), **result)

@@ -133,6 +133,9 @@ containers:
     image:
       description: Image name.
       type: str
+    image_id:
+      description: ID of the image the container was created from.
+      type: str
     state:
       description: Container state (running, exited, created, ...).
       type: str
@@ -173,10 +176,14 @@ ports_in_use:
   type: list
   elements: int
 volumes:
-  description: The volumes of O(volumes) that exist, by name (empty when none do or none were asked for).
+  description:
+    - The volumes of O(volumes) that exist, by name (empty when none do or none were asked for), with their driver,
+      labels and options, and C(project) and C(component) from the labels C(io.poststack.project) and
+      C(io.poststack.component) (empty strings when poststack did not make them).
   returned: always
   type: dict
-  sample: {demo-postgres-data: {name: demo-postgres-data, driver: local, labels: {io.poststack.project: demo}, options: {}}}
+  sample: {demo-postgres-data: {name: demo-postgres-data, driver: local, labels: {io.poststack.project: demo},
+           options: {}, project: demo, component: postgres}}
 networks:
   description:
     - The networks of O(networks) that exist, by name, with the same keys as RV(volumes) and C(dns_enabled).

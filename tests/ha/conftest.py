@@ -13,6 +13,33 @@ LOG_DIR = os.path.join(harness.ROOT, "logs", "pgtwin-ha")
 MODES = [mode for mode in os.environ.get("PGTWIN_HA_MODES", "host,container").split(",") if mode]
 
 
+_CONFIG = {}
+
+
+def pytest_configure(config):
+    _CONFIG["config"] = config
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    seen = item.__dict__.setdefault("_ha_phases", [])
+    seen.append("%s %.0f s%s" % (call.when, call.duration, "" if report.passed else " " + report.outcome.upper()))
+    if call.when == "teardown":
+        report.ha_phases = ", ".join(seen)  # a plain string: it travels from the xdist worker with the report
+
+
+def pytest_runtest_logreport(report):
+    """One line per test as it ends: the clock time and how long its set-up (a cluster's bring-up), run and
+    teardown took, so that the log of a run that was cut short still says where the time went."""
+    config = _CONFIG.get("config")
+    reporter = config.pluginmanager.getplugin("terminalreporter") if config else None
+    if reporter is not None and report.when == "teardown" and not hasattr(config, "workerinput"):
+        reporter.write_line("%s %s: %s" % (time.strftime("%H:%M:%S"), report.nodeid,
+                                           getattr(report, "ha_phases", "")))
+
+
 @pytest.fixture(scope="session")
 def node_image():
     harness.build_image()
@@ -25,11 +52,12 @@ def postgres_image():
     return harness.build_postgres_image()
 
 
-@pytest.fixture(scope="module", params=MODES)
-def cluster(request, node_image):  # pylint: disable=unused-argument,redefined-outer-name
+def running_cluster(request, **options):
+    """A created, healthy cluster in the mode of ``request.param`` (host or container) for a module's tests;
+    its logs are saved and it is destroyed afterwards."""
     if request.param == "container":
         request.getfixturevalue("postgres_image")
-    lab = harness.Cluster(container_mode=request.param == "container")
+    lab = harness.Cluster(container_mode=request.param == "container", **options)
     began = time.monotonic()
     try:
         lab.create()
@@ -39,6 +67,11 @@ def cluster(request, node_image):  # pylint: disable=unused-argument,redefined-o
     finally:
         harness.save_logs(lab, LOG_DIR)
         lab.destroy()
+
+
+@pytest.fixture(scope="module", params=MODES)
+def cluster(request, node_image):  # pylint: disable=unused-argument
+    yield from running_cluster(request)
 
 
 @pytest.fixture()

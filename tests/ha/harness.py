@@ -7,23 +7,30 @@ store), so no image is copied."""
 from __future__ import annotations
 
 import bisect
+import contextlib
+import fcntl
 import json
 import os
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import psycopg
 
+from power_switch import PowerSwitch
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE = "localhost/poststack/pgtwin-node:latest"
+CACHE = os.environ.get("POSTSTACK_CACHE") or os.path.join(os.path.expanduser("~/.cache"), "poststack")
 POSTGRES_IMAGE = "localhost/poststack/postgres-debian:15"
 AGENT_DIR = os.path.join(ROOT, "roles", "pgtwin", "files")
 PGDATA = "/var/lib/pgtwin/data"
@@ -35,6 +42,7 @@ CONTAINER_PASSFILE = "/var/lib/pgtwin/auth/pgpass"
 NODE_CONTAINERS_CONF = os.path.join(ROOT, "scripts", "podman", "containers.conf")
 NODE_STORAGE_CONF = os.path.join(ROOT, "containers", "pgtwin-node", "nested-storage.conf")
 AGENT_LOG = "/var/lib/pgtwin/agent.log"
+FENCE_CERT_DIR = "/etc/pgtwin-lab/fencing"
 RESOURCE = "pgtwin"
 CLONE = "pgtwin-clone"
 APP_USER = "app"
@@ -54,10 +62,24 @@ def podman(*args: str, stdin: Optional[bytes] = None, check: bool = True,
     return proc
 
 
+@contextlib.contextmanager
+def _build_lock() -> Iterator[None]:
+    """One image build at a time on this host: the two pytest workers (one per mode) both ask for the images
+    at their start; the second one waits, then finds them built (both builds are no-ops when current)."""
+    os.makedirs(CACHE, exist_ok=True)
+    with open(os.path.join(CACHE, "pgtwin-ha-build.lock"), "w", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def build_image() -> None:
     base = os.environ.get("POSTSTACK_BASE_IMAGE", "docker.io/library/debian:bookworm-slim")
-    podman("build", "--pull=never", "-q", "--build-arg", "BASE_IMAGE=" + base, "-t", IMAGE,
-           os.path.join(ROOT, "containers", "pgtwin-node"), timeout=1800)
+    with _build_lock():
+        podman("build", "--pull=never", "-q", "--build-arg", "BASE_IMAGE=" + base, "-t", IMAGE,
+               os.path.join(ROOT, "containers", "pgtwin-node"), timeout=1800)
 
 
 def build_postgres_image(pg_major: int = 15) -> str:
@@ -70,7 +92,9 @@ def build_postgres_image(pg_major: int = 15) -> str:
         argv += ["-e", json.dumps({"base_image_from": debian, "base_image_tag": "trixie",
                                    "postgres_image_pg_major": pg_major, "postgres_image_tag": str(pg_major),
                                    "postgres_image_from": "localhost/poststack/base-debian:trixie"})]
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=3600, check=False)
+    with _build_lock():  # inventories/local is the demo project's
+        proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=3600, check=False,
+                              env=dict(os.environ, POSTSTACK_PROJECT_DIR=os.path.join(ROOT, "examples", "project")))
     if proc.returncode != 0:
         raise RuntimeError("playbooks/images.yml failed: %s" % proc.stdout[-3000:])
     return postgres_image(pg_major)
@@ -107,6 +131,23 @@ class Node:
         return proc.stdout.decode(errors="replace")
 
 
+def failed_tasks(output: dict) -> str:
+    """Each failed task of a json-callback report, one line per host: the task, its msg, the end of its stderr and
+    stdout (the report's tail alone rarely shows which task failed, in a long run)."""
+    lines = []
+    for play in output.get("plays", []):
+        for task in play.get("tasks", []):
+            for host, result in task.get("hosts", {}).items():
+                if result.get("failed") or result.get("unreachable"):
+                    detail = "; ".join(part for part in (
+                        str(result.get("msg", "")).strip()[-1500:],
+                        "stderr: " + str(result.get("stderr", "")).strip()[-1500:] if result.get("stderr") else "",
+                        "stdout: " + str(result.get("stdout", "")).strip()[-800:] if result.get("stdout") else "",
+                    ) if part)
+                    lines.append("%s: %s: %s" % (host, task.get("task", {}).get("name", "?"), detail))
+    return "\n".join(lines)
+
+
 @dataclass
 class Cluster:
     prefix: str = field(default_factory=lambda: "pgtwin-ha-" + uuid.uuid4().hex[:6])
@@ -123,6 +164,14 @@ class Cluster:
     container_mode: bool = False
     btrfs: bool = False  # host mode on the Btrfs layout of container mode (container mode always has it)
     pg_major: int = 15  # container mode: the image's PostgreSQL (15 on Debian 12, 17 on Debian 13)
+    # "dummy": fence_dummy (fencing always "succeeds"); "switch": fence_docker against the lab power switch,
+    # which really kills and starts the node, with priority fencing (the primary's node wins a fencing race).
+    fencing: str = "dummy"
+    nested_podman: bool = False  # host mode on nodes that can run containers (the migration to container mode)
+    # The nodes' podman reads this host's images (False: an empty store of its own; the images are shipped).
+    shared_images: bool = True
+    priority_fencing_delay: str = "5s"
+    switch: Optional[PowerSwitch] = None
 
     @property
     def mode(self) -> str:
@@ -174,7 +223,13 @@ class Cluster:
     def create(self) -> None:
         """Node containers, then playbooks/cluster.yml (roles pacemaker and pgtwin) over Ansible's podman
         connection, then the test application's role and table on the primary."""
-        podman("network", "create", "--subnet", self.subnet + ".0/24", self.network)
+        for _attempt in range(10):  # a subnet another network of this host (another cluster) already has
+            if podman("network", "create", "--subnet", self.subnet + ".0/24", self.network,
+                      check=False).returncode == 0:
+                break
+            self.subnet_octet = 100 + secrets.randbelow(150)
+        else:
+            podman("network", "create", "--subnet", self.subnet + ".0/24", self.network)
         self.nodes = [Node(name, "%s-%s" % (self.prefix, name), "%s.%d" % (self.subnet, 10 + index))
                       for index, name in enumerate(("node1", "node2"), start=1)]
         self.workdir = tempfile.mkdtemp(prefix=self.prefix + "-")
@@ -182,6 +237,8 @@ class Cluster:
             podman("run", "-d", "--init", "--name", node.container, "--hostname", node.name, "--network",
                    self.network, "--ip", node.ip, "--tmpfs", "/run", "--tmpfs", "/tmp",
                    *self.node_options(node), "--label", "poststack.test=pgtwin-ha", IMAGE)
+        if self.fencing == "switch":
+            self.start_switch()
         self.write_inventory()
         self.cluster_playbook_recap = self.playbook("cluster.yml")
         primary = wait_for("a primary", self.primary_by_pacemaker, 180, 1)
@@ -193,21 +250,70 @@ class Cluster:
                    user="postgres")
 
     def node_options(self, node: Node) -> List[str]:
-        if not self.on_btrfs:
+        if not (self.on_btrfs or self.nested_podman):
             # IPaddr2 adds the VIP to eth0 and announces it with gratuitous ARP (send_arp).
             return ["--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW"]
-        store = podman("info", "--format", "{{.Store.GraphRoot}}").stdout.decode().strip()
         # Privileged: podman inside the node, and the loop device of its Btrfs.
-        return ["--privileged", "--volume", "%s-%s-containers:/var/lib/containers" % (self.prefix, node.name),
-                "--volume", "%s-%s-storage:/srv/storage" % (self.prefix, node.name),
-                "--volume", "%s:/var/lib/shared-images:ro" % store,
-                "--volume", "%s:/etc/containers/containers.conf:ro" % NODE_CONTAINERS_CONF,
-                "--volume", "%s:/etc/containers/storage.conf:ro" % NODE_STORAGE_CONF]
+        options = ["--privileged", "--volume", "%s-%s-containers:/var/lib/containers" % (self.prefix, node.name),
+                   "--volume", "%s-%s-storage:/srv/storage" % (self.prefix, node.name),
+                   "--volume", "%s:/etc/containers/containers.conf:ro" % NODE_CONTAINERS_CONF]
+        if not self.shared_images:
+            own = os.path.join(self.workdir, "storage.conf")
+            with open(NODE_STORAGE_CONF, encoding="utf-8") as source, open(own, "w", encoding="utf-8") as target:
+                target.writelines(line for line in source if not line.startswith("additionalimagestores"))
+            return options + ["--volume", "%s:/etc/containers/storage.conf:ro" % own]
+        store = podman("info", "--format", "{{.Store.GraphRoot}}").stdout.decode().strip()
+        return options + ["--volume", "%s:/var/lib/shared-images:ro" % store,
+                          "--volume", "%s:/etc/containers/storage.conf:ro" % NODE_STORAGE_CONF]
+
+    def start_switch(self) -> None:
+        """The lab power switch on this host's address in the cluster network, and its client certificate
+        on each node (root only), where fence_docker reads it."""
+        self.switch = PowerSwitch(self.subnet + ".1", [n.container for n in self.nodes],
+                                  tempfile.mkdtemp(prefix="switch-", dir=self.workdir)).start()
+        for node in self.nodes:
+            node.sh("install -d -m 0700 %s" % FENCE_CERT_DIR)
+            for name in ("ca.pem", "client.pem", "client.key"):
+                with open(self.switch.certs[name], "rb") as handle:
+                    node.sh("umask 077 && cat > %s/%s" % (FENCE_CERT_DIR, name), stdin=handle.read())
+
+    def fencing_vars(self) -> Dict[str, object]:
+        if self.fencing != "switch":
+            return {}
+        assert self.switch is not None
+        return {
+            "pacemaker_fencing_agent": "fence_docker",
+            "pacemaker_fencing_params": {
+                "ip": self.switch.address, "ipport": str(self.switch.port), "ssl_secure": "1",
+                "tlscacert": FENCE_CERT_DIR + "/ca.pem", "tlscert": FENCE_CERT_DIR + "/client.pem",
+                "tlskey": FENCE_CERT_DIR + "/client.key",
+                "pcmk_host_map": ";".join("%s:%s" % (n.name, n.container) for n in self.nodes)},
+            # A partition of two nodes ends in a fencing race: the node with the promoted instance (priority
+            # 10 + 1) fences first, the other waits priority-fencing-delay.
+            "pacemaker_properties": {"load-threshold": "1000%", "stonith-enabled": "true", "stonith-timeout": "20s",
+                                     "cluster-recheck-interval": "30s",
+                                     "priority-fencing-delay": self.priority_fencing_delay},
+            "pgtwin_resource_meta": {"migration-threshold": "1", "failure-timeout": "60s", "priority": "10"},
+        }
+
+    def cut(self, node: Node, isolate: bool = False) -> None:
+        """A network partition, with nftables in the node's network namespace: the link to its peer (both
+        directions), or with ``isolate`` every interface but loopback (clients and the power switch too).
+        Gone when the node restarts (a new namespace)."""
+        peer = next(n for n in self.nodes if n is not node)
+        rules = ('iifname != "lo" drop', 'oifname != "lo" drop') if isolate else (
+            "ip saddr %s drop" % peer.ip, "ip daddr %s drop" % peer.ip)
+        node.sh("nft -f -", stdin=("table inet pgtwin_lab_cut {\n"
+                                   " chain in { type filter hook input priority -10; %s; }\n"
+                                   " chain out { type filter hook output priority -10; %s; }\n}\n"
+                                   % rules).encode())
 
     def destroy(self) -> None:
+        if self.switch is not None:
+            self.switch.stop()
         for node in self.nodes:
             podman("rm", "-f", "-t", "0", node.container, check=False)
-            if self.on_btrfs:
+            if self.on_btrfs or self.nested_podman:
                 for volume in ("containers", "storage"):
                     podman("volume", "rm", "-f", "%s-%s-%s" % (self.prefix, node.name, volume), check=False)
         podman("network", "rm", "-f", self.network, check=False)
@@ -229,6 +335,7 @@ class Cluster:
                 "pacemaker_install_packages": False,
                 "pgtwin_install_packages": False,
                 **self.mode_vars(),
+                **self.fencing_vars(),
                 "pgtwin_replication_networks": [self.subnet + ".0/24"],
                 "pgtwin_hba_extra": ["host all %s %s.0/24 scram-sha-256" % (APP_USER, self.subnet)],
                 "pgtwin_rep_mode": self.rep_mode,
@@ -286,8 +393,9 @@ class Cluster:
                                           for task in play["tasks"]
                                           if any(r.get("changed") for r in task["hosts"].values())})
         if proc.returncode != 0 or not stats:
-            raise RuntimeError("ansible-playbook %s failed (rc=%d): %s %s" % (
-                name, proc.returncode, proc.stdout.decode()[-4000:], proc.stderr.decode()[-2000:]))
+            raise RuntimeError("ansible-playbook %s failed (rc=%d): %s\n%s" % (
+                name, proc.returncode, failed_tasks(output) or proc.stdout.decode()[-4000:],
+                proc.stderr.decode()[-2000:]))
         return totals
 
     def playbook_messages(self, name: str, task: str) -> Dict[str, object]:
@@ -304,9 +412,7 @@ class Cluster:
         if len(promoted) != 1:
             return None
         node = self.node(promoted[0])
-        out = node.sh("psql -XAt -h /run/postgresql -d postgres -c 'SELECT pg_is_in_recovery()'", user="postgres",
-                      check=False)
-        return node if out.strip() == "f" else None
+        return node if self.local_role(node, timeout=120) == "primary" else None
 
     def node_list(self) -> str:
         return " ".join("%s=%s" % (n.name, n.ip) for n in self.nodes)
@@ -394,6 +500,15 @@ class Cluster:
     def pg_role(self, node: Node) -> Optional[str]:
         return self.address_role(node.ip)
 
+    def local_role(self, node: Node, timeout: float = 5) -> Optional[str]:
+        """The role as the node itself sees it (local socket: no network needed), None when it cannot say."""
+        try:
+            out = node.sh("psql -XAt -h /run/postgresql -d postgres -c 'SELECT pg_is_in_recovery()'", user="postgres",
+                          check=False, timeout=timeout).strip()
+        except subprocess.TimeoutExpired:
+            return None
+        return {"t": "standby", "f": "primary"}.get(out)
+
     def address_role(self, address: str) -> Optional[str]:
         try:
             with psycopg.connect(self.address_dsn(address), autocommit=True) as conn:
@@ -442,12 +557,13 @@ class Cluster:
     def cleanup(self) -> None:
         self.live_node().sh("crm_resource --cleanup --resource %s >/dev/null" % CLONE)
 
-    def rejoin(self, timeout: float = 180) -> Tuple[Node, Node]:
-        """Wait for a healthy pair, clearing failed actions as they appear (migration-threshold=1 keeps a
-        failed node out until failure-timeout; the failure may be recorded after the new primary is up)."""
+    def rejoin(self, timeout: float = 180, cleanup: bool = True) -> Tuple[Node, Node]:
+        """Wait for a healthy pair. With ``cleanup``, clear failed actions as they appear, as an operator
+        would (migration-threshold=1 keeps a failed node out until failure-timeout, 60 s; the failure may be
+        recorded after the new primary is up); without it, the cluster must get there by itself."""
         def check() -> Optional[Tuple[Node, Node]]:
             pair = self.healthy()
-            if pair is None and self.crm_status().find(".//failures/failure") is not None:
+            if cleanup and pair is None and self.crm_status().find(".//failures/failure") is not None:
                 self.cleanup()
             return pair
         return wait_for("the old primary back as sync standby", check, timeout, 1)  # type: ignore[return-value]
@@ -469,6 +585,9 @@ class Writer:
         self.next_n = 0  # 0: read the first free number from the primary on the first connection
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
+        # Every acknowledged number, one per line, for the independent checker (checker.py).
+        self.ack_path = os.path.join(cluster.workdir, "acks-%s.log" % uuid.uuid4().hex[:8])
+        self.ack_file = open(self.ack_path, "a", buffering=1, encoding="ascii")  # pylint: disable=consider-using-with
         # One loop per node address, and one through the VIP when the cluster has one.
         self.addresses = [node.ip for node in cluster.nodes] + ([cluster.vip] if cluster.vip else [])
         self.threads = [threading.Thread(target=self.loop, args=(address,), daemon=True)
@@ -502,6 +621,7 @@ class Writer:
                 conn.execute("INSERT INTO ledger (n) VALUES (%s)", (n,))
                 with self.lock:
                     self.acked.append((n, time.monotonic(), address, connected_at))
+                    self.ack_file.write("%d\n" % n)
             except psycopg.Error:
                 with self.lock:
                     self.errors += 1
@@ -541,6 +661,8 @@ class Writer:
         self.stop_event.set()
         for thread in self.threads:
             thread.join(15)
+        with self.lock:
+            self.ack_file.close()
 
     def acked_numbers(self) -> List[int]:
         with self.lock:
@@ -548,34 +670,85 @@ class Writer:
 
 
 class Sampler(threading.Thread):
-    """Asks both nodes every ``interval`` seconds whether they are primary; counts rounds in which both
-    are."""
+    """Asks both nodes (in parallel) every ``interval`` seconds whether they are primary and writes down, one
+    JSON list per round, the nodes that answered so (for the independent checker). A node that does not answer
+    over the network (cut off, or down) is asked on the node itself through its local socket, so that an
+    isolated primary is still seen."""
 
     def __init__(self, cluster: Cluster, interval: float = 0.2) -> None:
         super().__init__(daemon=True)
         self.cluster = cluster
         self.interval = interval
         self.rounds = 0
-        self.double_primary: List[float] = []
+        self.path = os.path.join(cluster.workdir, "samples-%s.log" % uuid.uuid4().hex[:8])
+        self.file = open(self.path, "a", buffering=1, encoding="ascii")  # pylint: disable=consider-using-with
         self.stop_event = threading.Event()
 
+    def role(self, node: Node) -> Optional[str]:
+        return self.cluster.pg_role(node) or self.cluster.local_role(node)
+
     def run(self) -> None:
-        while not self.stop_event.is_set():
-            roles = [self.cluster.pg_role(n) for n in self.cluster.nodes]
-            self.rounds += 1
-            if roles.count("primary") > 1:
-                self.double_primary.append(time.monotonic())
-            self.stop_event.wait(self.interval)
+        with ThreadPoolExecutor(max_workers=len(self.cluster.nodes)) as pool:
+            while not self.stop_event.is_set():
+                roles = list(pool.map(self.role, self.cluster.nodes))
+                primaries = [n.name for n, role in zip(self.cluster.nodes, roles) if role == "primary"]
+                self.file.write(json.dumps(primaries) + "\n")
+                self.rounds += 1
+                self.stop_event.wait(self.interval)
 
     def stop(self) -> None:
         self.stop_event.set()
         self.join(15)
+        self.file.close()
 
 
-def missing_rows(cluster: Cluster, primary: Node, acked: List[int]) -> List[int]:
-    with psycopg.connect(cluster.dsn(primary), autocommit=True) as conn:
-        present = {row[0] for row in conn.execute("SELECT n FROM ledger")}
-    return sorted(set(acked) - present)
+PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
+BENCH_DB = "bench"
+
+
+def prepare_pgbench(cluster: Cluster, scale: int = 10) -> None:
+    """A database for pgbench owned by the app role on the primary, initialised by pgbench -i."""
+    primary = wait_for("a primary", cluster.primary, 120, 0.5)
+    primary.sh("psql -X -q -h /run/postgresql -d postgres -c 'CREATE DATABASE %s OWNER %s'" % (BENCH_DB, APP_USER),
+               user="postgres")
+    pgbench(cluster, primary.ip, ["-i", "-q", "-s", str(scale)])
+    wait_for("a sync standby", cluster.healthy, 120, 0.5)
+
+
+def pgbench(cluster: Cluster, address: str, args: List[str], timeout: float = 900) -> str:
+    """This host's pgbench against ``address`` as the app role (the password in the environment only)."""
+    env = dict(os.environ, PGPASSWORD=cluster.app_password)
+    proc = subprocess.run([PGBENCH, "-h", address, "-U", APP_USER, "-n" if args[0] != "-i" else "-q", *args,
+                           BENCH_DB], capture_output=True, text=True, env=env, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError("pgbench %s failed: %s" % (" ".join(args), proc.stderr[-1500:]))
+    return proc.stdout
+
+
+CHECKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checker.py")
+
+
+def check(cluster: Cluster, writer: Writer, sampler: Sampler) -> Dict[str, object]:
+    """The verdict of the independent checker (checker.py, a process of its own, reading only the writer's
+    and the sampler's files and the databases): acknowledged, rows, lost, duplicates, double_primary_samples,
+    primaries, problems (empty when every check holds)."""
+    request = {"dsns": {n.name: cluster.dsn(n) for n in cluster.nodes}, "acks": writer.ack_path,
+               "samples": sampler.path}
+    proc = subprocess.run([sys.executable, CHECKER], input=json.dumps(request), capture_output=True, text=True,
+                          timeout=600, check=False)
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        raise RuntimeError("the checker failed (rc=%d): %s" % (proc.returncode, proc.stderr[-2000:])) from None
+
+
+def assert_no_loss(cluster: Cluster, writer: Writer, sampler: Sampler) -> Dict[str, object]:
+    """Once there is a single primary, the checker's verdict must hold no problem: no acknowledged row lost,
+    never two primaries."""
+    wait_for("a single primary", cluster.primary, 60, 0.2)
+    verdict = check(cluster, writer, sampler)
+    assert verdict["problems"] == [], verdict
+    return verdict
 
 
 def save_logs(lab: Cluster, log_dir: str) -> None:

@@ -1,10 +1,17 @@
 """pgtwin on a real two-node Pacemaker cluster: failover, switchover, rejoin, the sync record, ocf-tester.
-Every test runs in both modes of the agent (the ``cluster`` fixture is parametrized): PostgreSQL from the
-node's packages, and PostgreSQL in a container on the node's Btrfs subvolume (seed 004).
+The tests run in both modes of the agent (the ``cluster`` fixture is parametrized): PostgreSQL from the
+node's packages, and PostgreSQL in a container on the node's Btrfs subvolume (seed 004); the few that test
+what the mode does not touch (the fencing device's update) run in host mode only, and the node kill with
+fence_dummy runs in host mode only because test_pgtwin_partition.py kills nodes in both modes under a fencing
+device that really powers them off and on.
 
 Each failure scenario runs with a writer that records every acknowledged commit and a sampler that asks both
-nodes for their role every 0.2 s; every scenario asserts zero lost acknowledged rows and never two primaries.
-PGTWIN_HA_KILL_CYCLES sets the number of kill -9 cycles (default 20, the issue's CI requirement)."""
+nodes for their role every 0.2 s; after it, the independent checker (checker.py, a process of its own) proves
+from their files and the databases that no acknowledged row was lost and there never
+were two primaries.
+PGTWIN_HA_KILL_CYCLES sets the number of kill -9 cycles: by default 10 in host mode and 5 in container mode
+(`make test` runs a short version within CI's 90 minutes; benchmarks/failover runs 100 cycles; issue 7 asked for 20
+in CI, which the time limit no longer allows)."""
 import json
 import os
 import secrets
@@ -14,19 +21,11 @@ import time
 import pytest
 
 import harness
-from harness import missing_rows, wait_for
+from harness import assert_no_loss, wait_for
 
-KILL_CYCLES = int(os.environ.get("PGTWIN_HA_KILL_CYCLES", "20"))
+KILL_CYCLES = {mode: int(os.environ.get("PGTWIN_HA_KILL_CYCLES", default))
+               for mode, default in (("host", "10"), ("container", "5"))}
 FAILOVER_LIMIT = 30.0  # seconds; the measured times are printed, this only catches a stuck cluster
-
-
-def assert_no_loss(cluster, writer, sampler):
-    primary = wait_for("a single primary", cluster.primary, 60, 0.2)
-    acked = writer.acked_numbers()
-    assert acked, "the writer never committed"
-    assert missing_rows(cluster, primary, acked) == [], "acknowledged rows lost"
-    assert sampler.double_primary == [], "two primaries seen at %s" % sampler.double_primary
-    assert sampler.rounds > 0
 
 
 def failover(cluster, writer, kill):
@@ -42,7 +41,10 @@ def failover(cluster, writer, kill):
     wait_for("a commit through the VIP", lambda: writer.first_ack_after(began, address=cluster.vip),
              FAILOVER_LIMIT, 0.05)
     vip_seconds = writer.first_ack_after(began, address=cluster.vip) - began
-    assert cluster.vip_node() == standby.name and cluster.address_role(cluster.vip) == "primary"
+    # The address answers as soon as IPaddr2 has added it, before its start operation (gratuitous ARPs) has
+    # returned and Pacemaker shows the VIP active: wait for Pacemaker's view too.
+    wait_for("Pacemaker's view of the VIP on the new primary", lambda: cluster.vip_node() == standby.name, 30, 0.2)
+    assert cluster.address_role(cluster.vip) == "primary"
     return old, standby, seconds, vip_seconds
 
 
@@ -62,6 +64,7 @@ def test_cluster_up_with_sync_standby(cluster):
 
 def test_fencing_device_is_updated_in_place(cluster):
     """A changed fencing parameter is applied to the existing device by cluster.yml, and changed back."""
+    host_only(cluster)
     query = "cibadmin --query --scope resources --xpath \"//primitive[@id='fencing']\""
     assert "pcmk_reboot_timeout" not in cluster.live_node().sh(query)
     names = " ".join(n.name for n in cluster.nodes)
@@ -177,7 +180,7 @@ def test_kill9_postgres_cycles(cluster, load):
     """kill -9 of the primary's postmaster: the standby takes over; the old primary rejoins via pg_rewind."""
     writer, sampler = load
     times, vip_times = [], []
-    for _cycle in range(KILL_CYCLES):
+    for _cycle in range(KILL_CYCLES[cluster.mode]):
         old, new, seconds, vip_seconds = failover(cluster, writer, cluster.kill_postgres)
         times.append(seconds)
         vip_times.append(vip_seconds)
@@ -190,8 +193,22 @@ def test_kill9_postgres_cycles(cluster, load):
                                                  statistics.median(vip_times), max(vip_times), len(writer.acked)))
 
 
+def test_kill9_old_primary_rejoins_by_itself(cluster, load):
+    """kill -9 of the primary's postmaster and nothing done by hand: once the failure expires
+    (failure-timeout 60 s, checked every cluster-recheck-interval, 30 s) Pacemaker starts the old primary
+    again, which rewinds and becomes the sync standby."""
+    writer, sampler = load
+    old, new, seconds, _vip = failover(cluster, writer, cluster.kill_postgres)
+    began = time.monotonic()
+    assert cluster.rejoin(200, cleanup=False) == (new, old)
+    print("\n%s mode, kill -9 without cleanup: failover %.2f s, back as sync standby after %.0f s more"
+          % (cluster.mode, seconds, time.monotonic() - began))
+    assert_no_loss(cluster, writer, sampler)
+
+
 def test_node_kill_failover_and_rejoin(cluster, load):
     """podman kill of the primary's node: fencing (fence_dummy), promotion; the node restarts and rejoins."""
+    host_only(cluster)
     writer, sampler = load
     old, new, seconds, vip_seconds = failover(cluster, writer, lambda node: harness.podman("kill", node.container))
     print("\npodman kill of the primary node: writes resumed after %.2f s (through the VIP: %.2f s)"
@@ -298,6 +315,12 @@ def container_only(cluster):
         pytest.skip("container mode only")
 
 
+def host_only(cluster):
+    if cluster.container_mode:
+        pytest.skip("host mode only: what it tests does not depend on the mode, or test_pgtwin_partition.py "
+                    "covers it in container mode")
+
+
 def test_container_mode_layout(cluster):
     """Each node runs PostgreSQL in its own container from poststack's image, on the host network, as
     999:999, with the data in the node's Btrfs subvolume; no password in the container's definition."""
@@ -328,3 +351,32 @@ def test_container_killed_or_removed_under_pacemaker(cluster, load, how):
     print("\npodman %s of the primary's container: writes resumed after %.2f s" % (how, seconds))
     assert cluster.rejoin() == (new, old)
     assert_no_loss(cluster, writer, sampler)
+
+
+def test_full_data_subvolume(cluster, load):
+    """The primary's subvolume runs out of space (a qgroup limit just above its use, then a file filling it):
+    PostgreSQL cannot write WAL and stops; the standby takes over with every acknowledged row. Once the
+    space is freed, the old primary rejoins by itself (no cleanup)."""
+    container_only(cluster)
+    writer, sampler = load
+    old, standby = wait_for("a healthy pair", cluster.healthy, 120, 0.5)
+    mount = "/var/lib/pgtwin"
+    subvolume = "%s/@postgres-%s" % (mount, old.name)
+    old.sh("btrfs quota enable %s && btrfs quota rescan -w %s >/dev/null" % (mount, mount))
+    used = int(old.sh("btrfs qgroup show -r --raw -f %s | tail -1" % subvolume).split()[1])
+    old.sh("btrfs qgroup limit %d %s" % (used + 64 * 1024 * 1024, subvolume))
+    began = time.monotonic()
+    try:
+        old.sh("dd if=/dev/zero of=%s/filler bs=1M count=256 conv=fsync status=none" % subvolume, check=False)
+        wait_for("a commit on the new primary", lambda: writer.first_ack_after(began, standby), 120, 0.05)
+        seconds = writer.first_ack_after(began, standby) - began
+        postgres_log = old.sh("cat /var/lib/pgtwin/pgtwin-postgresql.log")
+        assert "Disk quota exceeded" in postgres_log or "No space left" in postgres_log, postgres_log[-2000:]
+    finally:
+        old.sh("rm -f %s/filler; btrfs qgroup limit none %s; btrfs quota disable %s" % (subvolume, subvolume, mount),
+               check=False)
+    freed = time.monotonic()
+    assert cluster.rejoin(240, cleanup=False) == (standby, old)
+    assert_no_loss(cluster, writer, sampler)
+    print("\n%s mode, the primary's subvolume full: writes resumed on the standby after %.2f s; the old primary "
+          "back %.0f s after the space was freed" % (cluster.mode, seconds, time.monotonic() - freed))

@@ -71,6 +71,8 @@ def ansible_playbook(*args: str, env: Optional[Dict[str, str]] = None) -> Playbo
 
 def run_argv(argv: List[str], env: Optional[Dict[str, str]] = None) -> PlaybookRun:
     run_env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_NOCOLOR="1")
+    if "inventories/local" in argv:  # the demo (tests/conftest.py gives every other run an empty project)
+        run_env["POSTSTACK_PROJECT_DIR"] = os.path.join(ROOT, "examples", "project")
     run_env.update(env or {})
     proc = subprocess.run(argv, capture_output=True, text=True, env=run_env, cwd=ROOT, check=False)
     try:

@@ -118,9 +118,12 @@ fi
 
 # --- role, database, password ---------------------------------------------------------------------------------
 if [ "$fresh" = true ] || [ -n "$POSTGRES_PASSWORD" ]; then
-  pg_ctl -D "$PGDATA" -w -t 60 -l "$PGDATA/startup.log" \
+  # The temporary server logs outside the data directory: when that filesystem is full, its reason ("No space
+  # left on device") must still reach the container's log.
+  startup_log="${TMPDIR:-/tmp}/poststack-startup.log"
+  pg_ctl -D "$PGDATA" -w -t 60 -l "$startup_log" \
     -o "-c listen_addresses='' -c log_statement=none -c unix_socket_directories=/var/run/postgresql" start >/dev/null \
-    || { cat "$PGDATA/startup.log" >&2; die "the temporary server did not start (log above)"; }
+    || { cat "$startup_log" >&2; die "the temporary server did not start (log above)"; }
   stop_temp() { pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null || true; }
   trap stop_temp EXIT
   if [ "$fresh" = true ]; then
@@ -132,7 +135,7 @@ if [ "$fresh" = true ] || [ -n "$POSTGRES_PASSWORD" ]; then
   fi
   stop_temp
   trap - EXIT
-  rm -f "$PGDATA/startup.log"
+  rm -f "$startup_log"
 fi
 
 unset POSTGRES_PASSWORD POSTGRES_HBA_RULES

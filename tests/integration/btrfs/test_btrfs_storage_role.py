@@ -110,3 +110,37 @@ def test_role_uses_a_directory_of_a_btrfs_mounted_above(pool):
     root = os.path.join(mountpoint, "@postgres-psql1")
     assert os.lstat(root).st_ino == 256 and mode_of(os.path.join(root, "data")) == (999, 999, 0o700)
     assert subprocess.run(["findmnt", "--mountpoint", mountpoint], check=False).returncode == 1
+
+
+def test_role_refuses_a_mount_point_that_holds_files(lab, tmp_path):
+    """Mounting over files would hide them (a host-mode pgtwin state directory): refused before the loop file,
+    the fstab entry or the filesystem are made; the files stay as they were."""
+    mountpoint = lab["btrfs_storage_mountpoint"]
+    os.makedirs(os.path.join(mountpoint, "data"))
+    with open(os.path.join(mountpoint, "data", "PG_VERSION"), "w", encoding="ascii") as handle:
+        handle.write("15\n")
+    fstab_before = (tmp_path / "fstab").read_text()
+    run = run_playbook(role_play(**lab))
+    assert run.rc != 0 and run.changed == 0
+    failed = [t["hosts"]["localhost"] for t in run.tasks if t["hosts"]["localhost"].get("failed")]
+    assert len(failed) == 1
+    assert "%s is not empty (data): mounting Btrfs there would hide it" % mountpoint in failed[0]["msg"]
+    assert "Nothing was made or mounted" in failed[0]["msg"]
+    assert not os.path.exists(lab["btrfs_storage_loop_file"])
+    assert (tmp_path / "fstab").read_text() == fstab_before
+    assert os.listdir(mountpoint) == ["data"] and os.listdir(os.path.join(mountpoint, "data")) == ["PG_VERSION"]
+
+
+def test_role_never_destroys_another_filesystem_when_force_is_the_string_false(lab):
+    """A loop file that holds ext4 is refused; btrfs_storage_force given as the string "false" (what
+    `-e btrfs_storage_force=false` passes) counts as false, and the ext4 is still there."""
+    image = lab["btrfs_storage_loop_file"]
+    os.makedirs(os.path.dirname(image))
+    subprocess.run(["truncate", "-s", "256M", image], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True)
+    run = run_playbook(role_play(**dict(lab, btrfs_storage_force="false", btrfs_storage_fstab="false")))
+    assert run.rc != 0
+    failed = [t["hosts"]["localhost"] for t in run.tasks if t["hosts"]["localhost"].get("failed")]
+    assert len(failed) == 1 and "btrfs_storage_force=true to destroy it" in failed[0]["msg"], failed
+    probe = subprocess.run(["blkid", "-o", "value", "-s", "TYPE", image], capture_output=True, text=True, check=False)
+    assert probe.stdout.strip() == "ext4"

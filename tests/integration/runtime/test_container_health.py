@@ -57,6 +57,28 @@ def test_healthy_container_that_reaches_the_database_passes(project):
     assert again.rc == 0 and again.changed == 0
 
 
+def test_a_rebuilt_image_replaces_the_running_container(project):
+    """A forced --no-cache rebuild (containers.yml -e project_containers_force=true -e project_containers_no_cache=true)
+    makes a new image: the running container is recreated on it, and the next run changes nothing."""
+    entry = {"name": "app", "env": {"HEALTH": "ok"}}
+    assert stack(project, entry).rc == 0
+
+    def container_image():
+        return podman("container", "inspect", "--format", "{{.Image}}", f"{project.name}-app").stdout.strip()
+
+    def image_id():
+        return podman("image", "inspect", "--format", "{{.Id}}", f"localhost/{project.name}/app:latest").stdout.strip()
+
+    before = container_image()
+    assert before == image_id()
+    rebuilt = stack(project, entry, project_containers_force=True, project_containers_no_cache=True)
+    assert rebuilt.rc == 0, rebuilt.stdout[-3000:]
+    assert image_id() != before, "the forced rebuild made no new image"
+    assert container_image() == image_id(), "the container still runs the old image"
+    again = stack(project, entry)
+    assert again.rc == 0 and again.changed == 0
+
+
 def test_unhealthy_container_fails_the_run_with_its_name_and_output(project):
     run = stack(project, {"name": "app", "env": {"HEALTH": "broken"}})
     assert run.rc != 0
@@ -79,11 +101,17 @@ def test_container_that_cannot_reach_its_database_fails_the_run(project):
 
 
 def test_container_that_exits_fails_the_run(project):
-    run = stack(project, {"name": "app", "env": {"HEALTH": "ok"}, "command": ["sh", "-c", "exit 7"],
-                          "restart_policy": "no"})
+    # It prints its database password (as careless apps do) and the reason it stops: the error quotes the end of
+    # its log with the password masked.
+    run = stack(project, {"name": "app", "env": {"HEALTH": "ok"}, "restart_policy": "no",
+                          "command": ["sh", "-c", 'echo "connecting as $DB_USER with $DB_PASS"; echo "cannot open the'
+                                                  ' upload directory" >&2; exit 7']})
     assert run.rc != 0
     result = run.results(HEALTH_TASK)
-    assert f"container {project.name}-app is exited (exit code 7); see `podman logs {project.name}-app`" in result["msg"]
+    assert (f"container {project.name}-app is exited (exit code 7; `podman logs {project.name}-app` shows its log); "
+            "the end of its log: connecting as ") in result["msg"]
+    assert " with ********" in result["msg"] and "cannot open the upload directory" in result["msg"]
+    assert project.password not in run.stdout
 
 
 def verbose_run(project, run_entry):

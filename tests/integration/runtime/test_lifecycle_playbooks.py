@@ -44,6 +44,7 @@ def test_status_stop_remove(project):
 
     kept = playbook("remove", project)
     assert kept.rc == 0 and podman("container", "exists", project.container, check=False).returncode == 1
+    assert podman("network", "exists", f"{project.name}-net", check=False).returncode == 1
     assert podman("volume", "exists", f"{project.container}-data", check=False).returncode == 0
 
     start(project)  # same volume: the data is back
@@ -55,3 +56,27 @@ def test_status_stop_remove(project):
     assert gone.rc == 0, gone.stdout[-3000:]
     assert podman("container", "exists", project.container, check=False).returncode == 1
     assert podman("volume", "exists", f"{project.container}-data", check=False).returncode == 1
+    # the whole project went: its network too (what the role made for it)
+    assert podman("network", "exists", f"{project.name}-net", check=False).returncode == 1
+    assert playbook("remove", project).changed == 0
+
+
+def test_status_and_clean_keep_to_the_project(project, other_project):
+    """status.yml and clean.yml act on the current project (-e status_all=true lists every project)."""
+    start(project)
+    start(other_project)
+    podman("stop", "-t", "5", other_project.container)
+
+    own = playbook("status", project).results("Print the status table")["msg"]
+    assert project.container in own and other_project.container not in own
+    every = playbook("status", project, status_all=True).results("Print the status table")["msg"]
+    assert project.container in every and other_project.container in every
+
+    cleaned = playbook("clean", project)
+    assert cleaned.rc == 0, cleaned.stdout[-3000:]
+    assert podman("container", "exists", other_project.container, check=False).returncode == 0, \
+        "clean.yml of one project removed another project's stopped container"
+    # (clean_all=true is not run here: it would remove every stopped poststack container of this machine)
+    cleaned = playbook("clean", other_project)
+    assert cleaned.rc == 0 and podman("container", "exists", other_project.container, check=False).returncode == 1
+    assert podman("volume", "exists", f"{other_project.container}-data", check=False).returncode == 0

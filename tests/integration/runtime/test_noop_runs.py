@@ -90,7 +90,14 @@ def test_postgres_noop_fails_when_the_database_refuses_the_password(project):
            "-c", "ALTER ROLE poststack PASSWORD 'not-the-one-in-the-file'")
     broken = run_playbook(role_play("postgres", postgres_wait_timeout=2), extra_vars=project.vars())
     assert broken.rc != 0 and broken.changed == 0
-    assert result(broken, "Log in over TCP with the password").get("failed")
+    assert result(broken, "Log in over TCP with the password").get("is_available") is False
+    # The error says which login failed and why, in PostgreSQL's words, and that the container itself is fine.
+    message = result(broken, "Say what is wrong")["msg"]
+    assert message.startswith(f"PostgreSQL in container {project.container} does not take the password login as "
+                              f"poststack over TCP on port {project.port} ("), message
+    assert "password authentication failed" in message, message
+    assert "the container runs and its health check passes" in message, message
+    assert project.password not in broken.stdout
 
 
 def test_runtime_info_finds_existing_volumes_and_networks(project):
@@ -101,7 +108,7 @@ def test_runtime_info_finds_existing_volumes_and_networks(project):
     podman("network", "create", "--opt", "isolate=true", network)
     volumes = find_resources(runtime, "volume", [volume, f"{project.name}-missing"])
     assert volumes == {volume: {"name": volume, "driver": "local", "labels": {"io.poststack.project": project.name},
-                                "options": {}}}
+                                "options": {}, "project": project.name, "component": ""}}
     podman("network", "create", "--disable-dns", f"{project.name}-nodns")
     try:
         networks = find_resources(runtime, "network", [network, f"{project.name}-nodns"])

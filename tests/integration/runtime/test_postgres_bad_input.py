@@ -3,6 +3,7 @@ PostgreSQL's or the runtime's reason), and afterwards the same container still r
 same configuration files (real podman, real PostgreSQL)."""
 import hashlib
 import os
+import subprocess
 
 import psycopg
 import pytest
@@ -66,6 +67,10 @@ CASES = [
      'shared_buffers = lots: invalid value for parameter "shared_buffers": "lots"'),
     ({"postgres_hba_cidrs": ["notacidr"]}, "postgres_hba_cidrs entry 'notacidr' is not a network address"),
     ({"postgres_settings": {"bad name": 1}}, "setting name 'bad name' is not a PostgreSQL parameter name"),
+    # postgres -C does not load libraries: the image is searched for them (the next start would fail).
+    ({"postgres_settings": {"shared_preload_libraries": "pg_stat_statements,no_such_lib"}},
+     "shared_preload_libraries = pg_stat_statements,no_such_lib: library no_such_lib is not in image "
+     "localhost/poststack/postgres-debian:latest, and PostgreSQL would not start without it"),
     ({"postgres_image": "localhost/poststack/no-such-image:1"},
      "postgres_image 'localhost/poststack/no-such-image:1' does not exist on this host: build it first"),
 ]
@@ -92,6 +97,54 @@ def test_good_change_after_refusals_still_applies(server):
         assert conn.execute("SHOW work_mem").fetchone() == ("8MB",)
 
 
+def test_a_replacement_that_does_not_come_up_brings_the_old_container_back(server):
+    """A value that PostgreSQL parses but cannot start with (100GB of shared buffers on a 24 GB host) needs a new
+    container: the old one is set aside, and when the new one does not come up the old one runs again, the same
+    container with the same data and files, and the error has the server's reason."""
+    before = snapshot(server)
+    run = run_playbook(ROLE, extra_vars=server.vars(postgres_shared_buffers="100GB", postgres_wait_timeout=15))
+    assert run.rc != 0
+    message = run.results("poststack.core.postgres : Say that the new configuration did not come up and the old "
+                          "container runs again")["msg"]
+    assert message.startswith(f"The new configuration of {server.container} did not come up, so the container that "
+                              "ran before runs again with its settings and data, unchanged"), message
+    assert f"PostgreSQL in container {server.container} did not come up" in message
+    assert "could not map anonymous shared memory" in message, message
+    assert server.password not in run.stdout
+    assert snapshot(server) == before
+    assert podman("container", "exists", f"{server.container}-previous", check=False).returncode == 1
+    # A change that does come up replaces the container: new container, same data, nothing set aside; then no-op.
+    changed = run_playbook(ROLE, extra_vars=server.vars(postgres_work_mem="8MB"))
+    assert changed.rc == 0 and changed.changed > 0, changed.stdout[-3000:]
+    after = snapshot(server)
+    assert after[0] != before[0] and after[0].endswith(" running") and after[1] == before[1]
+    assert podman("container", "exists", f"{server.container}-previous", check=False).returncode == 1
+    with connect(server) as conn:
+        assert conn.execute("SHOW work_mem").fetchone() == ("8MB",)
+    again = run_playbook(ROLE, extra_vars=server.vars(postgres_work_mem="8MB"))
+    changed_tasks = [t["task"]["name"] for t in again.tasks if t["hosts"]["localhost"].get("changed")]
+    assert again.rc == 0 and again.changed == 0, changed_tasks
+
+
+def test_settings_that_postgresql_cannot_start_with_are_taken_back(server):
+    """postgres_settings needing a restart that PostgreSQL parses but cannot start with: the previous
+    conf.d/10-poststack.conf is put back, the server runs with it again, and the error has the server's reason."""
+    converged = run_playbook(ROLE, extra_vars=server.vars())  # whatever the tests before left: the defaults
+    assert converged.rc == 0, converged.stdout[-3000:]
+    before = snapshot(server)
+    run = run_playbook(ROLE, extra_vars=server.vars(postgres_settings={"shared_buffers": "100GB"},
+                                                    postgres_wait_timeout=15))
+    assert run.rc != 0
+    message = run.results("poststack.core.postgres : Say that PostgreSQL did not start with the new settings and "
+                          "runs with the previous ones")["msg"]
+    assert message.startswith(f"PostgreSQL in {server.container} did not start with the new settings, so the "
+                              "previous conf.d/10-poststack.conf was put back and it runs with that again"), message
+    assert "could not map anonymous shared memory" in message, message
+    after = snapshot(server)
+    # The same container runs (restarted twice: with the new settings, then the previous), same data, same files.
+    assert after == before
+
+
 def test_foreign_container_with_the_same_name_is_left_alone(tmp_path):
     project = Project(tmp_path)
     base = os.environ.get("POSTSTACK_BASE_IMAGE", "localhost/debian:bookworm-slim")
@@ -111,6 +164,33 @@ def test_foreign_container_with_the_same_name_is_left_alone(tmp_path):
         assert podman("inspect", "-f", "{{.Id}} {{.State.Status}}", project.container).stdout == before
     finally:
         podman("rm", "-f", "-t", "0", project.container, check=False)
+        project.cleanup()
+
+
+@pytest.mark.parametrize("state", ["started", "absent"])
+def test_a_volume_of_the_roles_name_that_poststack_did_not_make_is_left_alone_with_its_data(tmp_path, state):
+    """podman_volume deletes and re-creates a volume whose labels differ, data and all; the role never lets it."""
+    project = Project(tmp_path)
+    volume = f"{project.container}-data"
+    podman("volume", "create", "--label", "owner=someone-else", volume)
+    try:
+        mountpoint = podman("volume", "inspect", "-f", "{{.Mountpoint}}", volume).stdout.strip()
+        with open(os.path.join(mountpoint, "precious"), "w", encoding="utf-8") as handle:
+            handle.write("theirs")
+        created = podman("volume", "inspect", "-f", "{{.CreatedAt}}", volume).stdout
+        run = run_playbook(ROLE, extra_vars=project.vars(postgres_state=state, postgres_remove_volumes=True))
+        assert run.rc != 0 and run.changed == 0
+        message = run.results("poststack.core.postgres : Refuse volumes of the role's names that poststack did not "
+                              "make for this project (their data is left alone)")["msg"]
+        assert message.startswith(f"Volume {volume} exists but poststack did not create it for project {project.name} "
+                                  "(its labels io.poststack.project=(none), io.poststack.component=(none)). It is left "
+                                  "alone with its data and nothing was changed."), message
+        assert podman("volume", "inspect", "-f", "{{.CreatedAt}}", volume).stdout == created
+        with open(os.path.join(mountpoint, "precious"), encoding="utf-8") as handle:
+            assert handle.read() == "theirs"
+        assert podman("container", "exists", project.container, check=False).returncode == 1
+    finally:
+        podman("volume", "rm", "-f", volume, check=False)
         project.cleanup()
 
 
@@ -147,3 +227,35 @@ def test_check_mode_on_a_new_project_says_what_would_change_and_creates_nothing(
         assert not os.path.exists(f"/var/lib/poststack/{project.container}")
     finally:
         project.cleanup()
+
+
+def test_a_restart_on_a_full_disk_fails_with_the_servers_own_reason(tmp_path):
+    """Not bad input but the same promise: when PostgreSQL does not come up, the error says why in the server's
+    words (here: its data directory's filesystem is full), not 'Unknown error.' or 'non-zero return code'."""
+    project = Project(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", str(data)], check=True)
+    try:
+        first = run_playbook(ROLE, extra_vars=project.vars(postgres_data_path=str(data / "pg"), postgres_wait_timeout=20))
+        assert first.rc == 0, first.stdout[-3000:]
+        stopped = run_playbook(ROLE, extra_vars=project.vars(postgres_data_path=str(data / "pg"), postgres_state="stopped"))
+        assert stopped.rc == 0, stopped.stdout[-3000:]
+        filler = subprocess.run(["dd", "if=/dev/zero", f"of={data}/filler", "bs=1M"], capture_output=True, text=True, check=False)
+        assert "No space left on device" in filler.stderr
+        run = run_playbook(ROLE, extra_vars=project.vars(postgres_data_path=str(data / "pg"), postgres_wait_timeout=20))
+        assert run.rc != 0
+        failed = [t for t in run.tasks if t["hosts"]["localhost"].get("failed")]
+        message = failed[-1]["hosts"]["localhost"]["msg"]
+        assert message.startswith(f"PostgreSQL in container {project.container} did not come up"), message
+        assert "No space left on device" in message, message
+        assert project.password not in run.stdout
+        # Space freed: the next run brings it back, with the data.
+        os.unlink(data / "filler")
+        again = run_playbook(ROLE, extra_vars=project.vars(postgres_data_path=str(data / "pg"), postgres_wait_timeout=30))
+        assert again.rc == 0, again.stdout[-3000:]
+        with connect(project) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        project.cleanup()
+        subprocess.run(["umount", "-l", str(data)], check=False)

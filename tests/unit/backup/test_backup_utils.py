@@ -370,3 +370,65 @@ def test_pipeline_to_file_hashes_what_it_writes_and_reports_failures(tmp_path):
     with pytest.raises(bk.BackupError, match=r"sh -c .* failed \(rc=3\): boom"):
         executor.pipeline_to_file([["sh", "-c", "echo boom >&2; exit 3"], ["cat"]], target)
     assert [step.rc for step in executor.steps][-2:] == [3, 0]
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"keep_count": -1}, "keep_count -1 is negative: give 0 (no limit) or more; nothing was changed"),
+    ({"keep_days": -0.5}, "keep_days -0.5 is negative"),
+    ({"compression": 10}, "compression must be between 0 and 9, not 10; nothing was changed"),
+    ({"prefix": "../up_"}, "prefix '../up_' is not usable in a file name"),
+    ({"prefix": ".hidden_"}, "prefix '.hidden_' is not usable in a file name"),
+    ({"database": "a/b"}, "database 'a/b' holds a '/'"),
+    ({"encryption": "age", "age_recipients": ["not-a-key"]}, "age_recipients[0] 'not-a-key' is not an age public key"),
+])
+def test_bad_dump_settings_are_refused_before_anything_runs(changes, message):
+    settings = bk.DumpSettings(**dict({"container": "c", "database": "db"}, **changes))
+    with pytest.raises(bk.BackupError) as info:
+        settings.validate()
+    assert message in str(info.value)
+
+
+def test_an_age_secret_key_given_as_recipient_is_refused_without_echoing_it():
+    secret = "AGE-SECRET-KEY-1" + "Q" * 58
+    with pytest.raises(bk.BackupError) as info:
+        bk.DumpSettings(container="c", database="db", encryption="age", age_recipients=[secret]).validate()
+    assert "age_recipients[0] is an age secret key" in str(info.value) and secret not in str(info.value)
+
+
+def test_good_recipients_and_prefixes_pass():
+    bk.DumpSettings(container="c", database="db", prefix="nightly-1.", encryption="age",
+                    age_recipients=["age1" + "q" * 58, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 me@host"]).validate()
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"target": "x" * 64}, "is 64 bytes long; PostgreSQL names have at most 63 bytes"),
+    ({"target": "template1"}, "target 'template1' is a maintenance database"),
+    ({"target": "app", "compare_with": "app"}, "compare_with 'app' is the target itself"),
+    ({"target": ""}, "target is empty"),
+])
+def test_bad_restore_names_are_refused(changes, message):
+    settings = bk.RestoreSettings(container="c", **changes)
+    with pytest.raises(bk.BackupError) as info:
+        bk.check_restore_names(settings)
+    assert message in str(info.value)
+    bk.check_restore_names(bk.RestoreSettings(container="c", target="x" * 63, compare_with="app"))
+
+
+def test_key_check_tells_the_right_passphrase_from_a_wrong_one():
+    check = bk.key_check("correct horse")
+    assert "correct horse" not in check
+    assert check.startswith(f"pbkdf2-sha256${bk.OPENSSL_ITERATIONS}$")
+    assert bk.key_matches("correct horse", check) is True
+    assert bk.key_matches("correct horsE", check) is False
+    assert bk.key_check("correct horse") != check  # salted
+
+
+@pytest.mark.parametrize("check", ["", "pbkdf2-sha256$x$00$00", "md5$1$00$00", "pbkdf2-sha256$1$zz$00", "a$b"])
+def test_key_check_unknown_or_damaged_means_no_answer(check):
+    assert bk.key_matches("anything", check) is None
+
+
+def test_old_manifest_without_key_check_reads():
+    data = {"name": "app-20261125T120000Z", "database": "app", "format": "custom", "path": "x.dump.enc",
+            "created_at": "2026-11-25T12:00:00Z", "size": 1, "sha256": "00", "encryption": "openssl"}
+    assert bk.Manifest.from_dict(data).key_check == ""

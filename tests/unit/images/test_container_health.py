@@ -133,11 +133,39 @@ def test_not_healthy_within_the_timeout():
 
 @pytest.mark.parametrize("doc, problem", [
     (None, "container demo-web does not exist"),
-    (inspect_doc(status="exited", exit_code=2), "container demo-web is exited (exit code 2); see `podman logs demo-web`"),
+    (inspect_doc(status="exited", exit_code=2),
+     "container demo-web is exited (exit code 2; `podman logs demo-web` shows its log)"),
 ])
 def test_missing_or_stopped_containers_fail_at_once(doc, problem):
     report, clock = wait_clocked(ScriptedRuntime([doc]))
     assert not report["ok"] and report["problem"] == problem and clock.now == 0
+
+
+class LoggingRuntime(ScriptedRuntime):
+    """Also answers `logs --tail N`: the app printed its password on stdout and the reason on stderr."""
+
+    def run(self, args, check=True, timeout=None, stdin=None):
+        if args[0] == "logs":
+            self.calls.append(list(args))
+            return CommandResult(args, 0, "connecting with s3cret\n", "FATAL: No space left on device\n")
+        return super().run(args, check, timeout, stdin)
+
+
+def test_a_stopped_container_names_the_end_of_its_log_with_secrets_masked():
+    runtime = LoggingRuntime([inspect_doc(status="exited", exit_code=1)])
+    report = ch.wait_healthy(runtime, "demo-web", 60, ["s3cret"], log_lines=5)
+    assert report["problem"] == ("container demo-web is exited (exit code 1; `podman logs demo-web` shows its log); "
+                                 "the end of its log: connecting with ********\nFATAL: No space left on device")
+    assert report["log"] == "connecting with ********\nFATAL: No space left on device"
+    assert ["logs", "--tail", "5", "demo-web"] in runtime.calls
+
+
+def test_the_log_is_not_read_when_all_is_well_or_not_asked_for():
+    healthy = LoggingRuntime([inspect_doc(health="healthy")])
+    assert ch.wait_healthy(healthy, "demo-web", 60, log_lines=5)["ok"]
+    stopped = LoggingRuntime([inspect_doc(status="exited")])
+    assert "log" not in ch.wait_healthy(stopped, "demo-web", 60)
+    assert not [c for c in healthy.calls + stopped.calls if c[0] == "logs"]
 
 
 def test_container_without_health_check_only_has_to_run():

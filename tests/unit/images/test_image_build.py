@@ -207,3 +207,34 @@ def test_log_tail(tmp_path):
     path = write(tmp_path, "build.log", "\n".join(f"line {i}" for i in range(100)))
     assert ib.log_tail(path, 3) == "line 97\nline 98\nline 99"
     assert ib.log_tail(str(tmp_path / "missing.log")) == ""
+
+
+def test_excluded_paths_leave_the_hash_and_the_build(tmp_path):
+    """project_containers excludes .env and logs: a changed log or password does not rebuild, and podman gets the
+    context's own ignore file with them appended (--ignorefile); a negation in the ignore file cannot bring them back."""
+    write(tmp_path, ".containerignore", "tmp\n!logs/keep\n")
+    write(tmp_path, "app.py", "print(1)\n")
+    write(tmp_path, ".env", "POSTSTACK_POSTGRES_PASSWORD=one\n")
+    (tmp_path / "logs").mkdir()
+    write(tmp_path, "logs/keep", "a\n")
+    ids = {"base:1": "sha-1"}
+    spec = make_spec(tmp_path, exclude=[".env", "logs"])
+    first = ib.compute_hash(spec, ids.get)
+    write(tmp_path, ".env", "POSTSTACK_POSTGRES_PASSWORD=two\n")
+    write(tmp_path, "logs/keep", "b\n")
+    assert ib.compute_hash(spec, ids.get).value == first.value
+    write(tmp_path, "app.py", "print(2)\n")
+    assert ib.compute_hash(spec, ids.get).value != first.value
+    # without excludes the same context hashes the .env (and earlier hashes of such specs stay what they were)
+    assert ib.compute_hash(make_spec(tmp_path), ids.get).value != ib.compute_hash(spec, ids.get).value
+    assert ib.combined_ignore(str(tmp_path), spec.exclude) == "tmp\n!logs/keep\n.env\nlogs\n"
+    command = ib.build_command("podman", spec, "h", ignore_file="/tmp/x.ignore")
+    assert command[3:5] == ["--ignorefile", "/tmp/x.ignore"]
+    assert "--ignorefile" not in ib.build_command("docker", spec, "h", ignore_file="/tmp/x.ignore")
+
+
+def test_exposed_names_what_docker_would_send(tmp_path):
+    write(tmp_path, ".env", "X=1\n")
+    assert ib.exposed(str(tmp_path), [".env", "logs"]) == [".env"]  # logs does not exist
+    write(tmp_path, ".dockerignore", ".env\n")
+    assert ib.exposed(str(tmp_path), [".env", "logs"]) == []

@@ -102,3 +102,44 @@ def test_where_the_check_runs():
     assert pc.postgres_command(Runtime(), "img", None) == [
         "run", "--rm", "--network", "none", "--no-healthcheck", "--pull=never", "--user", "postgres",
         "--entrypoint", "postgres", "img"]
+
+
+def test_preload_libraries_are_read_from_every_preload_setting():
+    assert pc.preload_libraries({"shared_preload_libraries": "pg_stat_statements, 'auto_explain' ",
+                                 "session_preload_libraries": "", "work_mem": "8MB"}) == {
+        "shared_preload_libraries": ["pg_stat_statements", "'auto_explain'"]}
+    assert pc.preload_libraries({"local_preload_libraries": '"$libdir/plugins/x"'}) == {
+        "local_preload_libraries": ["$libdir/plugins/x"]}
+    assert not pc.preload_libraries({"shared_preload_libraries": ""})
+
+
+@needs_postgres
+@pytest.mark.parametrize("setting, missing", [
+    ("pg_stat_statements", []),
+    ("pg_stat_statements,auto_explain.so", []),
+    ("$libdir/pg_stat_statements", []),
+    ("pg_stat_statements, no_such_lib", ["no_such_lib"]),
+    ("/nowhere/lib.so", ["/nowhere/lib.so"]),
+])
+def test_the_library_script_finds_what_the_postgres_install_lacks(setting, missing):
+    """The script against the host's PostgreSQL 15 install (the layout of the image: /usr/lib/postgresql/15)."""
+    class Shell(HostPostgres):
+        def run(self, args, check=True, timeout=None):  # pylint: disable=unused-argument
+            assert args[:3] == ["exec", "demo-postgres", "sh"]
+            env = dict(os.environ, PATH=os.path.dirname(POSTGRES) + ":" + os.environ["PATH"])
+            proc = subprocess.run(["sh", *args[3:]], capture_output=True, text=True, check=False, env=env)
+            return CommandResult(list(args), proc.returncode, proc.stdout, proc.stderr)
+
+    problems = pc.check_libraries(Shell(), "img", {"shared_preload_libraries": setting}, "demo-postgres")
+    assert problems == ["shared_preload_libraries = %s: library %s is not in image img, and PostgreSQL would not "
+                        "start without it; install it in the image or leave it out" % (setting, lib) for lib in missing]
+
+
+def test_library_check_command_in_a_throwaway_container():
+    class Runtime:
+        name = "podman"
+
+    argv = pc.library_command(Runtime(), "img", None, ["a", "b"])
+    assert argv[:10] == ["run", "--rm", "--network", "none", "--no-healthcheck", "--pull=never", "--user", "postgres",
+                         "--entrypoint", "sh"]
+    assert argv[10:13] == ["img", "-c", pc.LIBRARY_SCRIPT] and argv[13:] == ["sh", "a", "b"]

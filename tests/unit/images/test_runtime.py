@@ -88,3 +88,26 @@ def test_ports_in_use(tmp_path):
         busy = sock.getsockname()[1]
         assert rt.ports_in_use([busy], "127.0.0.1") == [busy]
     assert rt.ports_in_use([busy], "127.0.0.1") == []
+
+
+def fake_runtime(tmp_path, script):
+    binary = tmp_path / "podman"
+    binary.write_text("#!/bin/sh\n" + script)
+    binary.chmod(0o755)
+    return rt.ContainerRuntime(str(binary))
+
+
+def test_a_container_that_vanished_before_the_inspect_is_left_out(tmp_path):
+    """status.yml lists, then inspects: a container removed in between (another project's) is not an error."""
+    found = '[{"Name": "a-postgres", "Config": {"Labels": {"io.poststack.project": "a"}}, "State": {"Status": "running"}}]'
+    runtime = fake_runtime(tmp_path, "echo '%s'; echo 'Error: inspecting object: no such container b-web' >&2; "
+                                     "exit 125\n" % found)
+    assert [c["name"] for c in rt._inspect_containers(runtime, ["a-postgres", "b-web"])] == ["a-postgres"]
+    gone = fake_runtime(tmp_path, "echo '[]'; echo 'Error: no such container b-web' >&2; exit 125\n")
+    assert rt._inspect_containers(gone, ["b-web"]) == []
+
+
+def test_other_inspect_failures_are_errors(tmp_path):
+    runtime = fake_runtime(tmp_path, "echo 'Error: cannot open storage: permission denied' >&2; exit 125\n")
+    with pytest.raises(rt.RuntimeCommandError, match="permission denied"):
+        rt._inspect_containers(runtime, ["a-postgres"])

@@ -163,3 +163,46 @@ def test_cib_canonical_filter_ignores_ids_order_and_meta():
     assert canon(ours) != canon(ours.replace("fence_dummy", "fence_ipmilan"))
     assert canon(theirs, meta=True) != canon(ours, meta=True)
     assert canon("") == "" and canon("Call failed: No such device or address") == ""
+
+
+@pytest.mark.parametrize("changes, request_args, message", [
+    ({"name": "pg twin"}, {}, "name 'pg twin' is not a valid Pacemaker id"),
+    ({"clone_id": "9x"}, {}, "clone_id '9x' is not a valid Pacemaker id"),
+    ({"clone_meta": {"promotable": "false"}}, {}, "clone_meta promotable=false is refused"),
+    ({"operations": [{"name": "monitor", "interval": "soon", "timeout": "15s"}]}, {}, "interval 'soon' is not a duration"),
+    ({"operations": [{"name": "monitor", "interval": "2s", "timeout": "15s", "role": "Boss"}]}, {}, "role 'Boss'"),
+    ({"operations": [{"name": "stop", "timeout": "1s"}, {"name": "stop", "timeout": "2s"}]}, {}, "is given twice"),
+    ({"vip": cib.Vip("10.0.0.256")}, {}, "vip.ip '10.0.0.256' is not an IP address"),
+    ({"vip": cib.Vip("fd00::1", cidr_netmask="129")}, {}, "from 1 to 128"),
+    ({"vip": cib.Vip("10.0.0.1", nic="eth0 eth1")}, {}, "vip.nic 'eth0 eth1'"),
+    ({}, {"switchover_timeout": 0}, "switchover_timeout 0 must be 1 second or more"),
+    ({}, {"state": "absent", "promoted_node": "n1"}, "promoted_node n1 only applies to state=present"),
+])
+def test_requests_refused_before_pacemaker_name_the_problem(changes, request_args, message):
+    wanted = cib.Wanted(params=PARAMS, **changes)
+    arguments = dict({"state": "present", "promoted_node": None, "switchover_timeout": 120}, **request_args)
+    with pytest.raises(cib.CibError) as info:
+        cib.check_request(wanted, arguments["state"], arguments["promoted_node"], arguments["switchover_timeout"])
+    assert message in str(info.value) and "nothing was changed" in str(info.value)
+
+
+def test_the_default_request_passes():
+    cib.check_request(cib.Wanted(params=PARAMS, vip=cib.Vip("10.0.0.10", "24")), "present", "node1", 120)
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"replication_password": "s3cret"}, "params.replication_password looks like a secret"),
+    ({"node_list": ["a", "b"]}, "params.node_list is a list"),
+    ({"port": None}, "params.port is empty (null)"),
+    ({"bad key": "1"}, "attribute name 'bad key'"),
+])
+def test_attribute_values_must_be_scalars_and_never_secrets(values, message):
+    with pytest.raises(cib.CibError) as info:
+        cib.string_values("params", values)
+    assert message in str(info.value) and "s3cret" not in str(info.value)
+    assert cib.secret_values(values) == (["s3cret"] if "replication_password" in values else [])
+
+
+def test_attribute_values_become_strings_and_the_passfile_is_no_secret():
+    assert cib.string_values("params", {"port": 5432, "rep_passfile": "/p"}) == {"port": "5432", "rep_passfile": "/p"}
+    assert cib.secret_values({"rep_passfile": "/p"}) == []

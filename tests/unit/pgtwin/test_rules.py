@@ -149,6 +149,16 @@ class TestPrimaryPlanSync:
                           peer_cleanly_down=True)
         assert steps == [Step("peer_record", "STALE"), Step("ssn", "")]
 
+    def test_waits_for_fencing_only_without_standby_and_with_the_peer_unaccounted_for(self):
+        partitioned = view(current_ssn='"node2"', peer_in_partition=False, peer_cleanly_down=False)
+        assert rules.waits_for_fencing(partitioned, "sync", False)
+        assert not rules.waits_for_fencing(view(peer_in_partition=False, peer_cleanly_down=True), "sync", False)
+        assert not rules.waits_for_fencing(view(peer_in_partition=True), "sync", False)
+        streaming = view(replica=STREAMING_SYNC, peer_in_partition=False, peer_cleanly_down=False)
+        assert not rules.waits_for_fencing(streaming, "sync", False)
+        assert not rules.waits_for_fencing(partitioned, "sync", True), "strict never goes on alone anyway"
+        assert not rules.waits_for_fencing(partitioned, "async", False)
+
     def test_strict_never_clears(self):
         steps = self.plan(strict=True, current_ssn='"node2"', peer_record=Record("SYNC", 3))
         assert steps == []

@@ -186,6 +186,9 @@ class Agent:
             replica=replica, peer_record=peer_record, own_record=self.record(self.node),
             peer_in_partition=need_membership and self.cluster.peer_in_partition(self.peer.name),
             peer_cleanly_down=need_membership and self.cluster.peer_cleanly_down(self.peer.name))
+        if rules.waits_for_fencing(view, self.p.rep_mode, self.p.sync_strict):
+            self.log.warning("no standby streams and %s is neither in this partition nor known down: commits wait "
+                             "until fencing decides (synchronous_standby_names kept)" % self.peer.name)
         named = False
         for step in rules.plan_primary(view, self.peer.name, self.p.rep_mode, self.p.sync_strict,
                                        self.p.max_promotion_lag):
@@ -329,6 +332,11 @@ class Agent:
         # Records first: the peer no longer counts as in sync, and this node claims the next timeline before
         # it can acknowledge a single commit.
         self.cluster.set_record(self.peer.name, "STALE")
+        # A STALE peer is not promotable: tell Pacemaker now rather than at the peer's next monitor. A planned
+        # switchover clears its location constraint as soon as this node is promoted; with the peer's standby
+        # score still standing (and this node's primary score not yet through attrd) Pacemaker moved the role
+        # straight back to the peer, which then could not be promoted: no primary until failure-timeout.
+        self.cluster.set_score(self.peer.name, rules.NOT_PROMOTABLE_SCORE)
         self.cluster.set_record(self.node, str(Record("PRIMARY", local_tl + 1)))
         if self.p.rep_mode == "sync" and self.p.sync_strict:
             self.set_ssn(rules.wanted_ssn(self.peer.name))

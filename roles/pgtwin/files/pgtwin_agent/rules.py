@@ -208,15 +208,23 @@ def plan_primary(view: PrimaryView, peer_name: str, rep_mode: str, sync_strict: 
         elif _caught_up(view) and not peer_sync:
             steps.append(Step("peer_record", str(synced)))
         return steps
-    # No streaming standby. Going on alone is only safe once the peer cannot be promoted behind our back:
-    # it is in our partition (it sees the STALE record) or it is cleanly down (shut down or fenced).
-    if not (view.peer_in_partition or view.peer_cleanly_down):
+    if waits_for_fencing(view, rep_mode, sync_strict):
         return steps  # writes wait until fencing resolves the partition
     if view.peer_record is None or view.peer_record.kind != "STALE":
         steps.append(Step("peer_record", "STALE"))
     if view.current_ssn:
         steps.append(Step("ssn", ""))
     return steps
+
+
+def waits_for_fencing(view: PrimaryView, rep_mode: str, sync_strict: bool) -> bool:
+    """True while a sync-mode primary has no streaming standby and must not go on alone: going on alone is
+    only safe once the peer cannot be promoted behind its back, that is when the peer is in its partition (it
+    sees the STALE record) or cleanly down (shut down or fenced). Until fencing decides a partition, commits
+    wait (synchronous_standby_names stays)."""
+    streaming = view.replica is not None and view.replica.state == "streaming"
+    return (rep_mode == "sync" and not sync_strict and not streaming
+            and not (view.peer_in_partition or view.peer_cleanly_down))
 
 
 def _caught_up(view: PrimaryView) -> bool:
