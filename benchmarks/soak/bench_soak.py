@@ -25,7 +25,8 @@ class Watcher(threading.Thread):
     def __init__(self, cluster):
         super().__init__(daemon=True)
         self.cluster = cluster
-        self.seen = []  # (promoted node, primary's record)
+        self.seen = []  # (promoted node, primary's record), each time it changes
+        self.reads = 0  # complete observations: one promoted node and its record
         self.failures = set()
         self.lag_max = 0.0
         self.errors = 0
@@ -42,6 +43,8 @@ class Watcher(threading.Thread):
                 # a failover. A missing or second promoted node for longer than a read is seen as a change
                 # of the promoted node or of its timeline once it is over.
                 state = (promoted[0], record) if len(promoted) == 1 and record.startswith("PRIMARY:") else None
+                if state is not None:
+                    self.reads += 1
                 if state is not None and (not self.seen or self.seen[-1] != state):
                     self.seen.append(state)
                 for failure in status.iter("failure"):
@@ -124,8 +127,9 @@ def main():
             print("  %s: %s" % (mode, line))
         if result.get("error"):
             print("  %s: pgbench: %s" % (mode, result["error"]))
-        print("  %s: %d observations, %d reads failed" % (mode, len(watcher.seen), watcher.errors))
-        bad = bad or not match or watcher.failovers or result["fenced"] or result["history"] or watcher.failures
+        print("  %s: %d complete observations every 2 s, %d distinct primaries (node, timeline), %d reads failed"
+              % (mode, watcher.reads, len(watcher.seen), watcher.errors))
+        bad = bad or not match or not watcher.reads or watcher.failovers or result["fenced"] or result["history"] or watcher.failures
     return 1 if bad else 0
 
 
