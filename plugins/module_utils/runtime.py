@@ -389,6 +389,21 @@ def ports_in_use(ports: Sequence[int], bind_address: str = "0.0.0.0") -> List[in
     return busy
 
 
+def binds_unavailable(binds: Sequence[str]) -> List[Dict[str, str]]:
+    """Of `address:port` strings (`[::1]:8080` for IPv6), those that cannot be published now, each with the reason:
+    an address that is not one of this host's, or a port that another process or container holds."""
+    unavailable = []
+    for bind in binds:
+        address, port = bind.rsplit(":", 1) if ":" in bind else ("", bind)
+        address = address.strip("[]")
+        problem = address_problem(address) if port.isdigit() else "'%s' is not address:port" % bind
+        if problem:
+            unavailable.append({"bind": bind, "reason": problem})
+        elif ports_in_use([int(port)], address):
+            unavailable.append({"bind": bind, "reason": "in use by another process or container"})
+    return unavailable
+
+
 def address_problem(address: str) -> Optional[str]:
     """Why `address` cannot be published on (not an IP address, or not one of this host's), or None."""
     try:

@@ -66,6 +66,14 @@ options:
     description: Address for O(check_ports).
     type: str
     default: 0.0.0.0
+  check_binds:
+    description:
+      - Host TCP addresses and ports to test, each V(address:port) (V([::1]:8080) for IPv6), for ports on several
+        addresses in one call. Those that cannot be bound are returned in RV(binds_unavailable) with the reason;
+        unlike O(check_ports), an address that is not this host's is reported there, not a failure.
+    type: list
+    elements: str
+    default: []
   volumes:
     description: Volume names to look up; those that exist are returned in RV(volumes).
     type: list
@@ -175,6 +183,12 @@ ports_in_use:
   returned: always
   type: list
   elements: int
+binds_unavailable:
+  description: The entries of O(check_binds) that could not be bound, each with the reason.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{bind: "127.0.0.1:8080", reason: in use by another process or container}]
 volumes:
   description:
     - The volumes of O(volumes) that exist, by name (empty when none do or none were asked for), with their driver,
@@ -210,6 +224,7 @@ from ansible_collections.poststack.core.plugins.module_utils.runtime import (
     describe,
     detect_runtime,
     address_problem,
+    binds_unavailable,
     ports_in_use,
 )
 
@@ -224,6 +239,7 @@ def main():
             refresh_health=dict(type="bool", default=False),
             check_ports=dict(type="list", elements="int", default=[]),
             bind_address=dict(type="str", default="0.0.0.0"),
+            check_binds=dict(type="list", elements="str", default=[]),
             volumes=dict(type="list", elements="str", default=[]),
             networks=dict(type="list", elements="str", default=[]),
             containers_named=dict(type="list", elements="str", default=[]),
@@ -237,7 +253,8 @@ def main():
         if bad_address:
             module.fail_json(msg="bind address %s; nothing was changed" % bad_address)
         result = dict(changed=False, runtime=runtime.binary, runtime_name=runtime.name,
-                      ports_in_use=ports_in_use(params["check_ports"], params["bind_address"]))
+                      ports_in_use=ports_in_use(params["check_ports"], params["bind_address"]),
+                      binds_unavailable=binds_unavailable(params["check_binds"]))
         result.update(describe(runtime, params["label_filters"] if params["list_containers"] else None,
                                params["volumes"], params["networks"], params["refresh_health"],
                                params["database_details"], params["containers_named"]))

@@ -47,6 +47,9 @@ CASES = [
     ("name-of-the-pgbouncer-container", {"project_containers_run": [dict(APP, name="pgbouncer")]},
      ["A container named {pgbouncer} exists (running", "that poststack did not create for project {name}",
       "They are left alone and nothing was changed."]),
+    ("host-port-held-by-another-container", {"project_containers_run": [dict(APP, ports=["127.0.0.1:{port}:8080"])]},
+     ["{name}-app: host port 127.0.0.1:{port} (127.0.0.1:{port}:8080): in use by another process or container.",
+      "Free the port or change the entry's ports; nothing was changed."]),
     ("unknown-state", {"project_containers_state": "running"},
      ["value of project_containers_state must be one of: started, stopped, absent, got: running"]),
 ]
@@ -54,7 +57,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def cases(stack):
-    names = {"name": stack.name, "pgbouncer": stack.pgbouncer}
+    names = {"name": stack.name, "pgbouncer": stack.pgbouncer, "port": str(stack.pgbouncer_port)}
     run = run_cases([(case_id, role_case(case_id, ROLE, fill(variables, **names))) for case_id, variables, _f in CASES],
                     stack.vars(), stack_script(stack))
     run.table = {case_id: fill(fragments, **names) for case_id, _v, fragments in CASES}

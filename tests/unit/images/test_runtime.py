@@ -90,6 +90,22 @@ def test_ports_in_use(tmp_path):
     assert rt.ports_in_use([busy], "127.0.0.1") == []
 
 
+def test_binds_unavailable_names_each_with_its_reason():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        busy = sock.getsockname()[1]
+        assert rt.binds_unavailable(["127.0.0.1:%d" % busy, "0.0.0.0:%d" % busy]) == [
+            {"bind": "127.0.0.1:%d" % busy, "reason": "in use by another process or container"},
+            {"bind": "0.0.0.0:%d" % busy, "reason": "in use by another process or container"},
+        ]
+    assert rt.binds_unavailable(["127.0.0.1:%d" % busy]) == []
+    (bad,) = rt.binds_unavailable(["192.0.2.77:8080"])
+    assert bad["bind"] == "192.0.2.77:8080" and "192.0.2.77" in bad["reason"]
+    assert rt.binds_unavailable(["127.0.0.1:http"]) == [{"bind": "127.0.0.1:http", "reason": "'127.0.0.1:http' is not address:port"}]
+
+
 def fake_runtime(tmp_path, script):
     binary = tmp_path / "podman"
     binary.write_text("#!/bin/sh\n" + script)
