@@ -88,12 +88,12 @@ def ports_to_check(entries, project, named=None):
             address, port, protocol = parse_publish(spec)
             if protocol != "tcp" or not port.isdigit():
                 continue
-            shown = "[%s]" % address if ":" in address else address
-            if any(p.startswith("%s:%s->" % (shown, port)) or p.startswith("%s:%s->" % (address, port))
-                   for p in held_ports):
+            # the runtime's summary prints host_ip:host_port->container_port/proto, IPv6 without brackets
+            if any(p.startswith("%s:%s->" % (address, port)) for p in held_ports):
                 continue
+            bind_address = "[%s]" % address if ":" in address else address
             result.append({"container": name, "spec": str(spec), "address": address, "port": int(port),
-                           "bind": "%s:%s" % (shown, port)})
+                           "bind": "%s:%s" % (bind_address, port)})
     return result
 
 

@@ -66,11 +66,7 @@ def cases(stack):
 
 @pytest.mark.parametrize("case_id", [case[0] for case in CASES])
 def test_bad_project_container_input_is_refused_and_changes_nothing(cases, case_id):
-    check_case(cases, case_id, cases.table[case_id], secrets=(SECRET_ENV, stack_password()))
-
-
-def stack_password():
-    return PASSWORD
+    check_case(cases, case_id, cases.table[case_id], secrets=(SECRET_ENV, PASSWORD))
 
 
 def test_the_env_file_still_holds_the_stacks_settings(cases, stack):

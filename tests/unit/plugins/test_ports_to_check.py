@@ -30,6 +30,8 @@ def test_a_port_the_running_container_holds_is_not_checked():
     entries = [{"name": "web", "ports": ["127.0.0.1:8080:80", "8081:81"]}]
     named = {"shop-web": {"state": "running", "ports": ["127.0.0.1:8080->80/tcp", "0.0.0.0:8081->81/tcp"]}}
     assert ports_to_check(entries, "shop", named) == []
+    ipv6 = [{"name": "web", "ports": ["[::]:8443:443"]}]
+    assert ports_to_check(ipv6, "shop", {"shop-web": {"state": "running", "ports": [":::8443->443/tcp"]}}) == []
 
 
 def test_a_stopped_container_or_another_project_holds_nothing():
