@@ -19,6 +19,9 @@ description:
   - The libraries that C(shared_preload_libraries), C(session_preload_libraries) and C(local_preload_libraries)
     name must exist in the image (C(postgres -C) does not load them; a missing one would stop the next start).
   - Also checks the pg_hba networks (O(hba_cidrs)) and the memory limit (O(memory)) by their syntax.
+  - With O(tls_cert) and O(tls_key), checks the server certificate and its key as given (any owner and mode, since the
+    module reads them as the user it runs as). Both must be readable PEM files and the key must have no passphrase;
+    with the C(openssl) program on the target, the key must be the certificate's, and the end date is returned.
   - Every refused value is named in one run. Changes nothing.
 author:
   - poststack contributors (@poststack)
@@ -61,6 +64,14 @@ options:
     description: Container memory limit (C(<number>[b|k|m|g]), at least C(6m)); empty for none.
     type: str
     default: ""
+  tls_cert:
+    description: The server certificate file (PEM, the certificate followed by its chain); empty for no TLS.
+    type: path
+    default: ""
+  tls_key:
+    description: The key file of O(tls_cert) (PEM, no passphrase). Its content is never returned.
+    type: path
+    default: ""
 """
 
 EXAMPLES = r"""
@@ -73,6 +84,12 @@ EXAMPLES = r"""
       work_mem: 8MB
     hba_cidrs: [10.0.0.0/8]
     memory: 2g
+
+- name: Also check a certificate and key before the role installs copies of them
+  poststack.core.poststack_postgres_check:
+    image: localhost/poststack/postgres-debian:latest
+    tls_cert: /etc/letsencrypt/live/db.example.com/fullchain.pem
+    tls_key: /etc/letsencrypt/live/db.example.com/privkey.pem
 """
 
 RETURN = r"""
@@ -92,8 +109,19 @@ problems:
   type: list
   elements: str
   sample: ['work_mem = notasize: invalid value for parameter "work_mem": "notasize"']
+tls:
+  description: The checked certificate pair (only with O(tls_cert) or O(tls_key)); C(key_matches) and
+    C(expired) are null when the target has no C(openssl) to tell.
+  returned: when O(tls_cert) or O(tls_key) is set
+  type: dict
+  sample:
+    cert_checksum: 0b5e4f0c0e8f3c2a7d9b6a1e4c3f2d1b0a9e8d7c
+    key_checksum: 5d41402abc4b2a76b9719d911017c592ae1f3b2c
+    key_matches: true
+    not_after: Dec  4 10:00:00 2026 GMT
+    expired: false
 commands:
-  description: Every runtime command that ran, in order.
+  description: Every runtime and openssl command that ran, in order.
   returned: always
   type: list
   elements: list
@@ -109,6 +137,7 @@ from ansible_collections.poststack.core.plugins.module_utils.postgres_config imp
     name_problems,
     running_with_image,
 )
+from ansible_collections.poststack.core.plugins.module_utils.tls import check_pair
 from ansible_collections.poststack.core.plugins.module_utils.runtime import (
     ContainerRuntime,
     RuntimeNotFound,
@@ -126,6 +155,8 @@ def main():
             hba_cidrs=dict(type="list", elements="str", default=[]),
             replication_cidrs=dict(type="list", elements="str", default=[]),
             memory=dict(type="str", default=""),
+            tls_cert=dict(type="path", default=""),
+            tls_key=dict(type="path", default=""),
         ),
         supports_check_mode=True,
     )
@@ -149,8 +180,16 @@ def main():
         problems, version = checked["problems"], checked["version"]
         if not problems:
             problems = check_libraries(runtime, params["image"], params["settings"], running)
-    result = dict(changed=False, version=version, image_id=image_id, problems=problems,
-                  commands=[r.argv for r in runtime.history])
+    commands = [r.argv for r in runtime.history]
+    tls = None
+    if params["tls_cert"] or params["tls_key"]:
+        pair = check_pair(params["tls_cert"], params["tls_key"], cert_variable="tls_cert", key_variable="tls_key")
+        problems = problems + pair.pop("problems")
+        commands += pair.pop("commands")
+        tls = pair
+    result = dict(changed=False, version=version, image_id=image_id, problems=problems, commands=commands)
+    if tls is not None:
+        result["tls"] = tls
     if problems:
         module.fail_json(msg="Invalid PostgreSQL configuration%s; nothing was changed: %s" % (
             " for %s" % params["container"] if params["container"] else "", "; ".join(problems)), **result)

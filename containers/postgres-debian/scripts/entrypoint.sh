@@ -2,7 +2,8 @@
 # Entrypoint of poststack/postgres-debian (runs as postgres, UID 999).
 #  1. initialises an empty data directory (init-db.sh)
 #  2. renders postgresql.conf and pg_hba.conf from /etc/postgresql/*.template and POSTGRES_* variables
-#  3. enables TLS when /data/certificates/$DOMAIN/{fullchain,privkey}.pem exist
+#  3. enables TLS with /etc/postgresql/tls/server.{crt,key} (installed for UID 999 by the postgres role and read in
+#     place, so that a reload takes a renewed certificate), else with /data/certificates/$DOMAIN/{fullchain,privkey}.pem
 #  4. creates the role and database, or changes the role's password when it changed (within
 #     TIMEOUT_CHANGE_PASSWORD seconds), on a temporary server that listens on the local socket only
 #  5. execs postgres as PID 1
@@ -69,12 +70,17 @@ fi
 
 # --- configuration -------------------------------------------------------------------------------------------
 ssl_on=false
+tls_dir=/etc/postgresql/tls
 cert_dir="/data/certificates/${DOMAIN}"
-if [ "$POSTGRES_SSL" != off ] && [ -n "$DOMAIN" ] && [ -r "$cert_dir/fullchain.pem" ] && [ -r "$cert_dir/privkey.pem" ]; then
+if [ "$POSTGRES_SSL" != off ] && [ -r "$tls_dir/server.crt" ] && [ -r "$tls_dir/server.key" ]; then
+  ssl_cert="$tls_dir/server.crt" ssl_key="$tls_dir/server.key" ssl_source="$tls_dir"
+  ssl_on=true
+elif [ "$POSTGRES_SSL" != off ] && [ -n "$DOMAIN" ] && [ -r "$cert_dir/fullchain.pem" ] && [ -r "$cert_dir/privkey.pem" ]; then
   mkdir -p /data/postgres/ssl
   # Copies, not links: PostgreSQL insists that the key belongs to its user with mode 0600.
   install -m 0644 "$cert_dir/fullchain.pem" /data/postgres/ssl/server.crt
   install -m 0600 "$cert_dir/privkey.pem" /data/postgres/ssl/server.key
+  ssl_cert=/data/postgres/ssl/server.crt ssl_key=/data/postgres/ssl/server.key ssl_source="$cert_dir"
   ssl_on=true
 elif [ "$POSTGRES_SSL" = require ]; then
   die "POSTGRES_SSL=require but $cert_dir/fullchain.pem and privkey.pem are not both readable (DOMAIN='${DOMAIN}')"
@@ -107,13 +113,13 @@ envsubst '$POSTGRES_HBA_RULES' </etc/postgresql/pg_hba.conf.template >"$PGDATA/p
 if [ "$ssl_on" = true ]; then
   cat >>"$PGDATA/postgresql.conf" <<CONF
 
-# TLS (certificates for DOMAIN=$DOMAIN found in $cert_dir)
+# TLS (certificates for DOMAIN=$DOMAIN found in $ssl_source)
 ssl = on
-ssl_cert_file = '/data/postgres/ssl/server.crt'
-ssl_key_file = '/data/postgres/ssl/server.key'
+ssl_cert_file = '$ssl_cert'
+ssl_key_file = '$ssl_key'
 ssl_min_protocol_version = 'TLSv1.2'
 CONF
-  log "TLS enabled for $DOMAIN"
+  log "TLS enabled for ${DOMAIN:-this server} (certificate and key from $ssl_source)"
 fi
 
 # --- role, database, password ---------------------------------------------------------------------------------

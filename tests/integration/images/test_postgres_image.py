@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from ansible_run import run_playbook
+from certs import make_certs
 
 IMAGE = "localhost/poststack/postgres-debian:latest"
 HARD_PASSWORD = "q'u\"o;t\\e$ünï€ode 密码 "  # quotes, semicolon, backslash, dollar, unicode, trailing space
@@ -167,31 +168,18 @@ def test_password_file(pg, tmp_path):
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
-def make_certs(root, domain):
-    """A throwaway CA and a server certificate for `domain`, laid out as /data/certificates/<domain>/ expects."""
-    ca_key, ca_crt = root / "ca.key", root / "ca.crt"
-    target = root / "certs" / domain
-    target.mkdir(parents=True)
-    openssl = ["openssl"]
-    subprocess.run(openssl + ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=poststack test CA",
-                              "-keyout", str(ca_key), "-out", str(ca_crt)], check=True, capture_output=True)
-    key, csr, crt = target / "privkey.pem", root / "server.csr", root / "server.crt"
-    subprocess.run(openssl + ["req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={domain}", "-keyout", str(key),
-                              "-out", str(csr)], check=True, capture_output=True)
-    ext = root / "ext.cnf"
-    ext.write_text(f"subjectAltName=DNS:{domain},IP:127.0.0.1\n")
-    subprocess.run(openssl + ["x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
-                              "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(crt)],
-                   check=True, capture_output=True)
-    (target / "fullchain.pem").write_text(crt.read_text() + ca_crt.read_text())
-    # As certificates usually arrive: owned by root, key not world-readable but group-readable (certgroup 998).
+def root_owned_certs(root, domain):
+    """Certificates as they usually arrive: owned by root, the key not world-readable but group-readable
+    (certgroup 998)."""
+    certs, ca_crt = make_certs(root, domain)
+    key = certs / domain / "privkey.pem"
     os.chown(key, 0, 998)
     key.chmod(0o640)
-    return root / "certs", ca_crt
+    return certs, ca_crt
 
 
 def test_tls_with_mounted_certificates(pg, tmp_path):
-    certs, ca = make_certs(tmp_path, "db.example.test")
+    certs, ca = root_owned_certs(tmp_path, "db.example.test")
     mount = ["-v", f"{certs}:/data/certificates:ro,Z"]
     pg.start(password="tls-pw", extra=mount, env={"DOMAIN": "db.example.test"})
     with pg.connect("tls-pw", sslmode="verify-full", sslrootcert=str(ca)) as conn:
