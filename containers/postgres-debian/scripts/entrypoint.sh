@@ -110,6 +110,15 @@ conf_vars='$POSTGRES_LISTEN_ADDRESSES $POSTGRES_MAX_CONNECTIONS $POSTGRES_SHARED
 envsubst "$conf_vars" </etc/postgresql/postgresql.conf.template >"$PGDATA/postgresql.conf"
 # shellcheck disable=SC2016
 envsubst '$POSTGRES_HBA_RULES' </etc/postgresql/pg_hba.conf.template >"$PGDATA/pg_hba.conf"
+# The superuser over the local socket (peer): the container's postgres user, and root, who reaches the socket only
+# as the host's root through the socket directory the postgres role shares (postgres_admin_socket) or through
+# `podman exec --user 0`; both can already do anything to this container.
+cat >"$PGDATA/pg_ident.conf" <<'IDENT'
+# Rendered by /entrypoint.sh on every start.
+# MAPNAME  SYSTEM-USERNAME  PG-USERNAME
+admin      postgres         postgres
+admin      root             postgres
+IDENT
 if [ "$ssl_on" = true ]; then
   cat >>"$PGDATA/postgresql.conf" <<CONF
 

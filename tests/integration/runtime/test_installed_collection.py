@@ -1,16 +1,18 @@
 """The collection as a user gets it: built with ansible-galaxy, installed into an empty path, and its roles used
 from a playbook of the user's own, outside this checkout and without its ansible.cfg, inventory or environment
-(only the host's container settings). postgres_image, postgres, migrations and backup compose: the migrations
-and the backup find the server through what the postgres role publishes; a second run changes nothing."""
+(only the host's container settings). postgres_image, postgres, migrations, backup and project_containers
+compose: the migrations, the backup and the project's container find the server through what the postgres role
+publishes; a second run changes nothing."""
 import glob
 import os
 import subprocess
 import sys
+import urllib.request
 
 import psycopg
 import yaml
 
-from conftest import podman
+from conftest import free_port, podman
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BIN = os.path.dirname(sys.executable)
@@ -55,12 +57,21 @@ def test_roles_of_the_installed_collection_compose_in_a_users_playbook(project, 
     (user / "migrations").mkdir(parents=True)
     (user / "migrations" / "001_orders.sql").write_text("CREATE TABLE orders (id int PRIMARY KEY, total numeric);\n")
     (user / "migrations" / "001_orders.rollback.sql").write_text("DROP TABLE orders;\n")
+    # A container of the user's project, built on the base image that postgres_image made.
+    (user / "containers" / "web").mkdir(parents=True)
+    (user / "containers" / "web" / "Containerfile").write_text(
+        "ARG BASE_IMAGE=localhost/poststack/base-debian:latest\nFROM ${BASE_IMAGE}\n"
+        "WORKDIR /srv\nRUN echo shop > index.html\nCMD [\"python3\", \"-m\", \"http.server\", \"8080\"]\n")
+    web_port = free_port()
     playbook = [{
         "name": "The shop's database", "hosts": "localhost", "connection": "local", "gather_facts": False,
         "vars": {"ansible_python_interpreter": sys.executable, "poststack_project_name": project.name,
                  "postgres_host_port": project.port, "postgres_password": project.password,
-                 "migrations_path": str(user / "migrations"), "backup_dir": str(tmp_path / "backups")},
-        "roles": ["poststack.core.postgres_image", "poststack.core.postgres", "poststack.core.migrations"],
+                 "migrations_path": str(user / "migrations"), "backup_dir": str(tmp_path / "backups"),
+                 "project_containers_run": [{"name": "web", "ports": [f"127.0.0.1:{web_port}:8080"],
+                                             "wait_for_port": web_port}]},
+        "roles": ["poststack.core.postgres_image", "poststack.core.postgres", "poststack.core.migrations",
+                  "poststack.core.project_containers"],
         "tasks": [{"name": "Back up",
                    "ansible.builtin.include_role": {"name": "poststack.core.backup", "tasks_from": "backup"}}],
     }]
@@ -84,6 +95,12 @@ def test_roles_of_the_installed_collection_compose_in_a_users_playbook(project, 
     assert ("project", 1) in versions
     assert podman("inspect", "-f", "{{.State.Status}}", project.container).stdout.strip() == "running"
     assert [name for _base, _dirs, names in os.walk(tmp_path / "backups") for name in names], "no backup written"
+    # The project's container runs on the database's network with the database's settings from the fact.
+    web = f"{project.name}-web"
+    assert podman("inspect", "-f", "{{.State.Status}}", web).stdout.strip() == "running"
+    assert urllib.request.urlopen(f"http://127.0.0.1:{web_port}/", timeout=5).read() == b"shop\n"
+    environment = podman("exec", web, "env").stdout.splitlines()
+    assert f"DB_HOST={project.container}" in environment and "DB_NAME=poststack" in environment
     second = run()
     report = yaml.safe_load(second.stdout)
     changed = {host: stats.get("changed", 0) for host, stats in report["stats"].items()}
