@@ -1,6 +1,7 @@
 """Newcomer test: on a new Debian system (12 "bookworm" and 13 "trixie"), a clean clone of the commit under test and
 only `make run` give a working stack: the demo page shows rows that the migrations wrote into PostgreSQL, and a
-second `make run` changes nothing.
+second `make run` changes nothing. Then a user's own project outside the checkout (a copy of examples/apache-php)
+runs the documented way, from its directory with no inventory of its own, beside the demo.
 
 POSTSTACK_NEWCOMER_REF picks another commit to clone (default: HEAD of this checkout), POSTSTACK_NEWCOMER_SUITES
 the releases (default: "bookworm trixie").
@@ -69,3 +70,17 @@ def test_make_run_on_a_new_debian_system(system):
     assert second.returncode == 0, tail(output)
     rows = newcomer.recap(output)
     assert rows and all(row["changed"] == 0 and row["failed"] == 0 for row in rows), tail(output)
+
+    # A user's own project the way docs/projects.md says: a directory outside the checkout (here a copy of seed
+    # 003's Apache + PHP example), run from there with the checkout's environment and no inventory of its own. Its
+    # settings are its .env's (the system's POSTSTACK_* of the demo are not the user's).
+    own = system.sh("unset POSTSTACK_PROJECT_NAME POSTSTACK_POSTGRES_HOST_PORT POSTSTACK_WEB_PORT; "
+                    "cp -r /root/poststack/examples/apache-php /root/my-shop && cd /root/my-shop "
+                    "&& . /root/poststack/scripts/env.sh && ansible-playbook poststack.core.site",
+                    log="user-project")
+    output = system.log("user-project")
+    print("%s: a user's project %.0f s" % (system.suite, own.seconds))
+    assert own.returncode == 0, tail(output)
+    page = newcomer.http_json(system, 8089)
+    assert page == {"status": 200, "body": {"raw": "Hello from PostgreSQL, migrated by poststack"}}, page
+    assert newcomer.http_json(system, system.web_port)["status"] == 200, "the demo stopped answering"

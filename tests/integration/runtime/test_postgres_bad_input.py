@@ -47,7 +47,10 @@ def snapshot(project):
         rows = conn.execute("SELECT v FROM kept").fetchall()
     files = {}
     state_dir = f"/var/lib/poststack/{project.container}"
-    for base, _dirs, names in os.walk(state_dir):
+    for base, dirs, names in os.walk(state_dir):
+        if base == state_dir:
+            # The server's socket and its lock file (written at each start), not files of the role's.
+            dirs[:] = [d for d in dirs if d != "socket"]
         for name in names:
             with open(os.path.join(base, name), "rb") as handle:
                 files[os.path.join(base, name)] = hashlib.sha1(handle.read()).hexdigest()

@@ -3,6 +3,8 @@ of its own, through the checkout's environment. The project is that directory; i
 state directory of its own and is never the demo's."""
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -80,6 +82,15 @@ def test_the_current_directory_is_the_project(project, tmp_path):
     assert "migrations" in seen and "poststack.yml" in seen
     assert ".env" not in seen and "logs" not in seen, "the build saw the .env or the logs: %s" % seen
 
+    # config.yml names the .env as the source of the port and the generated file as that of the password
+    shown, _report = run(project.dir, state, "poststack.core.config")
+    assert shown.returncode == 0, shown.stdout[-3000:]
+    assert re.search(r"postgres_host_port +%d +\.env \(%s/\.env\)" % (project.port, re.escape(str(project.dir))),
+                     shown.stdout), shown.stdout[-3000:]
+    assert re.search(r"postgres_password +\S+ +generated \(%s" % re.escape(str(own[0])), shown.stdout), \
+        shown.stdout[-3000:]
+    assert password not in shown.stdout
+
     # a second run changes nothing, though the first one wrote logs into the project
     second, report = run(project.dir, state, "poststack.core.site")
     assert second.returncode == 0 and changed(report) == 0, second.stdout[-4000:]
@@ -122,3 +133,29 @@ def test_a_project_of_the_same_name_in_another_directory_is_refused(project, tmp
     assert "nothing was" in second.stdout and changed(report) == 0
     with login(project.port, password) as conn:  # the first project's password still opens it
         assert conn.execute("SELECT to_regclass('other')").fetchone()[0] is None
+
+
+def test_containers_alone_follow_the_projects_postgres_container_name(project, tmp_path):
+    """containers.yml run on its own (seed 003's `container build-project` and start) finds PostgreSQL under the
+    name the project's .env gives it, as site.yml made it: the app keeps DB_HOST and is not re-created."""
+    state = tmp_path / "state"
+    database = "%s-db" % project.name
+    (project.dir / ".env").write_text("POSTSTACK_PROJECT_NAME=%s\nPOSTSTACK_POSTGRES_HOST_PORT=%d\n"
+                                      "POSTSTACK_POSTGRES_CONTAINER_NAME=%s\n" % (project.name, project.port, database))
+    (project.dir / "containers" / "app").mkdir(parents=True)
+    (project.dir / "containers" / "app" / "Dockerfile").write_text(
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCMD [\"sleep\", \"infinity\"]\n")
+    (project.dir / "poststack.yml").write_text("---\nproject_containers_run:\n  - name: app\n")
+    first, _report = run(project.dir, state, "poststack.core.site")
+    assert first.returncode == 0, first.stdout[-4000:]
+    app = "%s-app" % project.name
+    assert podman("container", "exists", database, check=False).returncode == 0
+    assert podman("container", "exists", project.container, check=False).returncode == 1
+    made = podman("inspect", "-f", "{{.Id}}", app).stdout.strip()
+
+    alone, report = run(project.dir, state, "poststack.core.containers")
+    assert alone.returncode == 0 and changed(report) == 0, alone.stdout[-4000:]
+    assert podman("inspect", "-f", "{{.Id}}", app).stdout.strip() == made
+    assert "DB_HOST=%s" % database in podman("exec", app, "env").stdout.splitlines()
+    podman("rm", "-f", "-t", "0", database, check=False)
+    shutil.rmtree("/var/lib/poststack/%s" % database, ignore_errors=True)
