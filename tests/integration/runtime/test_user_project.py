@@ -100,6 +100,10 @@ def test_the_current_directory_is_the_project(project, tmp_path):
                         "-e", "remove_volumes=true", "-e", "remove_confirm=%s" % project.name)
     assert gone.returncode == 0, gone.stdout[-3000:]
     assert podman("container", "exists", project.container, check=False).returncode == 1
+    # What the roles made for it went too: the network, the env files that held the password, the state directory.
+    assert podman("network", "exists", "%s-net" % project.name, check=False).returncode == 1
+    assert not os.path.exists("/var/lib/poststack/%s-containers" % project.name)
+    assert not os.path.exists("/var/lib/poststack/%s" % project.container)
 
 
 def test_a_directory_that_is_not_a_project_is_refused_and_nothing_is_made(tmp_path):
