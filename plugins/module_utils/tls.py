@@ -19,8 +19,11 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
+
+# The collection's command runner (argument lists, no shell, every command recorded in `history`); it runs any
+# program, openssl here.
+from ansible_collections.poststack.core.plugins.module_utils.runtime import CommandResult, ContainerRuntime
 
 _CERT_RE = re.compile(r"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
 _KEY_RE = re.compile(r"-----BEGIN ((?:RSA |EC |DSA )?PRIVATE KEY)-----\s+([^-]+)-----END \1-----")
@@ -51,20 +54,17 @@ def _read(path: str, what: str, variable: str, problems: List[str]) -> Optional[
         return None
 
 
-def _openssl(run: Callable, openssl: str, args: Sequence[str], commands: List[List[str]]):
-    argv = [openssl] + list(args)
-    commands.append(argv)
-    return run(argv, capture_output=True, text=True, check=False, timeout=30)
+def _openssl(runner: ContainerRuntime, args: Sequence[str]) -> CommandResult:
+    return runner.run(args, check=False, timeout=30)
 
 
-def check_pair(cert_path: str, key_path: str, openssl: Optional[str] = "auto",
-               run: Callable = subprocess.run, cert_variable: str = "certificate",
+def check_pair(cert_path: str, key_path: str, openssl: Optional[str] = "auto", cert_variable: str = "certificate",
                key_variable: str = "key") -> Dict[str, object]:
     """Check a certificate and key pair. Returns problems (sentences naming the file and what to do), the files'
     checksums, whether the key matches (None when openssl is not there to tell), the certificate's end date
     (openssl's notAfter, empty without openssl), whether it has expired, and the openssl commands that ran."""
     problems: List[str] = []
-    commands: List[List[str]] = []
+    commands: List[List[str]] = []  # filled from the runner's history at the end
     cert = _read(cert_path, "certificate", cert_variable, problems)
     key = _read(key_path, "key", key_variable, problems)
     result: Dict[str, object] = dict(problems=problems, commands=commands, cert_checksum="", key_checksum="",
@@ -90,25 +90,35 @@ def check_pair(cert_path: str, key_path: str, openssl: Optional[str] = "auto",
         openssl = shutil.which("openssl")
     if cert is None or key is None or not openssl:
         return result
-    cert_public = _openssl(run, openssl, ["x509", "-noout", "-pubkey", "-in", cert_path], commands)
-    key_public = _openssl(run, openssl, ["pkey", "-pubout", "-in", key_path], commands)
-    if cert_public.returncode != 0:
+    runner = ContainerRuntime(openssl)
+    try:
+        _compare(runner, cert_path, key_path, result)
+    finally:
+        commands.extend(command.argv for command in runner.history)
+    return result
+
+
+def _compare(runner: ContainerRuntime, cert_path: str, key_path: str, result: Dict[str, object]) -> None:
+    """With openssl: whether the key is the certificate's, and the certificate's end date."""
+    problems = result["problems"]
+    cert_public = _openssl(runner, ["x509", "-noout", "-pubkey", "-in", cert_path])
+    key_public = _openssl(runner, ["pkey", "-pubout", "-in", key_path])
+    if cert_public.rc != 0:
         problems.append("openssl cannot read the certificate in %s: %s" % (cert_path, _last_line(cert_public.stderr)))
-        return result
-    if key_public.returncode != 0:
+        return
+    if key_public.rc != 0:
         # openssl's message about a key quotes no key material.
         problems.append("openssl cannot read the key in %s: %s" % (key_path, _last_line(key_public.stderr)))
-        return result
+        return
     result["key_matches"] = cert_public.stdout.strip() == key_public.stdout.strip()
     if not result["key_matches"]:
         problems.append("the key in %s is not the key of the certificate in %s: give the key the certificate was "
                         "issued for" % (key_path, cert_path))
-    end = _openssl(run, openssl, ["x509", "-noout", "-enddate", "-in", cert_path], commands)
-    if end.returncode == 0 and "=" in end.stdout:
+    end = _openssl(runner, ["x509", "-noout", "-enddate", "-in", cert_path])
+    if end.rc == 0 and "=" in end.stdout:
         result["not_after"] = end.stdout.strip().split("=", 1)[1]
-        expired = _openssl(run, openssl, ["x509", "-noout", "-checkend", "0", "-in", cert_path], commands)
-        result["expired"] = expired.returncode != 0
-    return result
+        expired = _openssl(runner, ["x509", "-noout", "-checkend", "0", "-in", cert_path])
+        result["expired"] = expired.rc != 0
 
 
 def _last_line(text: str) -> str:
