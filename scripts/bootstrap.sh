@@ -199,7 +199,17 @@ step_podman_network() {
   echo "$stamp" >.cache/podman-network-checked
 }
 
+# The example projects' settings: each .env is made from the tracked example.env (no secret in it: a name and
+# ports), so that no .env is tracked; one already there is left as the user changed it.
+step_example_settings() {
+  local example
+  for example in examples/*/example.env; do
+    [ -e "$(dirname "$example")/.env" ] || cp "$example" "$(dirname "$example")/.env"
+  done
+}
+
 start=$(date +%s)
+step_example_settings
 step_apt
 # Python (and so the venv's name) may have arrived with the packages: name the venv now.
 if [ -z "$POSTSTACK_VENV" ]; then

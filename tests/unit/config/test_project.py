@@ -88,7 +88,7 @@ def test_name_from_dir(dirname, name):
 def test_the_checkout_itself_means_the_demo():
     found = prj.find_project({}, cwd=cfg.COLLECTION_ROOT)
     assert found.dir == os.path.realpath(cfg.DEMO_PROJECT)
-    assert found.name == "demo"  # from examples/project/.env
+    assert found.name == "demo"  # from examples/project/.env (bootstrap makes it from example.env)
     assert prj.find_project({"POSTSTACK_PROJECT_DIR": cfg.COLLECTION_ROOT}).dir == os.path.realpath(cfg.COLLECTION_ROOT)
 
 
