@@ -64,6 +64,17 @@ class CibError(Exception):
         self.stderr = stderr
 
 
+def refuse_secret_name(option: str, key: str) -> None:
+    """Raise CibError for an attribute name that looks like a secret: the CIB is readable on every node. Also run on
+    the controller by the action plugin, so that such a value never reaches the target (nor its syslog, where a
+    module logs its arguments)."""
+    if SECRET_RE.search(key) and key != "rep_passfile":
+        raise CibError("%s.%s looks like a secret: the CIB is readable on every node (cibadmin --query, crm_mon), "
+                       "so never put a password there; the pgtwin agent reads the replication password from the "
+                       "file that rep_passfile names. The value was not shown or written; %s"
+                       % (option, key, NOTHING_CHANGED))
+
+
 def string_values(option: str, values: Dict[str, object]) -> Dict[str, str]:
     """Attribute values as the CIB stores them (strings). A list, dict or null is refused (str() of it would be
     written to the CIB), and so is a name that looks like a secret: the CIB is readable on every node. The
@@ -74,11 +85,7 @@ def string_values(option: str, values: Dict[str, object]) -> Dict[str, str]:
         if not ID_RE.match(key):
             raise CibError("%s: attribute name %r is not a valid Pacemaker name (a letter or '_', then letters, "
                            "digits, '_', '.', '-'); %s" % (option, key, NOTHING_CHANGED))
-        if SECRET_RE.search(key) and key != "rep_passfile":
-            raise CibError("%s.%s looks like a secret: the CIB is readable on every node (cibadmin --query, crm_mon), "
-                           "so never put a password there; the pgtwin agent reads the replication password from the "
-                           "file that rep_passfile names. The value was not shown or written; %s"
-                           % (option, key, NOTHING_CHANGED))
+        refuse_secret_name(option, key)
         if value is None or isinstance(value, (dict, list, tuple, set)):
             raise CibError("%s.%s is %s, not a string or number: give a scalar value; %s"
                            % (option, key, "empty (null)" if value is None else "a " + type(value).__name__,

@@ -339,7 +339,24 @@ def find_resources(runtime: ContainerRuntime, kind: str, names: Sequence[str]) -
     if not present:
         return {}
     data = json.loads(runtime.run([kind, "inspect"] + present).stdout or "[]")
-    return {item["name"]: item for item in (_resource_summary(doc, kind) for doc in data) if item["name"] in wanted}
+    found = {item["name"]: item for item in (_resource_summary(doc, kind) for doc in data) if item["name"] in wanted}
+    if kind == "network":
+        # A network without poststack's labels was made by someone else (or by poststack before it labelled its
+        # networks): the containers on it tell whether a role may use it.
+        for summary in found.values():
+            if not summary["project"]:
+                summary["containers"] = network_containers(runtime, summary["name"])
+    return found
+
+
+def network_containers(runtime: ContainerRuntime, network: str) -> List[dict]:
+    """The containers attached to a network (running or not), each with its name and poststack labels (project,
+    component; empty for containers poststack did not make)."""
+    names = sorted({n.strip() for line in runtime.run(["ps", "-a", "--filter", "network=" + network, "--format",
+                                                      "{{.Names}}"]).stdout.splitlines()
+                    for n in line.split(",") if n.strip()})
+    return [{"name": c["name"], "project": c["project"], "component": c["component"]}
+            for c in _inspect_containers(runtime, names)] if names else []
 
 
 def find_containers(runtime: ContainerRuntime, names: Sequence[str]) -> Dict[str, dict]:

@@ -30,6 +30,11 @@ requirements:
   - Pacemaker command line tools (C(cibadmin), C(crm_mon), C(crm_resource)) on the target node.
   - The pgtwin agent installed in C(/usr/lib/ocf/resource.d/<provider>/) on every node.
 attributes:
+  action:
+    support: full
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    details:
+      - The action plugin refuses secret-looking attribute names before the module reaches the target.
   check_mode:
     support: full
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -65,8 +70,9 @@ options:
       - Agent parameters (instance attributes), see C(pgtwin meta-data). C(pgdata) and C(node_list) are required
         to create the resource. Values are converted to strings; a list, a dict or null is refused. Never put a
         password here; the agent reads the replication password from C(rep_passfile). A name that looks like a
-        secret (C(password), C(passwd), C(passphrase), C(secret), C(token)) is refused and its value masked in the
-        result.
+        secret (C(password), C(passwd), C(passphrase), C(secret), C(token)) is refused on the controller, in
+        O(params), O(meta) and O(clone_meta), before the module is sent to the target: its value is never shown,
+        written, or logged by the target (a module logs its arguments to the target's syslog).
       - Left empty while the clone exists, the definition in the CIB is kept as it is (for O(promoted_node) or
         O(state=absent) alone).
     type: dict

@@ -204,9 +204,12 @@ networks:
     - C(dns_enabled) is V(false) when containers on that network cannot reach each other by name (a podman
       network made by CNI without the dnsname plugin, or with C(--disable-dns)); Docker's user networks always
       resolve names.
+    - A network without the label C(io.poststack.project) also has C(containers), the containers attached to it
+      (running or not), each with C(name), C(project) and C(component) (empty when poststack did not make it).
   returned: always
   type: dict
-  sample: {demo-net: {name: demo-net, driver: bridge, labels: {}, options: {isolate: "true"}, dns_enabled: true}}
+  sample: {demo-net: {name: demo-net, driver: bridge, labels: {io.poststack.project: demo}, options: {isolate: "true"},
+           dns_enabled: true, project: demo, component: postgres}}
 named_containers:
   description: The containers of O(containers_named) that exist, by name, with the keys of RV(containers)
     (without the database details).

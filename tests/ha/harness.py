@@ -373,7 +373,9 @@ class Cluster:
         argv = ["ansible-playbook", "-i", os.path.join(self.workdir, "inventory.json"),
                 "-e", "@" + os.path.join(self.workdir, "secrets.json"), os.path.join(ROOT, "playbooks", name),
                 *extra]
-        env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+        # -v output to stderr, so that stdout stays the json callback's document at any verbosity
+        env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+                   ANSIBLE_VERBOSE_TO_STDERR="1")
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=timeout,
                               check=False, cwd=ROOT)
         try:
@@ -392,6 +394,8 @@ class Cluster:
         totals["changed_tasks"] = sorted({task["task"]["name"] for play in output.get("plays", [])
                                           for task in play["tasks"]
                                           if any(r.get("changed") for r in task["hosts"].values())})
+        # everything the run printed (with -vvv: module arguments, results, connection commands)
+        totals["printed"] = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
         if proc.returncode != 0 or not stats:
             raise RuntimeError("ansible-playbook %s failed (rc=%d): %s\n%s" % (
                 name, proc.returncode, failed_tasks(output) or proc.stdout.decode()[-4000:],
@@ -444,7 +448,9 @@ class Cluster:
                 "-a", json.dumps(module_args)]
         argv += ["--check"] if check else []
         argv += ["--diff"] if diff else []
-        env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+        # -v output to stderr, so that stdout stays the json callback's document at any verbosity
+        env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+                   ANSIBLE_VERBOSE_TO_STDERR="1")
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=600,
                               check=False, cwd=ROOT)
         try:

@@ -81,14 +81,18 @@ def test_fencing_device_is_updated_in_place(cluster):
 def test_replication_password_rotation(cluster, load):
     """cluster.yml with a new replication password: both passfiles, then the primary's verifier; the standby
     reconnects with it, the old one is refused, the password is in no process list or log, and nothing is
-    lost. The new password has the characters pgpass needs escaped (colon, backslash) and a quote."""
+    lost. The new password has the characters pgpass needs escaped (colon, backslash) and a quote. The run is at
+    -vvv: neither password (nor the application's) is in anything it printed."""
     writer, sampler = load
     primary, standby = wait_for("a healthy pair", cluster.healthy, 120, 0.5)
     old = cluster.rep_password
     cluster.set_replication_password("rot:a\\b'" + secrets.token_urlsafe(12))
-    recap = cluster.playbook("cluster.yml")
+    recap = cluster.playbook("cluster.yml", "-vvv")
     assert recap["changed_tasks"] == ["poststack.core.pgtwin : Set the new replication password on the primary",
                                       "poststack.core.pgtwin : Write the replication passfile"], recap
+    assert "ESTABLISH" in recap["printed"] and "module_args" in recap["printed"]  # it was verbose
+    for secret in (old, cluster.rep_password, cluster.app_password):
+        assert secret not in recap["printed"]
     # New replication connections use the new password: make the standby reconnect.
     standby.sh("pkill -f 'postgres: walreceiver'")
     wait_for("the standby streaming in sync again", cluster.healthy, 60, 0.5)

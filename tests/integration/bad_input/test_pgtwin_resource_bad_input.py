@@ -19,6 +19,8 @@ CASES = [
      ["clone_id '1clone' is not a valid Pacemaker id", NOT_CHANGED]),
     ("password-in-params", {"params": dict(PARAMS, rep_password=SECRET)},
      ["params.rep_password looks like a secret", "rep_passfile", "The value was not shown or written", NOT_CHANGED]),
+    ("secret-in-meta", {"params": PARAMS, "meta": {"api_token": SECRET}},
+     ["meta.api_token looks like a secret", "The value was not shown or written", NOT_CHANGED]),
     ("param-value-a-list", {"params": dict(PARAMS, node_list=["psql1", "psql2"])},
      ["params.node_list is a list, not a string or number: give a scalar value", NOT_CHANGED]),
     ("param-name-not-a-name", {"params": dict(PARAMS, **{"bad key": "1"})},
@@ -64,3 +66,17 @@ def test_bad_resource_input_is_refused_before_pacemaker(cases, case_id):
     check_case(cases, case_id, cases.table[case_id], secrets=(SECRET,), snapshots=False)
     result = cases.failures[case_id]
     assert "Failed to find required executable" not in result["msg"] and not result.get("commands"), result
+
+
+@pytest.mark.parametrize("case_id", ["password-in-params", "secret-in-meta"])
+def test_a_secret_is_refused_on_the_controller_before_the_module_runs(cases, case_id):
+    """A module logs its arguments to the target's syslog before it checks them: the action plugin refuses a
+    secret-looking attribute first, so no module ran (a module's result would carry its invocation)."""
+    result = cases.failures[case_id]
+    assert "invocation" not in result and "module_stdout" not in result, result
+    assert SECRET not in str(result)
+
+
+def test_other_bad_input_is_answered_by_the_module(cases):
+    """The controller check is only for secrets: every other refusal is the module's, with its invocation."""
+    assert "invocation" in cases.failures["param-name-not-a-name"]

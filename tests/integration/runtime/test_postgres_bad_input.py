@@ -2,6 +2,7 @@
 PostgreSQL's or the runtime's reason), and afterwards the same container still runs with the same data and the
 same configuration files (real podman, real PostgreSQL)."""
 import hashlib
+import json
 import os
 import subprocess
 
@@ -195,6 +196,46 @@ def test_a_volume_of_the_roles_name_that_poststack_did_not_make_is_left_alone_wi
     finally:
         podman("volume", "rm", "-f", volume, check=False)
         project.cleanup()
+
+
+def test_a_network_of_the_roles_name_with_strangers_on_it_is_refused_and_left(tmp_path):
+    """A network without poststack's labels with someone else's container on it: PostgreSQL is not put beside that
+    container, and remove.yml leaves the network (it removes only networks labelled for the project)."""
+    project = Project(tmp_path)
+    network, stranger = f"{project.name}-net", f"{project.name}-stranger"
+    base = os.environ.get("POSTSTACK_BASE_IMAGE", "localhost/debian:bookworm-slim")
+    podman("network", "create", network)
+    podman("run", "-d", "--name", stranger, "--network", network, "--pull=never", base, "sleep", "infinity")
+    try:
+        before = podman("inspect", "-f", "{{.Id}} {{.State.Status}}", stranger).stdout
+        run = run_playbook(ROLE, extra_vars=project.vars())
+        assert run.rc != 0 and run.changed == 0
+        message = run.results("poststack.core.postgres : Refuse a network of the role's name that poststack did not "
+                              "make for this project")["msg"]
+        assert message.startswith(
+            f"Network {network} exists but poststack did not create it for project {project.name} (it has no "
+            f"poststack labels and containers that are not this project's are on it: {stranger}). PostgreSQL is "
+            "not put on it and nothing was changed."), message
+        assert podman("container", "exists", project.container, check=False).returncode == 1
+        assert not os.path.exists(f"/var/lib/poststack/{project.container}")
+        assert podman("inspect", "-f", "{{.Id}} {{.State.Status}}", stranger).stdout == before
+
+        podman("rm", "-f", "-t", "0", stranger)
+        removed = run_playbook("playbooks/remove.yml", inventory="inventories/local",
+                               extra_vars=project.vars(remove_force=True))
+        assert removed.rc == 0 and removed.changed == 0, removed.stdout[-3000:]
+        note = removed.results("Say why the network of the project's name was left")["msg"]
+        assert note.startswith(f"Network {network} was left: poststack did not create it for project "
+                               f"{project.name} (it has no poststack labels)."), note
+        assert podman("network", "exists", network, check=False).returncode == 0
+    finally:
+        podman("rm", "-f", "-t", "0", stranger, check=False)
+        project.cleanup()
+
+
+def test_the_network_the_role_creates_is_labelled_for_the_project(server):
+    labels = podman("network", "inspect", "-f", "{{json .Labels}}", f"{server.name}-net").stdout
+    assert json.loads(labels) == {"io.poststack.project": server.name, "io.poststack.component": "postgres"}
 
 
 @pytest.mark.parametrize("address, message", [

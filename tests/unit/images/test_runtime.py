@@ -127,3 +127,37 @@ def test_other_inspect_failures_are_errors(tmp_path):
     runtime = fake_runtime(tmp_path, "echo 'Error: cannot open storage: permission denied' >&2; exit 125\n")
     with pytest.raises(rt.RuntimeCommandError, match="permission denied"):
         rt._inspect_containers(runtime, ["a-postgres"])
+
+
+FAKE_PODMAN = r"""#!/bin/sh
+# Answers the calls find_resources makes, for two networks: ours (labelled) and one made by hand with a user's
+# container and one of ours on it.
+case "$1 $2" in
+  "network ls") printf 'demo-net\nhand-net\npodman\n' ;;
+  "network inspect") shift 2; sep='['; for n in "$@"; do
+      case $n in
+        demo-net) printf '%s{"name":"demo-net","driver":"bridge","labels":{"io.poststack.project":"demo","io.poststack.component":"postgres"},"dns_enabled":true}' "$sep" ;;
+        hand-net) printf '%s{"name":"hand-net","driver":"bridge","dns_enabled":true}' "$sep" ;;
+      esac; sep=','; done; echo ']' ;;
+  "ps -a") [ "$4" = "network=hand-net" ] && printf 'mine\ndemo-postgres\n' ;;
+  "container inspect") echo '[{"Name":"mine","Config":{"Labels":{}},"State":{"Status":"running"}},
+       {"Name":"demo-postgres","Config":{"Labels":{"io.poststack.project":"demo","io.poststack.component":"postgres"}},"State":{"Status":"running"}}]' ;;
+  *) echo "unexpected call: $*" >&2; exit 9 ;;
+esac
+"""
+
+
+def test_networks_without_poststack_labels_list_the_containers_on_them(tmp_path):
+    fake = tmp_path / "podman"
+    fake.write_text(FAKE_PODMAN)
+    fake.chmod(0o755)
+    runtime = rt.ContainerRuntime(str(fake))
+    found = rt.find_resources(runtime, "network", ["demo-net", "hand-net", "absent-net"])
+    assert sorted(found) == ["demo-net", "hand-net"]
+    assert found["demo-net"]["project"] == "demo" and "containers" not in found["demo-net"]
+    assert found["hand-net"]["project"] == ""
+    assert found["hand-net"]["containers"] == [
+        {"name": "demo-postgres", "project": "demo", "component": "postgres"},
+        {"name": "mine", "project": "", "component": ""}]
+    # the labelled network cost no container lookup
+    assert not any("network=demo-net" in " ".join(r.argv) for r in runtime.history)
