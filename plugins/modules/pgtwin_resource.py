@@ -71,7 +71,7 @@ options:
         to create the resource. Values are converted to strings; a list, a dict or null is refused. Never put a
         password here; the agent reads the replication password from C(rep_passfile). A name that looks like a
         secret (C(password), C(passwd), C(passphrase), C(secret), C(token)) is refused on the controller, in
-        O(params), O(meta) and O(clone_meta), before the module is sent to the target: its value is never shown,
+        O(params), O(meta) and O(clone_meta), before the module is sent to the target, so its value is never shown,
         written, or logged by the target (a module logs its arguments to the target's syslog).
       - Left empty while the clone exists, the definition in the CIB is kept as it is (for O(promoted_node) or
         O(state=absent) alone).

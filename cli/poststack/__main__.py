@@ -1,0 +1,6 @@
+"""python -m poststack"""
+import sys
+
+from .main import main
+
+sys.exit(main())

@@ -1,0 +1,126 @@
+"""`poststack`: the command line of seed 003. Each verb runs one of the collection's playbooks (commands.py) for the
+project of the current directory (runner.py). Exit codes: 0 success, 1 the run failed, 2 bad usage."""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import urllib.parse
+from typing import List, Optional
+
+from . import commands
+from .commands import Plan, UsageError
+from .runner import NotFound, Options, find_collection, run
+
+DATABASE_URL_VERBS = ("create-schema", "migrate", "rollback", "drop-schema", "show-schema", "migration-status",
+                      "verify-migrations", "unlock-migrations", "test-connection")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the usage error as one paragraph and exit code 2."""
+
+    def error(self, message):
+        self.exit(2, "poststack: %s\n%s" % (message, self.format_usage()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="poststack", description="PostgreSQL in containers, migrations, backups and clusters for "
+                    "the project of the current directory (its .env, migrations/, containers/).")
+    parser.add_argument("--config-file", metavar="FILE", help="a YAML file of settings (Ansible variables)")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                        default=os.environ.get("POSTSTACK_LOG_LEVEL", "info").lower()
+                        if os.environ.get("POSTSTACK_LOG_LEVEL", "info").lower() in ("debug", "info", "warning", "error")
+                        else "info", help="debug shows Ansible's own output (default: POSTSTACK_LOG_LEVEL or info)")
+    parser.add_argument("--inventory", "-i", metavar="INVENTORY",
+                        help="run against these hosts instead of this machine (an Ansible inventory)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="Ansible's own output (-vvv: more)")
+    groups = parser.add_subparsers(dest="group", metavar="COMMAND", parser_class=Parser)
+    groups.required = True
+    for group, verbs in commands.VERBS.items():
+        if group is None:
+            for name, text, plan, options in verbs:
+                sub = groups.add_parser(name, help=text, description=text)
+                for flags, keywords in options:
+                    sub.add_argument(*flags, **keywords)
+                sub.set_defaults(plan=plan, verb=name)
+            continue
+        group_parser = groups.add_parser(group, help=commands.GROUP_HELP[group], description=commands.GROUP_HELP[group])
+        verb_parsers = group_parser.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
+        verb_parsers.required = True
+        for name, text, plan, options in verbs:
+            sub = verb_parsers.add_parser(name, help=text, description=text)
+            for flags, keywords in options:
+                sub.add_argument(*flags, **keywords)
+            if group == "database" and name in DATABASE_URL_VERBS:
+                sub.add_argument("--url", help="the database (postgresql://user:password@host:port/db; default: "
+                                 "POSTSTACK_DATABASE_URL, else the project's PostgreSQL)")
+            sub.set_defaults(plan=plan)
+    groups.add_parser("version", help="the versions of poststack, its collection and Ansible").set_defaults(
+        plan=None, verb="version")
+    return parser
+
+
+def database_url(args) -> Optional[str]:
+    url = getattr(args, "url", None) or (os.environ.get("POSTSTACK_DATABASE_URL")
+                                         if getattr(args, "group", "") == "database" and hasattr(args, "url") else None)
+    if not url:
+        return None
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("postgresql", "postgres") or not parsed.hostname:
+        # the URL may hold a password: only its form is named
+        raise UsageError("--url must look like postgresql://user:password@host:port/database")
+    return url
+
+
+def with_url(plan: Plan, url: Optional[str]) -> Plan:
+    if url:
+        parsed = urllib.parse.urlsplit(url)
+        plan.extra_vars["migrations_dsn"] = url
+        if parsed.password is not None:
+            plan.extra_vars["migrations_db_password"] = urllib.parse.unquote(parsed.password)
+    return plan
+
+
+def version_text() -> str:
+    lines = []
+    try:
+        from importlib.metadata import version  # pylint: disable=import-outside-toplevel
+        lines.append("poststack %s" % version("poststack"))
+    except Exception:  # pylint: disable=broad-except  # a checkout, not installed
+        lines.append("poststack (not installed: a checkout)")
+    collection = find_collection()
+    with open(os.path.join(collection.root, "galaxy.yml"), encoding="utf-8") as handle:
+        found = re.search(r"^version:\s*(\S+)", handle.read(), re.MULTILINE)
+    lines.append("poststack.core %s (%s)" % (found.group(1) if found else "?", collection.root))
+    try:
+        from ansible.release import __version__ as ansible_version  # pylint: disable=import-outside-toplevel
+        lines.append("ansible-core %s" % ansible_version)
+    except ImportError:
+        lines.append("ansible-core: not installed")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.verb == "version":
+            print(version_text())
+            return 0
+        plan = with_url(args.plan(args), database_url(args))
+        options = Options(inventory=args.inventory, config_file=args.config_file, verbose=args.verbose,
+                          log_level=args.log_level)
+        return run(plan, options)
+    except UsageError as exc:
+        print("poststack: %s" % exc, file=sys.stderr)
+        return 2
+    except NotFound as exc:
+        print("poststack: %s" % exc, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("poststack: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print("poststack: %s" % exc, file=sys.stderr)
+        return 1

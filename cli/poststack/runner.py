@@ -1,0 +1,120 @@
+"""Runs one of the collection's playbooks for the project of the current directory, the way the CLI promises:
+the embedded default target (this host) unless an inventory is named, the project's settings from its .env, the
+variables in a 0600 file (never in the process arguments), short progress lines (Ansible's own output with -v),
+the whole run in the project's logs/main/poststack.log, and Ansible's exit code."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+from .commands import Plan
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ANSIBLE_CFG = os.path.join(HERE, "ansible.cfg")
+
+
+class NotFound(Exception):
+    """The collection or ansible-playbook cannot be found (an installation problem, exit code 1)."""
+
+
+@dataclass
+class Collection:
+    root: str  # .../ansible_collections/poststack/core
+    collections_path: Optional[str]  # for a checkout: its .collections; installed: None (found on sys.path)
+
+
+def find_collection() -> Collection:
+    """The collection this command belongs to: beside it in site-packages (the wheel), or the checkout it is in."""
+    for entry in sys.path:
+        root = os.path.join(entry or ".", "ansible_collections", "poststack", "core")
+        if os.path.isfile(os.path.join(root, "galaxy.yml")) or os.path.isfile(os.path.join(root, "MANIFEST.json")):
+            if os.path.isdir(os.path.join(root, "playbooks")):
+                return Collection(os.path.realpath(root), None)
+    checkout = os.path.dirname(os.path.dirname(HERE))  # cli/poststack -> the checkout
+    if os.path.isfile(os.path.join(checkout, "galaxy.yml")) and os.path.isdir(os.path.join(checkout, "playbooks")):
+        return Collection(checkout, os.path.join(checkout, ".collections"))
+    raise NotFound("the poststack.core collection is not installed beside this command (reinstall: pip install "
+                   "poststack)")
+
+
+def ansible_playbook() -> str:
+    """ansible-playbook of the same environment as this command."""
+    beside = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    if os.access(beside, os.X_OK):
+        return beside
+    raise NotFound("ansible-playbook is not installed in %s (it comes with the poststack package: pip install "
+                   "poststack)" % os.path.dirname(sys.executable))
+
+
+def log_file(project_dir: str) -> str:
+    """logs/main/poststack.log of the project (seed 003's log layout), or of POSTSTACK_LOG_DIR."""
+    base = os.environ.get("POSTSTACK_LOG_DIR") or os.path.join(project_dir, "logs")
+    return os.path.join(base, "main", "poststack.log")
+
+
+@dataclass
+class Options:
+    inventory: Optional[str] = None
+    config_file: Optional[str] = None
+    verbose: int = 0
+    log_level: str = "info"
+
+
+def environment(collection: Collection, options: Options, project_dir: str, log_path: str) -> Dict[str, str]:
+    env = dict(os.environ)
+    # the CLI's own configuration, whatever ansible.cfg the directory or the environment holds
+    for key in [k for k in env if k.startswith("ANSIBLE_")]:
+        del env[key]
+    env.update({
+        "ANSIBLE_CONFIG": ANSIBLE_CFG,
+        "ANSIBLE_LOG_PATH": log_path,
+        "ANSIBLE_VERBOSE_TO_STDERR": "0",
+        "ANSIBLE_NOCOLOR": "1" if not sys.stdout.isatty() else "0",
+        # ansible-core's ssh-agent module imports DSA, which newer cryptography releases warn about on every run
+        "PYTHONWARNINGS": ",".join(filter(None, [env.get("PYTHONWARNINGS"), "ignore:DSA is deprecated"])),
+    })
+    if options.verbose or options.log_level == "debug":
+        env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.default"
+    if collection.collections_path:
+        env["ANSIBLE_COLLECTIONS_PATH"] = collection.collections_path
+        env["ANSIBLE_COLLECTIONS_SCAN_SYS_PATH"] = "false"
+    return env
+
+
+def argv_for(plan: Plan, collection: Collection, options: Options, vars_file: str) -> List[str]:
+    inventory = options.inventory or os.path.join(collection.root, "inventories", "local")
+    argv = [ansible_playbook(), "-i", inventory, os.path.join(collection.root, "playbooks", plan.playbook + ".yml"),
+            "-e", "@" + vars_file]
+    if options.config_file:
+        argv += ["-e", "@" + os.path.abspath(options.config_file)]
+    if plan.check:
+        argv.append("--check")
+    verbosity = options.verbose + (2 if options.log_level == "debug" else 0)
+    if verbosity:
+        argv.append("-" + "v" * min(verbosity, 4))
+    return argv
+
+
+def run(plan: Plan, options: Options, project_dir: Optional[str] = None) -> int:
+    """Run the plan's playbook: 0 when it succeeded, else 1."""
+    collection = find_collection()
+    project_dir = os.path.abspath(project_dir or os.getcwd())
+    log_path = log_file(project_dir)
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="poststack-") as tmp:
+        vars_file = os.path.join(tmp, "vars.json")
+        with open(os.open(vars_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as handle:
+            json.dump(plan.extra_vars, handle)
+        argv = argv_for(plan, collection, options, vars_file)
+        if options.config_file and not os.path.isfile(options.config_file):
+            raise NotFound("--config-file %s: no such file" % options.config_file)
+        returncode = subprocess.run(argv, cwd=project_dir, env=environment(collection, options, project_dir, log_path),
+                                    check=False).returncode
+    # ansible-playbook says 2 for failed tasks, 4 for unreachable hosts, 5 for bad options: all a failed run here
+    # (2 is the command's own usage error)
+    return 0 if returncode == 0 else 1

@@ -1,0 +1,94 @@
+# -*- coding: utf-8 -*-
+# Copyright: poststack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+name: progress
+type: stdout
+short_description: Short progress lines, as the poststack command shows them
+version_added: 0.1.0
+author:
+  - poststack contributors (@poststack)
+description:
+  - One line for each task that changed something, the message of each C(debug) task (status tables, reports), a
+    failure as one paragraph with the task's name and its message, and a last line with the counts.
+  - Tasks that changed nothing are not shown. The C(poststack) command uses it; C(poststack -v) uses Ansible's own
+    output instead.
+  - A task with C(no_log) shows only its name, as with every callback.
+requirements:
+  - set as the stdout callback (C(ANSIBLE_STDOUT_CALLBACK=poststack.core.progress))
+"""
+
+from ansible.plugins.callback import CallbackBase
+
+DEBUG_ACTIONS = ("debug", "ansible.builtin.debug", "ansible.legacy.debug")
+
+
+def _message(result):
+    """The readable part of a failed result: its msg, else the end of its stderr or stdout."""
+    for key in ("msg", "stderr", "stdout"):
+        value = result.get(key)
+        if value:
+            return str(value).strip()
+    return "failed (no message)"
+
+
+def _task_name(result):
+    """``poststack.core.postgres : Run the container`` -> ``postgres: Run the container``."""
+    name = result._task.get_name().strip()
+    role, sep, task = name.partition(" : ")
+    return "%s: %s" % (role.rsplit(".", 1)[-1], task) if sep else name
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "stdout"
+    CALLBACK_NAME = "poststack.core.progress"
+
+    def _line(self, text, color=None):
+        self._display.display(text, color=color)
+
+    def _shown(self, result, item=None):
+        task = _task_name(result)
+        label = " (%s)" % item if item is not None else ""
+        result_data = result._result
+        if result._task.action in DEBUG_ACTIONS and "msg" in result_data:
+            message = result_data["msg"]
+            if isinstance(message, (list, tuple)):
+                message = "\n".join(str(line) for line in message)
+            self._line(str(message))
+        elif result_data.get("changed"):
+            self._line("changed: %s%s" % (task, label), color="yellow")
+
+    def v2_runner_on_ok(self, result):
+        if not result._result.get("results"):  # a loop's items were shown one by one
+            self._shown(result)
+
+    def v2_runner_item_on_ok(self, result):
+        self._shown(result, self._get_item_label(result._result))
+
+    def _failure(self, result, item=None):
+        label = " (%s)" % item if item is not None else ""
+        self._line("FAILED: %s%s: %s" % (_task_name(result), label, _message(result._result)),
+                   color="red")
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        if not ignore_errors and not result._result.get("results"):
+            self._failure(result)
+
+    def v2_runner_item_on_failed(self, result):
+        if not result._task.ignore_errors:
+            self._failure(result, self._get_item_label(result._result))
+
+    def v2_runner_on_unreachable(self, result):
+        self._line("UNREACHABLE: %s: %s" % (result._host.get_name(), _message(result._result)), color="red")
+
+    def v2_playbook_on_stats(self, stats):
+        hosts = sorted(stats.processed.keys())
+        failures = sum(stats.summarize(h)["failures"] + stats.summarize(h)["unreachable"] for h in hosts)
+        changed = sum(stats.summarize(h)["changed"] for h in hosts)
+        self._line("%s: %d changed, %d failed" % ("failed" if failures else "done", changed, failures),
+                   color="red" if failures else None)

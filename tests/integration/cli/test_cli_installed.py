@@ -1,0 +1,150 @@
+"""The `poststack` command as a user gets it (issue 15): the wheel built from this checkout, installed with pip into
+a fresh venv, and run in a project directory of the user's (a .env and migrations/) with a user's environment:
+none of the checkout's ANSIBLE_* settings or venv, only the host's container settings. Seed 003's quick start
+(build, start on a port, migrate), the migration verbs, status, a bad password through --url, usage errors (exit
+code 2), a second start that changes nothing, and the log in logs/main/."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+CACHE = os.environ.get("POSTSTACK_CACHE", os.path.expanduser("~/.cache/poststack"))
+
+
+def podman(*args, check=True):
+    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """The wheel built from a copy of the checkout's files (git's view of them: no venv, caches or logs), installed
+    into a new venv; the ansible wheel the toolchain keeps is offered to pip so that it is not downloaded again."""
+    work = tmp_path_factory.mktemp("cli-install")
+    source, wheels, venv = work / "source", work / "wheels", work / "venv"
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True).stdout
+    subprocess.run(["rsync", "-a", "--from0", "--files-from=-", "./", str(source) + "/"], cwd=ROOT, input=listed,
+                   check=True)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(source)],
+                   check=True, capture_output=True)
+    built = [name for name in os.listdir(wheels) if name.startswith("poststack-")]
+    assert len(built) == 1, built
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "--find-links",
+                    os.path.join(CACHE, "wheels"), str(wheels / built[0])], check=True, capture_output=True)
+    return venv / "bin" / "poststack"
+
+
+def user_env():
+    keep = ("HOME", "PATH", "LANG", "CONTAINERS_CONF", "POSTSTACK_BASE_IMAGE", "PODMAN_IGNORE_CGROUPSV1_WARNING")
+    env = {k: os.environ[k] for k in keep if k in os.environ}
+    # the checkout's venv is not on the user's PATH
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if not p.startswith(CACHE) and p != os.path.dirname(sys.executable))
+    return env
+
+
+def poststack(command, project, *args):
+    return subprocess.run([str(command), *args], cwd=project, env=user_env(), capture_output=True, text=True,
+                          check=False, timeout=900)
+
+
+@pytest.fixture
+def project(tmp_path):
+    name = "cli%s" % uuid.uuid4().hex[:6]
+    directory = tmp_path / name
+    (directory / "migrations").mkdir(parents=True)
+    (directory / "migrations" / "001_items.sql").write_text("CREATE TABLE items (id int PRIMARY KEY, name text);\n")
+    (directory / "migrations" / "001_items.rollback.sql").write_text("DROP TABLE items;\n")
+    (directory / "migrations" / "002_seed.sql").write_text("INSERT INTO items VALUES (1, 'first');\n")
+    (directory / "migrations" / "002_seed.rollback.sql").write_text("DELETE FROM items WHERE id = 1;\n")
+    (directory / ".env").write_text("POSTSTACK_PROJECT_NAME=%s\n" % name)
+    yield directory
+    for container in podman("ps", "-a", "-q", "--filter", "label=io.poststack.project=%s" % name,
+                            check=False).stdout.split():
+        podman("rm", "-f", "-t", "0", container, check=False)
+    for volume in podman("volume", "ls", "-q", "--filter", "label=io.poststack.project=%s" % name,
+                         check=False).stdout.split():
+        podman("volume", "rm", "-f", volume, check=False)
+    podman("network", "rm", "-f", "%s-net" % name, check=False)
+    shutil.rmtree("/var/lib/poststack/%s-postgres" % name, ignore_errors=True)
+    state = os.path.join(os.path.expanduser("~/.local/state/poststack/projects"))
+    for entry in (os.listdir(state) if os.path.isdir(state) else []):
+        if entry.startswith(name + "-"):
+            shutil.rmtree(os.path.join(state, entry), ignore_errors=True)
+
+
+def test_usage_errors_exit_2_without_running_anything(installed, tmp_path):
+    unknown = poststack(installed, tmp_path, "contianer", "start")
+    assert unknown.returncode == 2 and "invalid choice: 'contianer'" in unknown.stderr, unknown.stderr
+    port = poststack(installed, tmp_path, "container", "start", "--postgres-port", "70000")
+    assert port.returncode == 2 and "'70000' is not a port number from 1 to 65535" in port.stderr
+    drop = poststack(installed, tmp_path, "database", "drop-schema")
+    assert drop.returncode == 2 and "add --yes to confirm" in drop.stderr
+    assert not os.path.exists(tmp_path / "logs")  # nothing ran
+    helped = poststack(installed, tmp_path, "database", "--help")
+    assert helped.returncode == 0 and "verify-migrations" in helped.stdout
+    version = poststack(installed, tmp_path, "version")
+    assert version.returncode == 0 and "poststack.core 0.1.0" in version.stdout
+    assert "site-packages/ansible_collections/poststack/core" in version.stdout  # the wheel's, not the checkout's
+
+
+def test_seed_003_quick_start_and_migration_verbs(installed, project):
+    port = str(free_port())
+    built = poststack(installed, project, "container", "build")
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "postgres-debian:latest" in built.stdout
+
+    started = poststack(installed, project, "container", "start", "--postgres-port", port)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "changed: postgres: Run the PostgreSQL container" in started.stdout
+    assert "project: 2 applied, version 2" in started.stdout
+    assert started.stdout.rstrip().endswith("0 failed")
+
+    again = poststack(installed, project, "container", "start", "--postgres-port", port)
+    assert again.returncode == 0 and "done: 0 changed, 0 failed" in again.stdout, again.stdout
+
+    status = poststack(installed, project, "database", "migration-status")
+    assert "project: version 2, 2 applied, pending []" in status.stdout, status.stdout
+    rolled = poststack(installed, project, "database", "rollback", "--target-version", "1")
+    assert rolled.returncode == 0 and "rolled back [2]; version 2 -> 1" in rolled.stdout, rolled.stdout
+    migrated = poststack(installed, project, "database", "migrate")
+    assert migrated.returncode == 0 and "project: 1 applied, version 2" in migrated.stdout, migrated.stdout
+    verified = poststack(installed, project, "database", "verify-migrations")
+    assert verified.returncode == 0 and "project: version 2, ok" in verified.stdout, verified.stdout
+
+    shown = poststack(installed, project, "container", "status")
+    assert "%s-postgres" % project.name in shown.stdout and "running" in shown.stdout, shown.stdout
+    connected = poststack(installed, project, "database", "test-connection")
+    assert connected.returncode == 0 and "connected: 15" in connected.stdout, connected.stdout
+
+    wrong = poststack(installed, project, "database", "test-connection", "--url",
+                      "postgresql://poststack:not-the-Pw-9@127.0.0.1:%s/poststack" % port)
+    assert wrong.returncode == 1, wrong.stdout
+    assert 'password authentication failed for user "poststack"' in wrong.stdout
+    assert "not-the-Pw-9" not in wrong.stdout + wrong.stderr
+
+    log = (project / "logs" / "main" / "poststack.log").read_text()
+    assert "done: 0 changed, 0 failed" in log and "rolled back [2]" in log
+    password_files = [os.path.join(base, "postgres-password")
+                      for base, _dirs, files in os.walk(os.path.expanduser("~/.local/state/poststack/projects"))
+                      if os.path.basename(base).startswith(project.name + "-") and "postgres-password" in files]
+    assert len(password_files) == 1
+    with open(password_files[0], encoding="utf-8") as handle:
+        password = handle.read().strip()
+    everything = started.stdout + started.stderr + again.stdout + log
+    assert password and password not in everything
+
+    stopped = poststack(installed, project, "container", "stop")
+    assert stopped.returncode == 0 and "changed: Stop them (%s-postgres)" % project.name in stopped.stdout

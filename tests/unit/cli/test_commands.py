@@ -1,0 +1,92 @@
+"""The poststack command's parser and plans (cli/poststack): what each verb runs, and what it refuses before
+anything runs."""
+import pytest
+
+from poststack import main as cli
+from poststack.commands import Plan, UsageError
+from poststack.runner import Collection, Options, argv_for
+
+
+def plan_of(*argv):
+    args = cli.build_parser().parse_args(list(argv))
+    return cli.with_url(args.plan(args), cli.database_url(args))
+
+
+@pytest.mark.parametrize("argv, playbook, extra_vars", [
+    (["container", "start", "--postgres-port", "5433"], "database", {"postgres_host_port": 5433}),
+    (["container", "start"], "database", {}),
+    (["container", "build", "--image", "base-debian"], "images",
+     {"images_postgres": False, "base_image_force": False, "postgres_image_force": False}),
+    (["container", "build-project", "--container", "web", "--no-cache"], "containers",
+     {"project_containers_force": True, "project_containers_no_cache": True, "project_containers_only": ["web"]}),
+    (["container", "stop", "--all"], "stop", {"stop_all": True}),
+    (["container", "remove", "--force", "a", "b"], "remove", {"remove_containers": ["a", "b"], "remove_force": True}),
+    (["container", "health"], "status", {"status_all": False}),
+    (["database", "migrate", "--target-version", "004"], "migrate",
+     {"migrations_dry_run": False, "migrations_target_version": 4}),
+    (["database", "rollback", "--target-version", "0"], "rollback",
+     {"migrations_target_version": 0, "migrations_dry_run": False}),
+    (["database", "drop-schema", "--yes"], "rollback", {"migrations_target_version": 0}),
+    (["database", "verify-migrations"], "migration-admin", {"migrations_admin_state": "verified"}),
+    (["database", "unlock-migrations", "--terminate"], "migration-admin",
+     {"migrations_admin_state": "unlocked", "migrations_terminate_holder": True}),
+    (["database", "restore", "--yes", "--backup", "b1"], "restore",
+     {"restore_confirm": True, "backup_restore_replace": False, "backup_restore_backup": "b1"}),
+    (["logs", "list", "--category", "container"], "logs", {"logs_category": "containers"}),
+    (["logs", "clean", "--days", "3"], "logs", {"logs_clean_days": 3}),
+    (["cluster", "switchover", "--to", "node2"], "switchover", {"pgtwin_promoted_node": "node2"}),
+    (["config-show"], "config", {}),
+])
+def test_each_verb_runs_its_playbook_with_its_variables(argv, playbook, extra_vars, monkeypatch):
+    monkeypatch.delenv("POSTSTACK_DATABASE_URL", raising=False)
+    assert plan_of(*argv) == Plan(playbook, extra_vars)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["contianer", "start"], "invalid choice: 'contianer'"),
+    (["container", "start", "--postgres-port", "0"], "'0' is not a port number from 1 to 65535"),
+    (["database", "rollback"], "the following arguments are required: --target-version"),
+    (["database", "migrate", "--target-version", "v4"], "'v4' is not a migration version"),
+    (["logs", "clean", "--days", "0"], "'0' is not a number of days"),
+    (["cluster", "switchover"], "the following arguments are required: --to"),
+])
+def test_usage_errors_exit_2_and_name_the_problem(argv, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.build_parser().parse_args(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["database", "drop-schema"], ["database", "restore"]])
+def test_destructive_verbs_need_yes(argv):
+    with pytest.raises(UsageError, match="--yes"):
+        plan_of(*argv)
+
+
+def test_a_url_sets_the_dsn_and_its_password(monkeypatch):
+    monkeypatch.delenv("POSTSTACK_DATABASE_URL", raising=False)
+    plan = plan_of("database", "migrate", "--url", "postgresql://app:p%40ss%3Aw@db.example:5433/shop")
+    assert plan.extra_vars["migrations_dsn"] == "postgresql://app:p%40ss%3Aw@db.example:5433/shop"
+    assert plan.extra_vars["migrations_db_password"] == "p@ss:w"
+    monkeypatch.setenv("POSTSTACK_DATABASE_URL", "postgresql://app@other:5432/shop")
+    assert plan_of("database", "migration-status").extra_vars == {"migrations_dsn": "postgresql://app@other:5432/shop"}
+    assert plan_of("container", "status").extra_vars == {"status_all": False}  # only database verbs take it
+
+
+def test_a_bad_url_is_refused_without_showing_it(monkeypatch):
+    monkeypatch.delenv("POSTSTACK_DATABASE_URL", raising=False)
+    with pytest.raises(UsageError) as refused:
+        plan_of("database", "migrate", "--url", "mysql://root:topsecret@h/db")
+    assert "topsecret" not in str(refused.value)
+
+
+def test_variables_go_in_a_file_never_in_the_arguments(tmp_path, monkeypatch):
+    monkeypatch.setattr("poststack.runner.ansible_playbook", lambda: "/venv/bin/ansible-playbook")
+    collection = Collection(str(tmp_path / "core"), None)
+    plan = Plan("migrate", {"migrations_db_password": "hush"}, check=True)
+    argv = argv_for(plan, collection, Options(verbose=2), str(tmp_path / "vars.json"))
+    assert argv == ["/venv/bin/ansible-playbook", "-i", str(tmp_path / "core" / "inventories" / "local"),
+                    str(tmp_path / "core" / "playbooks" / "migrate.yml"), "-e", "@" + str(tmp_path / "vars.json"),
+                    "--check", "-vv"]
+    argv = argv_for(Plan("status"), collection, Options(inventory="hosts.yml", config_file="c.yml"), "v.json")
+    assert argv[1:3] == ["-i", "hosts.yml"] and argv[-2:][0] == "-e" and argv[-1].endswith("/c.yml")
