@@ -133,9 +133,9 @@ Verb = Tuple[str, str, Callable[[Any], Plan], List[Option]]
 VERBS: Dict[Any, List[Verb]] = {
     "container": [
         ("build", "build the poststack images (base-debian, postgres-debian); unchanged images are not rebuilt",
-         container_build, [(("--image",), dict(choices=["postgres", "base-debian", "all"], default="all",
-                                                   help="which image (default: all)")),
-                           (("--force",), dict(action="store_true", help="rebuild even when unchanged"))]),
+         container_build,
+         [(("--image",), dict(choices=["postgres", "base-debian", "all"], default="all", help="which image (default: all)")),
+          (("--force",), dict(action="store_true", help="rebuild even when unchanged"))]),
         ("build-project", "build the project's containers (containers/*/Dockerfile)", container_build_project,
          [(("--container",), dict(metavar="NAME", help="only this container")),
           (("--no-cache",), dict(action="store_true", help="build without the layer cache"))]),

@@ -9,12 +9,15 @@ import sys
 import urllib.parse
 from typing import List, Optional
 
-from . import commands
+from . import commands, completion
 from .commands import Plan, UsageError
 from .runner import NotFound, Options, find_collection, run
 
 DATABASE_URL_VERBS = ("create-schema", "migrate", "rollback", "drop-schema", "show-schema", "migration-status",
                       "verify-migrations", "unlock-migrations", "test-connection")
+# the verbs whose data --json prints (report.py reads it from the run)
+JSON_VERBS = {("container", "status"), ("container", "health"), ("container", "list"), ("database", "migration-status"),
+              ("database", "show-schema"), (None, "config-show")}
 
 
 class Parser(argparse.ArgumentParser):
@@ -43,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                 sub = groups.add_parser(name, help=text, description=text)
                 for flags, keywords in options:
                     sub.add_argument(*flags, **keywords)
+                if (None, name) in JSON_VERBS:
+                    sub.add_argument("--json", action="store_true", help="print the data as JSON instead of a table")
                 sub.set_defaults(plan=plan, verb=name)
             continue
         group_parser = groups.add_parser(group, help=commands.GROUP_HELP[group], description=commands.GROUP_HELP[group])
@@ -52,12 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
             sub = verb_parsers.add_parser(name, help=text, description=text)
             for flags, keywords in options:
                 sub.add_argument(*flags, **keywords)
+            if (group, name) in JSON_VERBS:
+                sub.add_argument("--json", action="store_true", help="print the data as JSON instead of a table")
             if group == "database" and name in DATABASE_URL_VERBS:
                 sub.add_argument("--url", help="the database (postgresql://user:password@host:port/db; default: "
                                  "POSTSTACK_DATABASE_URL, else the project's PostgreSQL)")
             sub.set_defaults(plan=plan)
     groups.add_parser("version", help="the versions of poststack, its collection and Ansible").set_defaults(
         plan=None, verb="version")
+    shells = groups.add_parser("completion", help="print the shell completion script: eval \"$(poststack completion bash)\"")
+    shells.add_argument("shell", choices=["bash"])
+    shells.set_defaults(plan=None, verb="completion")
     return parser
 
 
@@ -108,9 +118,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.verb == "version":
             print(version_text())
             return 0
+        if args.verb == "completion":
+            print(completion.bash(parser), end="")
+            return 0
         plan = with_url(args.plan(args), database_url(args))
         options = Options(inventory=args.inventory, config_file=args.config_file, verbose=args.verbose,
-                          log_level=args.log_level)
+                          log_level=args.log_level, json=getattr(args, "json", False))
         return run(plan, options)
     except UsageError as exc:
         print("poststack: %s" % exc, file=sys.stderr)

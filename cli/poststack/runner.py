@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
+from . import report
 from .commands import Plan
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -63,6 +64,7 @@ class Options:
     config_file: Optional[str] = None
     verbose: int = 0
     log_level: str = "info"
+    json: bool = False  # print the verb's data as JSON (report.py) instead of progress lines
 
 
 def environment(collection: Collection, options: Options, project_dir: str, log_path: str) -> Dict[str, str]:
@@ -78,7 +80,10 @@ def environment(collection: Collection, options: Options, project_dir: str, log_
         # ansible-core's ssh-agent module imports DSA, which newer cryptography releases warn about on every run
         "PYTHONWARNINGS": ",".join(filter(None, [env.get("PYTHONWARNINGS"), "ignore:DSA is deprecated"])),
     })
-    if options.verbose or options.log_level == "debug":
+    if options.json:
+        env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
+        del env["ANSIBLE_LOG_PATH"]  # the log would hold the whole document
+    elif options.verbose or options.log_level == "debug":
         env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.default"
     if collection.collections_path:
         env["ANSIBLE_COLLECTIONS_PATH"] = collection.collections_path
@@ -113,8 +118,20 @@ def run(plan: Plan, options: Options, project_dir: Optional[str] = None) -> int:
         argv = argv_for(plan, collection, options, vars_file)
         if options.config_file and not os.path.isfile(options.config_file):
             raise NotFound("--config-file %s: no such file" % options.config_file)
-        returncode = subprocess.run(argv, cwd=project_dir, env=environment(collection, options, project_dir, log_path),
-                                    check=False).returncode
+        env = environment(collection, options, project_dir, log_path)
+        if options.json:
+            return _run_json(plan, argv, project_dir, env)
+        returncode = subprocess.run(argv, cwd=project_dir, env=env, check=False).returncode
     # ansible-playbook says 2 for failed tasks, 4 for unreachable hosts, 5 for bad options: all a failed run here
     # (2 is the command's own usage error)
     return 0 if returncode == 0 else 1
+
+
+def _run_json(plan: Plan, argv: List[str], project_dir: str, env: Dict[str, str]) -> int:
+    """Run with the json callback and print {"hosts": {host: data}, "failed": [...]} (one document)."""
+    done = subprocess.run(argv, cwd=project_dir, env=env, check=False, stdout=subprocess.PIPE, text=True)
+    data, failed = report.extract(plan.playbook, done.stdout)
+    if done.returncode != 0 and not failed:
+        failed = ["ansible-playbook exited with %d" % done.returncode]
+    print(json.dumps({"hosts": data or {}, "failed": failed}, indent=2, sort_keys=True))
+    return 0 if done.returncode == 0 else 1

@@ -3,6 +3,7 @@ a fresh venv, and run in a project directory of the user's (a .env and migration
 none of the checkout's ANSIBLE_* settings or venv, only the host's container settings. Seed 003's quick start
 (build, start on a port, migrate), the migration verbs, status, a bad password through --url, usage errors (exit
 code 2), a second start that changes nothing, and the log in logs/main/."""
+import json
 import os
 import shutil
 import socket
@@ -95,6 +96,8 @@ def test_usage_errors_exit_2_without_running_anything(installed, tmp_path):
     assert not os.path.exists(tmp_path / "logs")  # nothing ran
     helped = poststack(installed, tmp_path, "database", "--help")
     assert helped.returncode == 0 and "verify-migrations" in helped.stdout
+    completion = poststack(installed, tmp_path, "completion", "bash")
+    assert completion.returncode == 0 and "complete -F _poststack poststack" in completion.stdout
     version = poststack(installed, tmp_path, "version")
     assert version.returncode == 0 and "poststack.core 0.1.0" in version.stdout
     assert "site-packages/ansible_collections/poststack/core" in version.stdout  # the wheel's, not the checkout's
@@ -126,6 +129,11 @@ def test_seed_003_quick_start_and_migration_verbs(installed, project):
 
     shown = poststack(installed, project, "container", "status")
     assert "%s-postgres" % project.name in shown.stdout and "running" in shown.stdout, shown.stdout
+    as_json = json.loads(poststack(installed, project, "container", "status", "--json").stdout)
+    assert [(c["name"], c["state"], c["ports"]) for c in as_json["hosts"]["localhost"]] == [
+        ("%s-postgres" % project.name, "running", ["127.0.0.1:%s->5432/tcp" % port])] and as_json["failed"] == []
+    versions = json.loads(poststack(installed, project, "database", "migration-status", "--json").stdout)
+    assert [(s["stream"], s["current_version"]) for s in versions["hosts"]["localhost"]] == [("core", 3), ("project", 2)]
     connected = poststack(installed, project, "database", "test-connection")
     assert connected.returncode == 0 and "connected: 15" in connected.stdout, connected.stdout
 

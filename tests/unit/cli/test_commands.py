@@ -1,7 +1,11 @@
 """The poststack command's parser and plans (cli/poststack): what each verb runs, and what it refuses before
 anything runs."""
+import json
+import subprocess
+
 import pytest
 
+from poststack import completion, report
 from poststack import main as cli
 from poststack.commands import Plan, UsageError
 from poststack.runner import Collection, Options, argv_for
@@ -90,3 +94,39 @@ def test_variables_go_in_a_file_never_in_the_arguments(tmp_path, monkeypatch):
                     "--check", "-vv"]
     argv = argv_for(Plan("status"), collection, Options(inventory="hosts.yml", config_file="c.yml"), "v.json")
     assert argv[1:3] == ["-i", "hosts.yml"] and argv[-2:][0] == "-e" and argv[-1].endswith("/c.yml")
+
+
+def test_bash_completion_knows_every_verb_and_option(tmp_path):
+    script = tmp_path / "poststack.bash"
+    script.write_text(completion.bash(cli.build_parser()))
+
+    def complete(*words):
+        line = " ".join("'%s'" % w for w in words)
+        done = subprocess.run(["bash", "-c", 'source "$1"; COMP_WORDS=(%s); COMP_CWORD=%d; _poststack; '
+                               'echo "${COMPREPLY[@]}"' % (line, len(words) - 1), "_", str(script)],
+                              capture_output=True, text=True, check=True)
+        assert done.stderr == ""
+        return done.stdout.split()
+
+    assert complete("poststack", "dat") == ["database"]
+    assert complete("poststack", "-i", "hosts.yml", "database", "mig") == ["migrate", "migration-status"]
+    assert complete("poststack", "container", "build", "--image", "") == [
+        "--force", "--help", "--image", "-h", "all", "base-debian", "postgres"]
+    assert "--postgres-port" in complete("poststack", "container", "start", "--")
+
+
+def test_json_report_takes_the_data_of_the_named_task_and_the_failures():
+    document = {"plays": [{"tasks": [
+        {"task": {"name": "Collect the containers poststack runs"},
+         "hosts": {"localhost": {"containers": [{"name": "shop-postgres", "state": "running"}]}}},
+        {"task": {"name": "poststack.core.migrations : Read the status of the core schema and of the project's "
+                          "migrations"},
+         "hosts": {"localhost": {"failed": True, "msg": "cannot connect"}}},
+        {"task": {"name": "Ignored"}, "hosts": {"localhost": {"failed": True, "ignore_errors": True, "msg": "x"}}},
+    ]}]}
+    data, failed = report.extract("status", json.dumps(document))
+    assert data == {"localhost": [{"name": "shop-postgres", "state": "running"}]}
+    assert failed == ["poststack.core.migrations : Read the status of the core schema and of the project's "
+                      "migrations (localhost): cannot connect"]
+    assert report.extract("migration-status", json.dumps(document))[0] == {}
+    assert report.extract("config", "not json") == (None, ["the run printed no report (see logs/main/poststack.log)"])

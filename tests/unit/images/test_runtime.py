@@ -136,7 +136,8 @@ case "$1 $2" in
   "network ls") printf 'demo-net\nhand-net\npodman\n' ;;
   "network inspect") shift 2; sep='['; for n in "$@"; do
       case $n in
-        demo-net) printf '%s{"name":"demo-net","driver":"bridge","labels":{"io.poststack.project":"demo","io.poststack.component":"postgres"},"dns_enabled":true}' "$sep" ;;
+        demo-net) printf '%s{"name":"demo-net","driver":"bridge","dns_enabled":true,' "$sep"
+                  printf '"labels":{"io.poststack.project":"demo","io.poststack.component":"postgres"}}' ;;
         hand-net) printf '%s{"name":"hand-net","driver":"bridge","dns_enabled":true}' "$sep" ;;
       esac; sep=','; done; echo ']' ;;
   "ps -a") [ "$4" = "network=hand-net" ] && printf 'mine\ndemo-postgres\n' ;;

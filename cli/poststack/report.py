@@ -1,0 +1,56 @@
+"""`--json`: the data a verb's playbook works out, read from the json callback's record of the run (the task that
+gathers it, by name), instead of the table it prints. Values are as the modules return them; secrets are masked
+there already (the runtime summary holds no environment, the configuration masks the password)."""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+
+def _status(result: Dict[str, Any]) -> Any:
+    return result.get("containers", [])
+
+
+def _migrations(result: Dict[str, Any]) -> Any:
+    keys = ("stream", "current_version", "applied", "pending", "drift", "lock_holder")
+    return [{key: item.get(key) for key in keys} for item in result.get("results", [])]
+
+
+def _config(result: Dict[str, Any]) -> Any:
+    return result.get("ansible_facts", {}).get("config_report")
+
+
+# playbook -> (the task whose result holds the data, without its role prefix; how to take it)
+REPORTS: Dict[str, Tuple[str, Callable[[Dict[str, Any]], Any]]] = {
+    "status": ("Collect the containers poststack runs", _status),
+    "migration-status": ("Read the status of the core schema and of the project's migrations", _migrations),
+    "config": ("Work out the effective configuration", _config),
+}
+
+
+def failures(output: Dict[str, Any]) -> List[str]:
+    """`task: message` of each failed task (not ignored), from the json callback's document."""
+    found = []
+    for play in output.get("plays", []):
+        for task in play.get("tasks", []):
+            for host, result in task.get("hosts", {}).items():
+                if result.get("failed") and not result.get("ignore_errors"):
+                    found.append("%s (%s): %s" % (task["task"]["name"], host, result.get("msg", "failed")))
+    return found
+
+
+def extract(playbook: str, stdout: str) -> Tuple[Optional[Dict[str, Any]], List[str]]:
+    """({host: data} or None when the run printed no document, the failures)."""
+    try:
+        output = json.loads(stdout)
+    except ValueError:
+        return None, ["the run printed no report (see logs/main/poststack.log)"]
+    task_name, take = REPORTS[playbook]
+    data: Dict[str, Any] = {}
+    for play in output.get("plays", []):
+        for task in play.get("tasks", []):
+            if task["task"]["name"].split(" : ")[-1] == task_name:
+                for host, result in task.get("hosts", {}).items():
+                    if not result.get("skipped") and not result.get("failed"):
+                        data[host] = take(result)
+    return data, failures(output)
