@@ -33,6 +33,8 @@ export ANSIBLE_CONFIG="$POSTSTACK_ROOT/ansible.cfg"
 if [ -n "$POSTSTACK_VENV" ]; then
   case ":$PATH:" in *":$POSTSTACK_VENV/bin:"*) ;; *) export PATH="$POSTSTACK_VENV/bin:$PATH" ;; esac
 fi
+# bin/poststack: the poststack command (docs/cli.md) of this checkout
+case ":$PATH:" in *":$POSTSTACK_ROOT/bin:"*) ;; *) export PATH="$POSTSTACK_ROOT/bin:$PATH" ;; esac
 export PYTHONDONTWRITEBYTECODE=1
 
 # Podman on some hosts (cgroup v1 hybrid, low hard rlimits) needs runc and lower default ulimits.

@@ -72,9 +72,20 @@ run_ha() {
   return "$rc"
 }
 
-# A new Debian 12 and 13 system each (containers made with mmdebstrap): a clean clone of HEAD, `make run` twice.
+# A new Debian 12 and 13 system each (containers made with mmdebstrap): a clean clone of HEAD, `make run` twice,
+# then a user's project. One pytest process per release, side by side (each system has its own network namespace,
+# names and ports); their lines are prefixed [bookworm] and [trixie] as they come.
 # shellcheck disable=SC2086
-run_newcomer() { python -m pytest -q -s -p no:cacheprovider tests/newcomer ${PYTEST_ARGS:-}; }
+run_newcomer() {
+  local rc=0 suite pids=()
+  for suite in ${POSTSTACK_NEWCOMER_SUITES:-bookworm trixie}; do
+    ( POSTSTACK_NEWCOMER_SUITES=$suite python -m pytest -q -s -p no:cacheprovider tests/newcomer ${PYTEST_ARGS:-} 2>&1 \
+        | sed -u "s/^/[$suite] /" ) &
+    pids+=("$!")
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || rc=$?; done
+  return "$rc"
+}
 
 run_molecule() {
   local scenarios=("$@")

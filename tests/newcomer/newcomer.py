@@ -71,8 +71,12 @@ def bare_image(suite: str) -> str:
 
 
 def ensure_network() -> None:
+    """The systems' network (one per release run side by side: the other process may create it first)."""
     if podman("network", "exists", NETWORK, check=False).returncode != 0:
-        podman("network", "create", "--subnet", NEWCOMER_SUBNET, "--label", "io.poststack.test=newcomer", NETWORK)
+        created = podman("network", "create", "--subnet", NEWCOMER_SUBNET, "--label", "io.poststack.test=newcomer",
+                         NETWORK, check=False)
+        if created.returncode != 0 and podman("network", "exists", NETWORK, check=False).returncode != 0:
+            raise RuntimeError("podman network create %s failed: %s" % (NETWORK, created.stderr.strip()))
 
 
 @dataclass
