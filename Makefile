@@ -24,7 +24,8 @@ bootstrap:
 run: bootstrap
 	@$(ENV) ANSIBLE_CALLBACKS_ENABLED=ansible.builtin.profile_tasks ansible-playbook -i $(INVENTORY) $(PLAYBOOK)
 
-test: bootstrap
+test:
+	@bash scripts/bootstrap.sh --with-docker
 	@$(ENV) scripts/test.sh all
 
 lint: bootstrap
@@ -36,7 +37,8 @@ sanity: bootstrap
 units: bootstrap
 	@$(ENV) scripts/test.sh units
 
-integration: bootstrap
+integration:
+	@bash scripts/bootstrap.sh --with-docker
 	@$(ENV) scripts/test.sh integration
 
 ha: bootstrap

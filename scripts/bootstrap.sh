@@ -9,6 +9,8 @@
 #   4. the Ansible collections we depend on, from PyPI's `ansible` wheel (Galaxy is not needed)
 #   5. ansible-test's offline pip bootstrap
 #   6. the base image: the official debian:bookworm-slim when a registry answers, else a local mmdebstrap import
+# With --with-docker (make test passes it) also Debian's docker.io, without starting its service: the tests run a
+# private engine of their own (scripts/docker-engine.sh) and never touch a Docker the host runs.
 set -euo pipefail
 # shellcheck source=scripts/env.sh
 . "$(dirname "$0")/env.sh"
@@ -43,6 +45,22 @@ step_apt() {
   fi
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# docker.io's maintainer scripts start dockerd unless policy-rc.d says no (101): the host's services stay as they
+# are; only scripts/docker-engine.sh starts an engine, with its own sockets and directories.
+step_docker() {
+  dpkg-query -W -f='${Status}' docker.io 2>/dev/null | grep -q "install ok installed" && return 0
+  [ "$(id -u)" -eq 0 ] || die "docker.io is not installed; run as root or install it: apt-get install docker.io"
+  log "installing docker.io (its service is not started)"
+  local policy=/usr/sbin/policy-rc.d had_policy=false
+  [ -e "$policy" ] && had_policy=true && cp -p "$policy" "$policy.poststack-saved"
+  printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+  local rc=0
+  { DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null; } || rc=$?
+  if $had_policy; then mv "$policy.poststack-saved" "$policy"; else rm -f "$policy"; fi
+  [ "$rc" -eq 0 ] || die "apt-get install docker.io failed (rc=$rc)"
 }
 
 step_venv() {
@@ -208,9 +226,18 @@ step_example_settings() {
   done
 }
 
+with_docker=false
+for arg in "$@"; do
+  case $arg in
+    --with-docker) with_docker=true ;;
+    *) die "unknown option $arg (bootstrap.sh [--with-docker])" ;;
+  esac
+done
+
 start=$(date +%s)
 step_example_settings
 step_apt
+if $with_docker; then step_docker; fi
 # Python (and so the venv's name) may have arrived with the packages: name the venv now.
 if [ -z "$POSTSTACK_VENV" ]; then
   # shellcheck source=scripts/env.sh

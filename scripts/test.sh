@@ -45,7 +45,19 @@ run_units() { python -m pytest -q -n 2 tests/unit ${PYTEST_ARGS:-}; }
 # shellcheck disable=SC2086
 # Two workers, each test file on one of them (--dist loadfile: a file's module fixtures are made once).
 # shellcheck disable=SC2086
-run_integration() { python -m pytest -q -n 2 --dist loadfile --durations=20 tests/integration ${PYTEST_ARGS:-}; }
+# The Docker tests use a private engine (scripts/docker-engine.sh), started here for the layer and stopped after
+# it, unless DOCKER_HOST already names one that answers (then it is left alone).
+run_integration() {
+  local own_engine=false
+  if ! { [ -n "${DOCKER_HOST:-}" ] && docker version >/dev/null 2>&1; }; then
+    eval "export $(scripts/docker-engine.sh start)"
+    own_engine=true
+  fi
+  local rc=0
+  python -m pytest -q -n 2 --dist loadfile --durations=20 tests/integration ${PYTEST_ARGS:-} || rc=$?
+  if $own_engine; then scripts/docker-engine.sh stop; fi
+  return "$rc"
+}
 
 # Two-node Pacemaker clusters in containers (pgtwin): failover, switchover, rejoin. Two pytest processes at once,
 # each with clusters of its own: the host-mode tests, and the container-mode tests with PostgreSQL 17; their lines

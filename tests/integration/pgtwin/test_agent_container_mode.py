@@ -1,8 +1,10 @@
-"""The pgtwin agent's container mode against the real podman of this host and poststack's PostgreSQL image:
+"""The pgtwin agent's container mode against the real podman of this host, and a real Docker engine (the private one
+of scripts/docker-engine.sh), with poststack's PostgreSQL image:
 initdb, the standby server and crash recovery all through the one runner seam, a server container on the host
 network with the data directory, the configuration and the passfile mounted at their own paths, and the
 lifecycle cases of seed 004 (a stale container, a vanished one, a killed postmaster, a missing image, a missing
-or hung runtime). Pacemaker is not involved here: tests/ha runs the agent in container mode in a cluster."""
+or hung runtime), each with container_runtime=podman and =docker. Pacemaker is not involved here: tests/ha runs
+the agent in container mode in a cluster."""
 import json
 import os
 import shutil
@@ -13,6 +15,7 @@ import time
 
 import pytest
 
+import docker_engine
 from ansible_run import run_playbook
 from pgtwin_agent import ocf, params, runner
 from pgtwin_agent.ocf import AgentError, Logger
@@ -23,14 +26,52 @@ IMAGE = "localhost/poststack/postgres-debian:15"
 BINDIR = "/usr/lib/postgresql/15/bin"
 
 
-def podman(*args, check=True):
-    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def image():
     run = run_playbook("playbooks/images.yml", inventory="inventories/local")
     assert run.rc == 0 and run.failed == 0, run.stdout[-3000:]
+
+
+class Engine:
+    """The runtime the agent is given, as the tests drive it themselves (the same CLI the agent calls)."""
+
+    def __init__(self, name, env=None):
+        self.name, self.env = name, dict(os.environ, **(env or {}))
+
+    def __call__(self, *args, check=True):
+        return subprocess.run([self.name, *args], capture_output=True, text=True, check=check, env=self.env)
+
+    def remove(self, container, check=True):
+        return self(*(["rm", "-f"] + (["-t", "0"] if self.name == "podman" else []) + [container]), check=check)
+
+    def image_exists(self, ref):
+        return self("image", "inspect", ref, check=False).returncode == 0
+
+
+@pytest.fixture(scope="module", params=["podman", "docker"])
+def engine(request, image):  # pylint: disable=unused-argument,redefined-outer-name
+    if request.param == "podman":
+        yield Engine("podman")
+        return
+    host, started = docker_engine.start()
+    docker = Engine("docker", {"DOCKER_HOST": host})
+    # the image podman built, in Docker's store (a node gets its image the same way: pgtwin_image_from_controller)
+    saved = subprocess.Popen(["podman", "save", "--format", "docker-archive", IMAGE], stdout=subprocess.PIPE)
+    loaded = subprocess.run(["docker", "load"], stdin=saved.stdout, capture_output=True, text=True,
+                            env=docker.env, check=False)
+    saved.wait()
+    assert loaded.returncode == 0 and saved.returncode == 0, loaded.stderr
+    old = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = host  # the agent's runtime calls inherit it, as on a node with a Docker engine
+    try:
+        yield docker
+    finally:
+        if old is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = old
+        if started:
+            docker_engine.stop()
 
 
 def free_port():
@@ -39,8 +80,8 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def load(base, **extra):
-    values = {"OCF_RESKEY_pgdata": base + "/@postgres-{node}/data", "OCF_RESKEY_bindir": BINDIR,
+def load(base, runtime, **extra):
+    values = {"OCF_RESKEY_container_runtime": runtime,"OCF_RESKEY_pgdata": base + "/@postgres-{node}/data", "OCF_RESKEY_bindir": BINDIR,
               "OCF_RESKEY_port": str(free_port()), "OCF_RESKEY_socket_dir": base + "/run",
               "OCF_RESKEY_state_dir": base, "OCF_RESKEY_node_list": "a=127.0.0.1 b=127.0.0.2",
               "OCF_RESKEY_user": "999:999", "OCF_RESKEY_rep_passfile": base + "/auth/pgpass",
@@ -51,7 +92,7 @@ def load(base, **extra):
 
 
 @pytest.fixture()
-def lab():
+def lab(engine):
     base = tempfile.mkdtemp(prefix="pgtwin-cm-")
     os.chmod(base, 0o755)
     for sub, mode in (("@postgres-a/data", 0o700), ("@postgres-a/config", 0o750), ("auth", 0o700), ("run", 0o755)):
@@ -69,13 +110,14 @@ def lab():
                      % config)
     with open(os.path.join(config, "pg_hba.conf"), "w", encoding="utf-8") as handle:
         handle.write("local all all peer\n")
-    loaded = load(base)
+    loaded = load(base, engine.name)
     log = Logger("test", os.path.join(base, "agent.log"))
     pg = Postgres(loaded, make_runner(loaded, HostRunner(loaded.user), log), log, "a", loaded.peer_of("a"))
     pg.logfile = os.path.join(base, "postgresql.log")
+    pg.engine = engine
     yield pg
     for name in (loaded.container_name, loaded.container_name + "-task"):
-        podman("rm", "-f", "-t", "0", name, check=False)
+        engine.remove(name, check=False)
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -84,8 +126,8 @@ def initdb(pg):
     assert result.ok, result.summary() + result.stdout[-500:]
 
 
-def inspect(name):
-    proc = podman("inspect", "--type", "container", name, check=False)
+def inspect(pg, name):
+    proc = pg.engine("inspect", "--type", "container", name, check=False)
     return json.loads(proc.stdout)[0] if proc.returncode == 0 else None
 
 
@@ -93,7 +135,7 @@ def test_server_lifecycle_in_a_container(lab):
     pg = lab
     initdb(pg)  # in a task container: the node needs no PostgreSQL of its own
     assert pg.has_data() and os.stat(pg.p.pgdata).st_uid == 999
-    assert inspect(pg.run.spec.task_name) is None, "the task container is gone after initdb"
+    assert inspect(pg, pg.run.spec.task_name) is None, "the task container is gone after initdb"
     assert not pg.process().running and pg.orphans() == []
 
     pg.start_standby(time.monotonic() + 90)
@@ -102,7 +144,7 @@ def test_server_lifecycle_in_a_container(lab):
     rows = pg.query("SELECT pg_is_in_recovery(), current_setting('shared_buffers'), "
                     "current_setting('restart_after_crash'), current_setting('config_file')")
     assert rows[0] == ["t", "16MB", "off", pg.p.config_dir + "/postgresql.conf"]
-    info = inspect(pg.p.container_name)
+    info = inspect(pg, pg.p.container_name)
     assert info["Config"]["Image"].endswith("postgres-debian:15")
     assert info["HostConfig"]["NetworkMode"] == "host"
     assert info["Config"]["User"] == "999:999"
@@ -126,7 +168,7 @@ def test_server_lifecycle_in_a_container(lab):
     assert pg.controldata()["Database cluster state"] == "in archive recovery"
 
     pg.stop(20)
-    assert inspect(pg.p.container_name) is None, "stop leaves no container behind"
+    assert inspect(pg, pg.p.container_name) is None, "stop leaves no container behind"
     assert pg.process() == runner.ProcessState(False, 0, False), "and no stale pid file"
     pg.crash_recovery(90)
     assert pg.controldata()["Database cluster state"] == "shut down"
@@ -136,11 +178,11 @@ def test_graceful_stop_and_a_stale_container(lab):
     pg = lab
     initdb(pg)
     # A container of that name left from before a node reboot (exited): start replaces it.
-    podman("create", "--name", pg.p.container_name, "--pull=never", IMAGE, "true")
+    pg.engine("create", "--name", pg.p.container_name, "--pull=never", IMAGE, "true")
     pg.start_standby(time.monotonic() + 90)
-    assert inspect(pg.p.container_name)["State"]["Status"] == "running"
+    assert inspect(pg, pg.p.container_name)["State"]["Status"] == "running"
     pg.stop(30)
-    assert inspect(pg.p.container_name) is None
+    assert inspect(pg, pg.p.container_name) is None
     assert pg.controldata()["Database cluster state"] == "shut down in recovery", "a fast shutdown, not a kill"
 
 
@@ -148,7 +190,7 @@ def test_a_vanished_container_is_a_crash(lab):
     pg = lab
     initdb(pg)
     pg.start_standby(time.monotonic() + 90)
-    podman("rm", "-f", "-t", "0", pg.p.container_name)
+    pg.engine.remove(pg.p.container_name)
     state = pg.process()
     assert not state.running and state.stale_pidfile
     pg.stop(10)  # nothing to stop: still no error, and the stale pid file is gone
@@ -156,14 +198,15 @@ def test_a_vanished_container_is_a_crash(lab):
 
 
 def test_missing_image_is_an_installation_error_and_nothing_is_pulled(lab):
-    loaded = load(os.path.dirname(os.path.dirname(lab.p.pgdata)), container_image="localhost/poststack/nope:1")
+    loaded = load(os.path.dirname(os.path.dirname(lab.p.pgdata)), lab.engine.name,
+                  container_image="localhost/poststack/nope:1")
     layer = Postgres(loaded, make_runner(loaded, HostRunner(loaded.user), lab.log), lab.log, "a",
                      loaded.peer_of("a"))
     with pytest.raises(AgentError, match="container_image=localhost/poststack/nope:1 is not on this node.*"
                                          "container_pull=true") as caught:
         layer.check_installed()
     assert caught.value.rc == ocf.OCF_ERR_INSTALLED
-    assert podman("image", "exists", "localhost/poststack/nope:1", check=False).returncode == 1
+    assert not lab.engine.image_exists("localhost/poststack/nope:1")
 
 
 def test_missing_runtime_is_an_installation_error(monkeypatch, tmp_path):

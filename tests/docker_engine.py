@@ -1,0 +1,38 @@
+"""The Docker engine the tests use: the one DOCKER_HOST names when it answers, else the private engine of
+scripts/docker-engine.sh (its own data, sockets and no firewall rules; see that script). `make test` starts the
+private engine for the integration layer and stops it afterwards; a test run outside it starts the engine when
+needed and, unless its workers share it (pytest-xdist), stops it at the end."""
+import os
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "scripts", "docker-engine.sh")
+
+
+def answers(env):
+    try:
+        return subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], env=env,
+                              capture_output=True, check=False, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def start():
+    """(DOCKER_HOST, whether this call started the engine)."""
+    if os.environ.get("DOCKER_HOST") and answers(os.environ):
+        return os.environ["DOCKER_HOST"], False
+    running = subprocess.run([SCRIPT, "status"], capture_output=True, check=False, timeout=60).returncode == 0
+    done = subprocess.run([SCRIPT, "start"], capture_output=True, text=True, check=False, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError("no Docker engine: %s" % (done.stderr or done.stdout).strip())
+    host = done.stdout.strip().splitlines()[-1].split("=", 1)[1]
+    return host, not running and "PYTEST_XDIST_WORKER" not in os.environ
+
+
+def stop():
+    subprocess.run([SCRIPT, "stop"], capture_output=True, check=False, timeout=60)
+
+
+def docker(host, *args, check=True, **kwargs):
+    return subprocess.run(["docker", *args], env=dict(os.environ, DOCKER_HOST=host), capture_output=True,
+                          text=True, check=check, **kwargs)
