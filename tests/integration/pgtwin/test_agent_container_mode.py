@@ -131,8 +131,13 @@ def inspect(pg, name):
     return json.loads(proc.stdout)[0] if proc.returncode == 0 else None
 
 
+def volumes(pg):
+    return set(pg.engine("volume", "ls", "-q").stdout.split())
+
+
 def test_server_lifecycle_in_a_container(lab):
     pg = lab
+    before = volumes(pg)
     initdb(pg)  # in a task container: the node needs no PostgreSQL of its own
     assert pg.has_data() and os.stat(pg.p.pgdata).st_uid == 999
     assert inspect(pg, pg.run.spec.task_name) is None, "the task container is gone after initdb"
@@ -169,6 +174,7 @@ def test_server_lifecycle_in_a_container(lab):
 
     pg.stop(20)
     assert inspect(pg, pg.p.container_name) is None, "stop leaves no container behind"
+    assert volumes(pg) - before == set(), "nor an anonymous volume (the image's VOLUME /data/postgres)"
     assert pg.process() == runner.ProcessState(False, 0, False), "and no stale pid file"
     pg.crash_recovery(90)
     assert pg.controldata()["Database cluster state"] == "shut down"

@@ -275,8 +275,10 @@ class ContainerRunner:
                            *self._env_options(env), self.spec.name, *argv], timeout=timeout)
         return Result(tuple(argv), result.rc, result.stdout, result.stderr)
 
+    # Containers are removed with their anonymous volumes (the image declares VOLUME /data/postgres, which the
+    # agent does not use: its data directory is mounted elsewhere); each start would leave one behind otherwise.
     def _remove_task(self) -> None:
-        self.cli(["rm", "--force", self.spec.task_name], timeout=30)
+        self.cli(["rm", "--force", "--volumes", self.spec.task_name], timeout=30)
 
     # ---- the server container ---------------------------------------------------------------------
     def check_installed(self, programs: Sequence[str]) -> None:
@@ -297,7 +299,7 @@ class ContainerRunner:
         if state is not None:
             # Left by a crash, a node reboot or a stop outside Pacemaker: the data directory holds the state.
             self.log.info("removing the %s container %s left from an earlier run" % (state, self.spec.name))
-            removed = self.cli(["rm", "--force", self.spec.name], timeout=60)
+            removed = self.cli(["rm", "--force", "--volumes", self.spec.name], timeout=60)
             if not removed.ok:
                 raise AgentError("cannot remove the old container: " + removed.summary())
         self._prepare_host_paths(logfile)
@@ -343,7 +345,7 @@ class ContainerRunner:
             if not stopped.ok:
                 log.warning("container stop failed (%s); removing it by force" % stopped.summary())
         if state is not None:
-            removed = self.cli(["rm", "--force", self.spec.name], timeout=60)
+            removed = self.cli(["rm", "--force", "--volumes", self.spec.name], timeout=60)
             if not removed.ok and self.container_state() is not None:
                 raise AgentError("cannot remove container %s: %s" % (self.spec.name, removed.summary()))
         self._remove_task()
