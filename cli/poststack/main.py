@@ -27,6 +27,18 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, "poststack: %s\n%s" % (message, self.format_usage()))
 
 
+def add_verb(verb_parsers, group, name, text, plan, options) -> None:
+    sub = verb_parsers.add_parser(name, help=text, description=text)
+    for flags, keywords in options:
+        sub.add_argument(*flags, **keywords)
+    if (group, name) in JSON_VERBS:
+        sub.add_argument("--json", action="store_true", help="print the data as JSON instead of a table")
+    if group == "database" and name in DATABASE_URL_VERBS:
+        sub.add_argument("--url", help="the database (postgresql://user:password@host:port/db; default: "
+                         "POSTSTACK_DATABASE_URL, else the project's PostgreSQL)")
+    sub.set_defaults(plan=plan, verb=name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="poststack", description="PostgreSQL in containers, migrations, backups and clusters for "
                     "the project of the current directory (its .env, migrations/, containers/).")
@@ -42,27 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     groups.required = True
     for group, verbs in commands.VERBS.items():
         if group is None:
-            for name, text, plan, options in verbs:
-                sub = groups.add_parser(name, help=text, description=text)
-                for flags, keywords in options:
-                    sub.add_argument(*flags, **keywords)
-                if (None, name) in JSON_VERBS:
-                    sub.add_argument("--json", action="store_true", help="print the data as JSON instead of a table")
-                sub.set_defaults(plan=plan, verb=name)
-            continue
-        group_parser = groups.add_parser(group, help=commands.GROUP_HELP[group], description=commands.GROUP_HELP[group])
-        verb_parsers = group_parser.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
-        verb_parsers.required = True
+            verb_parsers = groups
+        else:
+            group_parser = groups.add_parser(group, help=commands.GROUP_HELP[group],
+                                             description=commands.GROUP_HELP[group])
+            verb_parsers = group_parser.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
+            verb_parsers.required = True
         for name, text, plan, options in verbs:
-            sub = verb_parsers.add_parser(name, help=text, description=text)
-            for flags, keywords in options:
-                sub.add_argument(*flags, **keywords)
-            if (group, name) in JSON_VERBS:
-                sub.add_argument("--json", action="store_true", help="print the data as JSON instead of a table")
-            if group == "database" and name in DATABASE_URL_VERBS:
-                sub.add_argument("--url", help="the database (postgresql://user:password@host:port/db; default: "
-                                 "POSTSTACK_DATABASE_URL, else the project's PostgreSQL)")
-            sub.set_defaults(plan=plan)
+            add_verb(verb_parsers, group, name, text, plan, options)
     groups.add_parser("version", help="the versions of poststack, its collection and Ansible").set_defaults(
         plan=None, verb="version")
     shells = groups.add_parser("completion", help="print the shell completion script: eval \"$(poststack completion bash)\"")

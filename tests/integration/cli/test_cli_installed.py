@@ -6,25 +6,16 @@ code 2), a second start that changes nothing, and the log in logs/main/."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
 
 import pytest
 
+from lab import free_port, podman
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 CACHE = os.environ.get("POSTSTACK_CACHE", os.path.expanduser("~/.cache/poststack"))
-
-
-def podman(*args, check=True):
-    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

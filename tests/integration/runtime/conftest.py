@@ -1,20 +1,10 @@
 """Fixtures for the runtime roles: unique project names, free ports, cleanup of containers/volumes/networks."""
 import shutil
-import socket
-import subprocess
 import uuid
 
 import pytest
 
-
-def podman(*args, check=True):
-    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from lab import free_port, podman  # noqa: F401  pylint: disable=unused-import  (the runtime tests import them from here)
 
 
 class Project:
