@@ -15,12 +15,15 @@ author:
 description:
   - One line for each task that changed something, the message of each C(debug) task (status tables, reports), a
     failure as one paragraph with the task's name and its message, and a last line with the counts.
-  - Tasks that changed nothing are not shown. The C(poststack) command uses it; C(poststack -v) uses Ansible's own
-    output instead.
+  - Tasks that changed nothing are not shown; on a terminal, one status line that is rewritten in place counts the
+    tasks and names the one that runs (never written to the log). The C(poststack) command uses it;
+    C(poststack -v) uses Ansible's own output instead.
   - A task with C(no_log) shows only its name, as with every callback.
 requirements:
   - set as the stdout callback (C(ANSIBLE_STDOUT_CALLBACK=poststack.core.progress))
 """
+
+import sys
 
 from ansible.plugins.callback import CallbackBase
 
@@ -48,8 +51,28 @@ class CallbackModule(CallbackBase):
     CALLBACK_TYPE = "stdout"
     CALLBACK_NAME = "poststack.core.progress"
 
+    def __init__(self):
+        super().__init__()
+        self._tasks = 0
+        self._status_shown = False
+        self._tty = sys.stdout.isatty()
+
+    def _clear_status(self):
+        if self._status_shown:
+            self._display.display("\r\033[K", newline=False, screen_only=True)
+            self._status_shown = False
+
     def _line(self, text, color=None):
+        self._clear_status()
         self._display.display(text, color=color)
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self._tasks += 1
+        if self._tty:
+            self._clear_status()
+            self._display.display("[%d] %s" % (self._tasks, task.get_name().strip())[:100], newline=False,
+                                  screen_only=True)
+            self._status_shown = True
 
     def _shown(self, result, item=None):
         task = _task_name(result)
