@@ -34,6 +34,8 @@ class BuildWithCollection(build_py):
             elif os.path.isfile(source):
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 shutil.copy2(source, target)
+            else:  # a wheel without it would install a collection that fails at run time
+                raise FileNotFoundError("setup.py: the collection's %s is missing from %s" % (part, ROOT))
 
 
 setup(version=galaxy_version(), cmdclass={"build_py": BuildWithCollection})

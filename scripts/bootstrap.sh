@@ -47,20 +47,31 @@ step_apt() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# docker.io's maintainer scripts start dockerd unless policy-rc.d says no (101): the host's services stay as they
-# are; only scripts/docker-engine.sh starts an engine, with its own sockets and directories.
+# docker.io's maintainer scripts start dockerd unless policy-rc.d says no (101), and enable its units for the next
+# boot: neither is left to happen. The host's services stay as they are; only scripts/docker-engine.sh starts an
+# engine, with its own sockets and directories. (A docker.io that is already installed is not touched.)
+restore_policy() {
+  local policy=/usr/sbin/policy-rc.d
+  if [ -e "$policy.poststack-saved" ]; then mv "$policy.poststack-saved" "$policy"; else rm -f "$policy"; fi
+}
 step_docker() {
   dpkg-query -W -f='${Status}' docker.io 2>/dev/null | grep -q "install ok installed" && return 0
   [ "$(id -u)" -eq 0 ] || die "docker.io is not installed; run as root or install it: apt-get install docker.io"
-  log "installing docker.io (its service is not started)"
-  local policy=/usr/sbin/policy-rc.d had_policy=false
-  [ -e "$policy" ] && had_policy=true && cp -p "$policy" "$policy.poststack-saved"
+  log "installing docker.io (its service is neither started nor enabled)"
+  local policy=/usr/sbin/policy-rc.d rc=0
+  [ -e "$policy" ] && cp -p "$policy" "$policy.poststack-saved"
+  trap restore_policy EXIT
   printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
-  local rc=0
   { DEBIAN_FRONTEND=noninteractive apt-get update -qq \
       && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null; } || rc=$?
-  if $had_policy; then mv "$policy.poststack-saved" "$policy"; else rm -f "$policy"; fi
+  restore_policy
+  trap - EXIT
   [ "$rc" -eq 0 ] || die "apt-get install docker.io failed (rc=$rc)"
+  # systemctl disable only edits the unit links, with or without a running systemd
+  systemctl disable --quiet docker.service docker.socket containerd.service 2>/dev/null \
+    || rm -f /etc/systemd/system/multi-user.target.wants/docker.service \
+      /etc/systemd/system/sockets.target.wants/docker.socket \
+      /etc/systemd/system/multi-user.target.wants/containerd.service
 }
 
 step_venv() {

@@ -48,14 +48,13 @@ run_units() { python -m pytest -q -n 2 tests/unit ${PYTEST_ARGS:-}; }
 # The Docker tests use a private engine (scripts/docker-engine.sh), started here for the layer and stopped after
 # it, unless DOCKER_HOST already names one that answers (then it is left alone).
 run_integration() {
-  local own_engine=false
+  local engine rc=0
   if ! { [ -n "${DOCKER_HOST:-}" ] && docker version >/dev/null 2>&1; }; then
-    eval "export $(scripts/docker-engine.sh start)"
-    own_engine=true
+    engine=$(scripts/docker-engine.sh start)   # a failure stops the layer here (set -e)
+    export "${engine?}"
+    trap 'scripts/docker-engine.sh stop' EXIT   # the layer runs in a subshell of its own
   fi
-  local rc=0
   python -m pytest -q -n 2 --dist loadfile --durations=20 tests/integration ${PYTEST_ARGS:-} || rc=$?
-  if $own_engine; then scripts/docker-engine.sh stop; fi
   return "$rc"
 }
 

@@ -36,3 +36,16 @@ def stop():
 def docker(host, *args, check=True, **kwargs):
     return subprocess.run(["docker", *args], env=dict(os.environ, DOCKER_HOST=host), capture_output=True,
                           text=True, check=check, **kwargs)
+
+
+def load_from_podman(host, image):
+    """Put an image podman built into the engine's store (as a node without a registry gets it)."""
+    saved = subprocess.Popen(["podman", "save", "--format", "docker-archive", image], stdout=subprocess.PIPE)
+    try:
+        loaded = subprocess.run(["docker", "load"], stdin=saved.stdout, capture_output=True, text=True,
+                                env=dict(os.environ, DOCKER_HOST=host), check=False, timeout=300)
+    finally:
+        saved.stdout.close()  # podman save gets EPIPE instead of blocking when docker load gave up
+        saved.wait(timeout=300)
+    if loaded.returncode != 0 or saved.returncode != 0:
+        raise RuntimeError("podman save %s | docker load failed: %s" % (image, loaded.stderr.strip()))

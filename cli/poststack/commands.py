@@ -47,14 +47,16 @@ def container_build(args) -> Plan:
 
 
 def container_build_project(args) -> Plan:
-    values: Dict[str, Any] = {"project_containers_force": True, "project_containers_no_cache": args.no_cache}
+    # build only (seed 003): `container start` runs what project_containers_run lists
+    values: Dict[str, Any] = {"project_containers_force": True, "project_containers_no_cache": args.no_cache,
+                              "project_containers_run": []}
     if args.container:
         values["project_containers_only"] = [args.container]
     return Plan("containers", values)
 
 
 def container_start(args) -> Plan:
-    return Plan("database", {"postgres_host_port": args.postgres_port} if args.postgres_port else {})
+    return Plan("start", {"postgres_host_port": args.postgres_port} if args.postgres_port else {})
 
 
 def container_stop(args) -> Plan:
@@ -139,7 +141,7 @@ VERBS: Dict[Any, List[Verb]] = {
         ("build-project", "build the project's containers (containers/*/Dockerfile)", container_build_project,
          [(("--container",), dict(metavar="NAME", help="only this container")),
           (("--no-cache",), dict(action="store_true", help="build without the layer cache"))]),
-        ("start", "start PostgreSQL for this project and apply its migrations", container_start,
+        ("start", "start PostgreSQL for this project, apply its migrations, start its containers", container_start,
          [(("--postgres-port",), dict(type=_port, metavar="PORT", help="host port (default: .env or 5432)"))]),
         ("stop", "stop this project's containers", container_stop,
          [(("--all",), dict(action="store_true", help="every poststack container on the host")),

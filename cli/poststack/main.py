@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inventory", "-i", metavar="INVENTORY",
                         help="run against these hosts instead of this machine (an Ansible inventory)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="Ansible's own output (-vvv: more)")
+    parser.add_argument("--vault-password-file", metavar="FILE", help="for an inventory or --config-file with vaulted "
+                        "values (ANSIBLE_VAULT_PASSWORD_FILE works too)")
+    parser.add_argument("--ask-vault-pass", action="store_true", help="ask for the vault password")
     groups = parser.add_subparsers(dest="group", metavar="COMMAND", parser_class=Parser)
     groups.required = True
     for group, verbs in commands.VERBS.items():
@@ -122,7 +125,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 0
         plan = with_url(args.plan(args), database_url(args))
         options = Options(inventory=args.inventory, config_file=args.config_file, verbose=args.verbose,
-                          log_level=args.log_level, json=getattr(args, "json", False))
+                          log_level=args.log_level, json=getattr(args, "json", False),
+                          vault_password_file=args.vault_password_file, ask_vault_pass=args.ask_vault_pass)
         return run(plan, options)
     except UsageError as exc:
         print("poststack: %s" % exc, file=sys.stderr)

@@ -34,7 +34,7 @@ def failures(output: Dict[str, Any]) -> List[str]:
     for play in output.get("plays", []):
         for task in play.get("tasks", []):
             for host, result in task.get("hosts", {}).items():
-                if result.get("failed") and not result.get("ignore_errors"):
+                if result.get("failed"):
                     found.append("%s (%s): %s" % (task["task"]["name"], host, result.get("msg", "failed")))
     return found
 
@@ -44,7 +44,7 @@ def extract(playbook: str, stdout: str) -> Tuple[Optional[Dict[str, Any]], List[
     try:
         output = json.loads(stdout)
     except ValueError:
-        return None, ["the run printed no report (see logs/main/poststack.log)"]
+        return None, ["the run printed no report: run the command again without --json to see what happened"]
     task_name, take = REPORTS[playbook]
     data: Dict[str, Any] = {}
     for play in output.get("plays", []):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from . import report
-from .commands import Plan
+from .commands import Plan, UsageError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ANSIBLE_CFG = os.path.join(HERE, "ansible.cfg")
@@ -65,24 +65,32 @@ class Options:
     verbose: int = 0
     log_level: str = "info"
     json: bool = False  # print the verb's data as JSON (report.py) instead of progress lines
+    vault_password_file: Optional[str] = None
+    ask_vault_pass: bool = False
+
+
+# The user's Ansible settings that would change what the command runs or prints: its own configuration replaces
+# them. Everything else passes (vault, connection, become, SSH, remote user, temporary directories, ...).
+OWN_SETTINGS = ("ANSIBLE_CONFIG", "ANSIBLE_STDOUT_CALLBACK", "ANSIBLE_CALLBACKS_ENABLED", "ANSIBLE_CALLBACK_",
+                "ANSIBLE_LOAD_CALLBACK_PLUGINS", "ANSIBLE_LOG_PATH", "ANSIBLE_COLLECTIONS_", "ANSIBLE_ROLES_PATH",
+                "ANSIBLE_INVENTORY", "ANSIBLE_VARS_ENABLED", "ANSIBLE_VARS_PLUGINS", "ANSIBLE_DISPLAY_",
+                "ANSIBLE_VERBOSE_TO_STDERR", "ANSIBLE_NOCOLOR", "ANSIBLE_FORCE_COLOR", "ANSIBLE_CHECK_MODE_MARKERS")
 
 
 def environment(collection: Collection, options: Options, project_dir: str, log_path: str) -> Dict[str, str]:
-    env = dict(os.environ)
-    # the CLI's own configuration, whatever ansible.cfg the directory or the environment holds
-    for key in [k for k in env if k.startswith("ANSIBLE_")]:
-        del env[key]
+    env = {key: value for key, value in os.environ.items() if not key.startswith(OWN_SETTINGS)}
     env.update({
         "ANSIBLE_CONFIG": ANSIBLE_CFG,
         "ANSIBLE_LOG_PATH": log_path,
-        "ANSIBLE_VERBOSE_TO_STDERR": "0",
+        # -v output to stderr with --json (stdout is the document), to stdout otherwise
+        "ANSIBLE_VERBOSE_TO_STDERR": "1" if options.json else "0",
         "ANSIBLE_NOCOLOR": "1" if not sys.stdout.isatty() else "0",
         # ansible-core's ssh-agent module imports DSA, which newer cryptography releases warn about on every run
         "PYTHONWARNINGS": ",".join(filter(None, [env.get("PYTHONWARNINGS"), "ignore:DSA is deprecated"])),
     })
     if options.json:
         env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
-        del env["ANSIBLE_LOG_PATH"]  # the log would hold the whole document
+        del env["ANSIBLE_LOG_PATH"]  # the log would hold the whole document: a --json run is not logged
     elif options.verbose or options.log_level == "debug":
         env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.default"
     if collection.collections_path:
@@ -93,10 +101,15 @@ def environment(collection: Collection, options: Options, project_dir: str, log_
 
 def argv_for(plan: Plan, collection: Collection, options: Options, vars_file: str) -> List[str]:
     inventory = options.inventory or os.path.join(collection.root, "inventories", "local")
-    argv = [ansible_playbook(), "-i", inventory, os.path.join(collection.root, "playbooks", plan.playbook + ".yml"),
-            "-e", "@" + vars_file]
+    argv = [ansible_playbook(), "-i", inventory, os.path.join(collection.root, "playbooks", plan.playbook + ".yml")]
+    # the config file first: the command's own options (the later -e) win over it
     if options.config_file:
         argv += ["-e", "@" + os.path.abspath(options.config_file)]
+    argv += ["-e", "@" + vars_file]
+    if options.vault_password_file:
+        argv += ["--vault-password-file", os.path.abspath(options.vault_password_file)]
+    if options.ask_vault_pass:
+        argv.append("--ask-vault-pass")
     if plan.check:
         argv.append("--check")
     verbosity = options.verbose + (2 if options.log_level == "debug" else 0)
@@ -107,6 +120,9 @@ def argv_for(plan: Plan, collection: Collection, options: Options, vars_file: st
 
 def run(plan: Plan, options: Options, project_dir: Optional[str] = None) -> int:
     """Run the plan's playbook: 0 when it succeeded, else 1."""
+    for option, path in (("--config-file", options.config_file), ("--vault-password-file", options.vault_password_file)):
+        if path and not os.path.isfile(path):
+            raise UsageError("%s %s: no such file" % (option, path))
     collection = find_collection()
     project_dir = os.path.abspath(project_dir or os.getcwd())
     log_path = log_file(project_dir)
@@ -116,8 +132,6 @@ def run(plan: Plan, options: Options, project_dir: Optional[str] = None) -> int:
         with open(os.open(vars_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as handle:
             json.dump(plan.extra_vars, handle)
         argv = argv_for(plan, collection, options, vars_file)
-        if options.config_file and not os.path.isfile(options.config_file):
-            raise NotFound("--config-file %s: no such file" % options.config_file)
         env = environment(collection, options, project_dir, log_path)
         if options.json:
             return _run_json(plan, argv, project_dir, env)

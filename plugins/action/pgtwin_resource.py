@@ -7,6 +7,7 @@ logs its arguments to the target's syslog before it can check them.)"""
 
 from __future__ import annotations
 
+from ansible.module_utils.common.validation import check_type_dict
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.poststack.core.plugins.module_utils.cib import CibError, refuse_secret_name
@@ -19,8 +20,13 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         for option in ("params", "meta", "clone_meta"):
             values = self._task.args.get(option)
+            if isinstance(values, str):  # the argument spec turns a JSON or k=v string into a dict: so do we
+                try:
+                    values = check_type_dict(values)
+                except TypeError:
+                    continue  # not a dict at all: the module's argument spec answers it (without the value)
             if not isinstance(values, dict):
-                continue  # the module's argument spec answers a value of the wrong type
+                continue
             try:
                 for key in values:
                     refuse_secret_name(option, str(key))

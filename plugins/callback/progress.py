@@ -91,7 +91,7 @@ class CallbackModule(CallbackBase):
             self._shown(result)
 
     def v2_runner_item_on_ok(self, result):
-        self._shown(result, self._get_item_label(result._result))
+        self._shown(result, None if result._result.get("_ansible_no_log") else self._get_item_label(result._result))
 
     def _failure(self, result, item=None):
         label = " (%s)" % item if item is not None else ""

@@ -21,6 +21,9 @@ CASES = [
      ["params.rep_password looks like a secret", "rep_passfile", "The value was not shown or written", NOT_CHANGED]),
     ("secret-in-meta", {"params": PARAMS, "meta": {"api_token": SECRET}},
      ["meta.api_token looks like a secret", "The value was not shown or written", NOT_CHANGED]),
+    ("secret-in-params-given-as-a-string", {"params": '{"pgdata": "/d", "node_list": "a b", "repl_secret": "%s"}'
+                                                       % SECRET},
+     ["params.repl_secret looks like a secret", "The value was not shown or written", NOT_CHANGED]),
     ("param-value-a-list", {"params": dict(PARAMS, node_list=["psql1", "psql2"])},
      ["params.node_list is a list, not a string or number: give a scalar value", NOT_CHANGED]),
     ("param-name-not-a-name", {"params": dict(PARAMS, **{"bad key": "1"})},
@@ -68,7 +71,7 @@ def test_bad_resource_input_is_refused_before_pacemaker(cases, case_id):
     assert "Failed to find required executable" not in result["msg"] and not result.get("commands"), result
 
 
-@pytest.mark.parametrize("case_id", ["password-in-params", "secret-in-meta"])
+@pytest.mark.parametrize("case_id", ["password-in-params", "secret-in-meta", "secret-in-params-given-as-a-string"])
 def test_a_secret_is_refused_on_the_controller_before_the_module_runs(cases, case_id):
     """A module logs its arguments to the target's syslog before it checks them: the action plugin refuses a
     secret-looking attribute first, so no module ran (a module's result would carry its invocation)."""

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 import uuid
 
 import pytest
@@ -63,6 +64,10 @@ def project(tmp_path):
     (directory / "migrations" / "002_seed.rollback.sql").write_text("DELETE FROM items WHERE id = 1;\n")
     (directory / ".env").write_text("POSTSTACK_PROJECT_NAME=%s\n" % name)
     yield directory
+    remove_project(name)
+
+
+def remove_project(name):
     for container in podman("ps", "-a", "-q", "--filter", "label=io.poststack.project=%s" % name,
                             check=False).stdout.split():
         podman("rm", "-f", "-t", "0", container, check=False)
@@ -71,6 +76,10 @@ def project(tmp_path):
         podman("volume", "rm", "-f", volume, check=False)
     podman("network", "rm", "-f", "%s-net" % name, check=False)
     shutil.rmtree("/var/lib/poststack/%s-postgres" % name, ignore_errors=True)
+    shutil.rmtree("/var/lib/poststack/%s-containers" % name, ignore_errors=True)
+    for image in podman("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
+                        "reference=localhost/%s/*" % name, check=False).stdout.split():
+        podman("rmi", "-f", image, check=False)
     state = os.path.join(os.path.expanduser("~/.local/state/poststack/projects"))
     for entry in (os.listdir(state) if os.path.isdir(state) else []):
         if entry.startswith(name + "-"):
@@ -147,3 +156,37 @@ def test_seed_003_quick_start_and_migration_verbs(installed, project):
 
     stopped = poststack(installed, project, "container", "stop")
     assert stopped.returncode == 0 and "changed: Stop them (%s-postgres)" % project.name in stopped.stdout
+
+
+@pytest.fixture
+def web_stack(tmp_path):
+    """A copy of examples/apache-php (seed 003's Apache + PHP stack) as a user's project, with its own name and
+    ports in its .env."""
+    name = "cliweb%s" % uuid.uuid4().hex[:6]
+    directory = tmp_path / name
+    shutil.copytree(os.path.join(ROOT, "examples", "apache-php"), directory,
+                    ignore=shutil.ignore_patterns(".env", "logs"))
+    web_port = free_port()
+    (directory / ".env").write_text("POSTSTACK_PROJECT_NAME=%s\nPOSTSTACK_POSTGRES_HOST_PORT=%d\n"
+                                    "POSTSTACK_WEB_PORT=%d\n" % (name, free_port(), web_port))
+    yield directory, web_port
+    remove_project(name)
+
+
+def test_seed_003_web_stack_beside_another_project(installed, web_stack, project):
+    """Seed 003's steps for its web stack (build, build-project, start) in one directory, while another project
+    runs from another directory on its own port: the page shows the row the migration wrote, and each directory's
+    status shows its own containers only."""
+    directory, web_port = web_stack
+    other = poststack(installed, project, "container", "start", "--postgres-port", str(free_port()))
+    assert other.returncode == 0, other.stdout + other.stderr
+    for step in (["container", "build"], ["container", "build-project"], ["container", "start"]):
+        done = poststack(installed, directory, *step)
+        assert done.returncode == 0, "%s: %s%s" % (" ".join(step), done.stdout[-3000:], done.stderr[-2000:])
+    assert "changed: project_containers: Run the containers on the database network" in done.stdout
+    with urllib.request.urlopen("http://127.0.0.1:%d/" % web_port, timeout=10) as page:
+        assert page.read().decode().strip() == "Hello from PostgreSQL, migrated by poststack"
+    mine = json.loads(poststack(installed, directory, "container", "status", "--json").stdout)["hosts"]["localhost"]
+    theirs = json.loads(poststack(installed, project, "container", "status", "--json").stdout)["hosts"]["localhost"]
+    assert sorted(c["name"] for c in mine) == ["%s-apache" % directory.name, "%s-postgres" % directory.name]
+    assert [c["name"] for c in theirs] == ["%s-postgres" % project.name]

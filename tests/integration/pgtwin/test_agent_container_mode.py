@@ -55,15 +55,11 @@ def engine(request, image):  # pylint: disable=unused-argument,redefined-outer-n
         return
     host, started = docker_engine.start()
     docker = Engine("docker", {"DOCKER_HOST": host})
-    # the image podman built, in Docker's store (a node gets its image the same way: pgtwin_image_from_controller)
-    saved = subprocess.Popen(["podman", "save", "--format", "docker-archive", IMAGE], stdout=subprocess.PIPE)
-    loaded = subprocess.run(["docker", "load"], stdin=saved.stdout, capture_output=True, text=True,
-                            env=docker.env, check=False)
-    saved.wait()
-    assert loaded.returncode == 0 and saved.returncode == 0, loaded.stderr
     old = os.environ.get("DOCKER_HOST")
     os.environ["DOCKER_HOST"] = host  # the agent's runtime calls inherit it, as on a node with a Docker engine
     try:
+        # the image podman built, in Docker's store (a node gets its image the same way: pgtwin_image_from_controller)
+        docker_engine.load_from_podman(host, IMAGE)
         yield docker
     finally:
         if old is None:
@@ -131,13 +127,17 @@ def inspect(pg, name):
     return json.loads(proc.stdout)[0] if proc.returncode == 0 else None
 
 
-def volumes(pg):
-    return set(pg.engine("volume", "ls", "-q").stdout.split())
+def anonymous_volumes(pg, info):
+    """The volumes of a container that the runtime made for it (no name given: the image's VOLUME)."""
+    return [m["Name"] for m in info["Mounts"] if m.get("Type") == "volume" and m.get("Name")]
+
+
+def volume_exists(pg, name):
+    return pg.engine("volume", "inspect", name, check=False).returncode == 0
 
 
 def test_server_lifecycle_in_a_container(lab):
     pg = lab
-    before = volumes(pg)
     initdb(pg)  # in a task container: the node needs no PostgreSQL of its own
     assert pg.has_data() and os.stat(pg.p.pgdata).st_uid == 999
     assert inspect(pg, pg.run.spec.task_name) is None, "the task container is gone after initdb"
@@ -150,6 +150,8 @@ def test_server_lifecycle_in_a_container(lab):
                     "current_setting('restart_after_crash'), current_setting('config_file')")
     assert rows[0] == ["t", "16MB", "off", pg.p.config_dir + "/postgresql.conf"]
     info = inspect(pg, pg.p.container_name)
+    leftovers = anonymous_volumes(pg, info)
+    assert leftovers, "the image declares VOLUME /data/postgres: the runtime gives the container a volume for it"
     assert info["Config"]["Image"].endswith("postgres-debian:15")
     assert info["HostConfig"]["NetworkMode"] == "host"
     assert info["Config"]["User"] == "999:999"
@@ -174,7 +176,7 @@ def test_server_lifecycle_in_a_container(lab):
 
     pg.stop(20)
     assert inspect(pg, pg.p.container_name) is None, "stop leaves no container behind"
-    assert volumes(pg) - before == set(), "nor an anonymous volume (the image's VOLUME /data/postgres)"
+    assert not [v for v in leftovers if volume_exists(pg, v)], "nor its anonymous volume (VOLUME /data/postgres)"
     assert pg.process() == runner.ProcessState(False, 0, False), "and no stale pid file"
     pg.crash_recovery(90)
     assert pg.controldata()["Database cluster state"] == "shut down"

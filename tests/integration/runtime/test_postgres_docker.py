@@ -15,15 +15,13 @@ def docker_host():
     images = run_playbook("playbooks/images.yml", inventory="inventories/local")
     assert images.rc == 0 and images.failed == 0, images.stdout[-3000:]
     host, started = docker_engine.start()
-    # the image podman built, in Docker's store (building with Docker is the images' own test)
-    saved = subprocess.Popen(["podman", "save", "--format", "docker-archive", IMAGE], stdout=subprocess.PIPE)
-    loaded = subprocess.run(["docker", "load"], stdin=saved.stdout, capture_output=True, text=True,
-                            env=dict(os.environ, DOCKER_HOST=host), check=False)
-    saved.wait()
-    assert loaded.returncode == 0 and saved.returncode == 0, loaded.stderr
-    yield host
-    if started:
-        docker_engine.stop()
+    try:
+        # the image podman built, in Docker's store (building with Docker is the images' own test)
+        docker_engine.load_from_podman(host, IMAGE)
+        yield host
+    finally:
+        if started:
+            docker_engine.stop()
 
 
 def play(state):

@@ -1,6 +1,7 @@
 """The poststack command's parser and plans (cli/poststack): what each verb runs, and what it refuses before
 anything runs."""
 import json
+import os
 import subprocess
 
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from poststack import completion, report
 from poststack import main as cli
 from poststack.commands import Plan, UsageError
-from poststack.runner import Collection, Options, argv_for
+from poststack.runner import Collection, Options, argv_for, environment, run
 
 
 def plan_of(*argv):
@@ -17,12 +18,13 @@ def plan_of(*argv):
 
 
 @pytest.mark.parametrize("argv, playbook, extra_vars", [
-    (["container", "start", "--postgres-port", "5433"], "database", {"postgres_host_port": 5433}),
-    (["container", "start"], "database", {}),
+    (["container", "start", "--postgres-port", "5433"], "start", {"postgres_host_port": 5433}),
+    (["container", "start"], "start", {}),
     (["container", "build", "--image", "base-debian"], "images",
      {"images_postgres": False, "base_image_force": False, "postgres_image_force": False}),
     (["container", "build-project", "--container", "web", "--no-cache"], "containers",
-     {"project_containers_force": True, "project_containers_no_cache": True, "project_containers_only": ["web"]}),
+     {"project_containers_force": True, "project_containers_no_cache": True, "project_containers_run": [],
+      "project_containers_only": ["web"]}),
     (["container", "stop", "--all"], "stop", {"stop_all": True}),
     (["container", "remove", "--force", "a", "b"], "remove", {"remove_containers": ["a", "b"], "remove_force": True}),
     (["container", "health"], "status", {"status_all": False}),
@@ -92,8 +94,31 @@ def test_variables_go_in_a_file_never_in_the_arguments(tmp_path, monkeypatch):
     assert argv == ["/venv/bin/ansible-playbook", "-i", str(tmp_path / "core" / "inventories" / "local"),
                     str(tmp_path / "core" / "playbooks" / "migrate.yml"), "-e", "@" + str(tmp_path / "vars.json"),
                     "--check", "-vv"]
-    argv = argv_for(Plan("status"), collection, Options(inventory="hosts.yml", config_file="c.yml"), "v.json")
-    assert argv[1:3] == ["-i", "hosts.yml"] and argv[-2:][0] == "-e" and argv[-1].endswith("/c.yml")
+    argv = argv_for(Plan("status"), collection, Options(inventory="hosts.yml", config_file="c.yml",
+                                                        vault_password_file="vp"), "v.json")
+    assert argv[1:3] == ["-i", "hosts.yml"]
+    # the command's own options are the later -e: they win over the config file
+    assert argv[4:8] == ["-e", "@" + os.path.abspath("c.yml"), "-e", "@v.json"]
+    assert argv[8:] == ["--vault-password-file", os.path.abspath("vp")]
+
+
+def test_the_users_ansible_settings_pass_except_those_the_command_owns(monkeypatch, tmp_path):
+    monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", "/secure/vault-pass")
+    monkeypatch.setenv("ANSIBLE_REMOTE_USER", "deploy")
+    monkeypatch.setenv("ANSIBLE_STDOUT_CALLBACK", "minimal")
+    monkeypatch.setenv("ANSIBLE_CONFIG", "/elsewhere/ansible.cfg")
+    monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", "/elsewhere")
+    env = environment(Collection(str(tmp_path), None), Options(), str(tmp_path), str(tmp_path / "x.log"))
+    assert env["ANSIBLE_VAULT_PASSWORD_FILE"] == "/secure/vault-pass" and env["ANSIBLE_REMOTE_USER"] == "deploy"
+    assert "ANSIBLE_STDOUT_CALLBACK" not in env and "ANSIBLE_COLLECTIONS_PATH" not in env
+    assert env["ANSIBLE_CONFIG"].endswith("poststack/ansible.cfg")
+    as_json = environment(Collection(str(tmp_path), None), Options(json=True, verbose=1), str(tmp_path), "x.log")
+    assert as_json["ANSIBLE_VERBOSE_TO_STDERR"] == "1" and "ANSIBLE_LOG_PATH" not in as_json
+
+
+def test_a_missing_config_file_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="--config-file .*/nope.yml: no such file"):
+        run(Plan("status"), Options(config_file=str(tmp_path / "nope.yml")))
 
 
 def test_bash_completion_knows_every_verb_and_option(tmp_path):
@@ -122,11 +147,10 @@ def test_json_report_takes_the_data_of_the_named_task_and_the_failures():
         {"task": {"name": "poststack.core.migrations : Read the status of the core schema and of the project's "
                           "migrations"},
          "hosts": {"localhost": {"failed": True, "msg": "cannot connect"}}},
-        {"task": {"name": "Ignored"}, "hosts": {"localhost": {"failed": True, "ignore_errors": True, "msg": "x"}}},
     ]}]}
     data, failed = report.extract("status", json.dumps(document))
     assert data == {"localhost": [{"name": "shop-postgres", "state": "running"}]}
     assert failed == ["poststack.core.migrations : Read the status of the core schema and of the project's "
                       "migrations (localhost): cannot connect"]
     assert report.extract("migration-status", json.dumps(document))[0] == {}
-    assert report.extract("config", "not json") == (None, ["the run printed no report (see logs/main/poststack.log)"])
+    assert report.extract("config", "not json")[0] is None
