@@ -94,7 +94,7 @@ def test_replication_password_rotation(cluster, load):
     assert "ESTABLISH" in recap["printed"] and "module_args" in recap["printed"]  # it was verbose
     # in every spelling it could take there: as given, JSON-escaped (the results), the random part alone
     for secret in (old, cluster.rep_password, cluster.app_password, token):
-        for form in {secret, json.dumps(secret)[1:-1]}:
+        for form in (secret, json.dumps(secret)[1:-1]):
             assert form not in recap["printed"]
     # New replication connections use the new password: make the standby reconnect.
     standby.sh("pkill -f 'postgres: walreceiver'")

@@ -21,8 +21,8 @@ CASES = [
      ["params.rep_password looks like a secret", "rep_passfile", "The value was not shown or written", NOT_CHANGED]),
     ("secret-in-meta", {"params": PARAMS, "meta": {"api_token": SECRET}},
      ["meta.api_token looks like a secret", "The value was not shown or written", NOT_CHANGED]),
-    ("secret-in-params-given-as-a-string", {"params": '{"pgdata": "/d", "node_list": "a b", "repl_secret": "%s"}'
-                                                       % SECRET},
+    ("secret-in-params-given-as-a-string",
+     {"params": '{"pgdata": "/d", "node_list": "a b", "repl_secret": "%s"}' % SECRET},
      ["params.repl_secret looks like a secret", "The value was not shown or written", NOT_CHANGED]),
     ("param-value-a-list", {"params": dict(PARAMS, node_list=["psql1", "psql2"])},
      ["params.node_list is a list, not a string or number: give a scalar value", NOT_CHANGED]),

@@ -77,7 +77,8 @@ def free_port():
 
 
 def load(base, runtime, **extra):
-    values = {"OCF_RESKEY_container_runtime": runtime,"OCF_RESKEY_pgdata": base + "/@postgres-{node}/data", "OCF_RESKEY_bindir": BINDIR,
+    values = {"OCF_RESKEY_container_runtime": runtime,
+              "OCF_RESKEY_pgdata": base + "/@postgres-{node}/data", "OCF_RESKEY_bindir": BINDIR,
               "OCF_RESKEY_port": str(free_port()), "OCF_RESKEY_socket_dir": base + "/run",
               "OCF_RESKEY_state_dir": base, "OCF_RESKEY_node_list": "a=127.0.0.1 b=127.0.0.2",
               "OCF_RESKEY_user": "999:999", "OCF_RESKEY_rep_passfile": base + "/auth/pgpass",

@@ -4,7 +4,8 @@ import uuid
 
 import pytest
 
-from lab import free_port, podman  # noqa: F401  pylint: disable=unused-import  (the runtime tests import them from here)
+# The runtime tests import these from here.
+from lab import free_port, podman  # noqa: F401  pylint: disable=unused-import
 
 
 class Project:

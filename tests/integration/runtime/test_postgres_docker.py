@@ -10,6 +10,8 @@ import docker_engine
 from ansible_run import run_playbook
 
 IMAGE = "localhost/poststack/postgres-debian:latest"
+
+
 @pytest.fixture(scope="module")
 def docker_host():
     images = run_playbook("playbooks/images.yml", inventory="inventories/local")
