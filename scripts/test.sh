@@ -26,8 +26,8 @@ run_ansible_lint() { ansible-lint --offline -q; }
 
 run_sanity() {
   # ansible-test needs the collection at .../ansible_collections/poststack/core; test a copy of the tracked files
-  # (bin/poststack is a shell wrapper without an extension, which ansible-test would compile as Python)
   # (plus new ones not yet committed), outside this checkout so that no parent git repository confuses it.
+  # bin/poststack is a shell wrapper without an extension, which ansible-test would compile as Python.
   local tree
   tree="$POSTSTACK_CACHE/ansible-test/$(printf '%s' "$POSTSTACK_ROOT" | sha256sum | cut -c1-12)"
   local dest="$tree/ansible_collections/poststack/core"
@@ -49,14 +49,13 @@ run_units() { python -m pytest -q -n 2 tests/unit ${PYTEST_ARGS:-}; }
 # The Docker tests use a private engine (scripts/docker-engine.sh), started here for the layer and stopped after
 # it, unless DOCKER_HOST already names one that answers (then it is left alone).
 run_integration() {
-  local engine rc=0
+  local engine
   if ! { [ -n "${DOCKER_HOST:-}" ] && docker version >/dev/null 2>&1; }; then
     engine=$(scripts/docker-engine.sh start)   # a failure stops the layer here (set -e)
     export "${engine?}"
     trap 'scripts/docker-engine.sh stop' EXIT   # the layer runs in a subshell of its own
   fi
-  python -m pytest -q -n 2 --dist loadfile --durations=20 tests/integration ${PYTEST_ARGS:-} || rc=$?
-  return "$rc"
+  python -m pytest -q -n 2 --dist loadfile --durations=20 tests/integration ${PYTEST_ARGS:-}
 }
 
 # Two-node Pacemaker clusters in containers (pgtwin): failover, switchover, rejoin. Two pytest processes at once,

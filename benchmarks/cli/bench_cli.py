@@ -6,7 +6,6 @@ the pip-installed one)."""
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -15,13 +14,11 @@ import time
 import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from lab import free_port  # noqa: E402  pylint: disable=wrong-import-position,import-error
+
 GOAL = 0.3
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def timed(argv, cwd):

@@ -15,6 +15,7 @@ from .runner import NotFound, Options, find_collection, run
 
 DATABASE_URL_VERBS = ("create-schema", "migrate", "rollback", "drop-schema", "show-schema", "migration-status",
                       "verify-migrations", "unlock-migrations", "test-connection")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 # the verbs whose data --json prints (report.py reads it from the run)
 JSON_VERBS = {("container", "status"), ("container", "health"), ("container", "list"), ("database", "migration-status"),
               ("database", "show-schema"), (None, "config-show")}
@@ -43,10 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="poststack", description="PostgreSQL in containers, migrations, backups and clusters for "
                     "the project of the current directory (its .env, migrations/, containers/).")
     parser.add_argument("--config-file", metavar="FILE", help="a YAML file of settings (Ansible variables)")
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
-                        default=os.environ.get("POSTSTACK_LOG_LEVEL", "info").lower()
-                        if os.environ.get("POSTSTACK_LOG_LEVEL", "info").lower() in ("debug", "info", "warning", "error")
-                        else "info", help="debug shows Ansible's own output (default: POSTSTACK_LOG_LEVEL or info)")
+    level = os.environ.get("POSTSTACK_LOG_LEVEL", "info").lower()
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default=level if level in LOG_LEVELS else "info",
+                        help="debug shows Ansible's own output (default: POSTSTACK_LOG_LEVEL or info)")
     parser.add_argument("--inventory", "-i", metavar="INVENTORY",
                         help="run against these hosts instead of this machine (an Ansible inventory)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="Ansible's own output (-vvv: more)")
@@ -73,21 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def database_url(args) -> Optional[str]:
-    url = getattr(args, "url", None) or (os.environ.get("POSTSTACK_DATABASE_URL")
-                                         if getattr(args, "group", "") == "database" and hasattr(args, "url") else None)
-    if not url:
-        return None
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme not in ("postgresql", "postgres") or not parsed.hostname:
-        # the URL may hold a password: only its form is named
-        raise UsageError("--url must look like postgresql://user:password@host:port/database")
-    return url
-
-
-def with_url(plan: Plan, url: Optional[str]) -> Plan:
+def with_url(plan: Plan, args) -> Plan:
+    """The database verbs (those with --url) work on --url, else POSTSTACK_DATABASE_URL, when one is given."""
+    url = getattr(args, "url", None) or (os.environ.get("POSTSTACK_DATABASE_URL") if hasattr(args, "url") else None)
     if url:
         parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("postgresql", "postgres") or not parsed.hostname:
+            # the URL may hold a password: only its form is named
+            raise UsageError("--url must look like postgresql://user:password@host:port/database")
         plan.extra_vars["migrations_dsn"] = url
         if parsed.password is not None:
             plan.extra_vars["migrations_db_password"] = urllib.parse.unquote(parsed.password)
@@ -123,7 +116,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.verb == "completion":
             print(completion.bash(parser), end="")
             return 0
-        plan = with_url(args.plan(args), database_url(args))
+        plan = with_url(args.plan(args), args)
         options = Options(inventory=args.inventory, config_file=args.config_file, verbose=args.verbose,
                           log_level=args.log_level, json=getattr(args, "json", False),
                           vault_password_file=args.vault_password_file, ask_vault_pass=args.ask_vault_pass)

@@ -4,7 +4,7 @@ there already (the runtime summary holds no environment, the configuration masks
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 
 def _status(result: Dict[str, Any]) -> Any:
@@ -28,15 +28,12 @@ REPORTS: Dict[str, Tuple[str, Callable[[Dict[str, Any]], Any]]] = {
 }
 
 
-def failures(output: Dict[str, Any]) -> List[str]:
-    """`task: message` of each failed task (not ignored), from the json callback's document."""
-    found = []
+def _results(output: Dict[str, Any]) -> Iterator[Tuple[str, str, Dict[str, Any]]]:
+    """(task name, host, result) of every task of the json callback's document, in order."""
     for play in output.get("plays", []):
         for task in play.get("tasks", []):
             for host, result in task.get("hosts", {}).items():
-                if result.get("failed"):
-                    found.append("%s (%s): %s" % (task["task"]["name"], host, result.get("msg", "failed")))
-    return found
+                yield task["task"]["name"], host, result
 
 
 def extract(playbook: str, stdout: str) -> Tuple[Optional[Dict[str, Any]], List[str]]:
@@ -47,10 +44,10 @@ def extract(playbook: str, stdout: str) -> Tuple[Optional[Dict[str, Any]], List[
         return None, ["the run printed no report: run the command again without --json to see what happened"]
     task_name, take = REPORTS[playbook]
     data: Dict[str, Any] = {}
-    for play in output.get("plays", []):
-        for task in play.get("tasks", []):
-            if task["task"]["name"].split(" : ")[-1] == task_name:
-                for host, result in task.get("hosts", {}).items():
-                    if not result.get("skipped") and not result.get("failed"):
-                        data[host] = take(result)
-    return data, failures(output)
+    failed: List[str] = []
+    for name, host, result in _results(output):
+        if result.get("failed"):
+            failed.append("%s (%s): %s" % (name, host, result.get("msg", "failed")))
+        elif name.split(" : ")[-1] == task_name and not result.get("skipped"):
+            data[host] = take(result)
+    return data, failed

@@ -110,8 +110,8 @@ class CallbackModule(CallbackBase):
         self._line("UNREACHABLE: %s: %s" % (result._host.get_name(), _message(result._result)), color="red")
 
     def v2_playbook_on_stats(self, stats):
-        hosts = sorted(stats.processed.keys())
-        failures = sum(stats.summarize(h)["failures"] + stats.summarize(h)["unreachable"] for h in hosts)
-        changed = sum(stats.summarize(h)["changed"] for h in hosts)
+        totals = [stats.summarize(host) for host in stats.processed]
+        failures = sum(t["failures"] + t["unreachable"] for t in totals)
+        changed = sum(t["changed"] for t in totals)
         self._line("%s: %d changed, %d failed" % ("failed" if failures else "done", changed, failures),
                    color="red" if failures else None)

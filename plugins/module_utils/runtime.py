@@ -352,11 +352,15 @@ def find_resources(runtime: ContainerRuntime, kind: str, names: Sequence[str]) -
 def network_containers(runtime: ContainerRuntime, network: str) -> List[dict]:
     """The containers attached to a network (running or not), each with its name and poststack labels (project,
     component; empty for containers poststack did not make)."""
-    names = sorted({n.strip() for line in runtime.run(["ps", "-a", "--filter", "network=" + network, "--format",
-                                                      "{{.Names}}"]).stdout.splitlines()
-                    for n in line.split(",") if n.strip()})
+    names = sorted(_container_names(runtime, ["--filter", "network=" + network]))
     return [{"name": c["name"], "project": c["project"], "component": c["component"]}
             for c in _inspect_containers(runtime, names)] if names else []
+
+
+def _container_names(runtime: ContainerRuntime, filters: Sequence[str] = ()) -> set:
+    """The names of the containers `ps -a` lists with these filters (a container may list several names)."""
+    listed = runtime.run(["ps", "-a", *filters, "--format", "{{.Names}}"]).stdout
+    return {n.strip() for line in listed.splitlines() for n in line.split(",") if n.strip()}
 
 
 def find_containers(runtime: ContainerRuntime, names: Sequence[str]) -> Dict[str, dict]:
@@ -365,9 +369,7 @@ def find_containers(runtime: ContainerRuntime, names: Sequence[str]) -> Dict[str
     wanted = set(names)
     if not wanted:
         return {}
-    existing = {n.strip() for line in runtime.run(["ps", "-a", "--format", "{{.Names}}"]).stdout.splitlines()
-                for n in line.split(",") if n.strip()}
-    present = sorted(wanted & existing)
+    present = sorted(wanted & _container_names(runtime))
     return {c["name"]: c for c in _inspect_containers(runtime, present)} if present else {}
 
 

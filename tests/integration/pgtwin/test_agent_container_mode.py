@@ -8,7 +8,6 @@ the agent in container mode in a cluster."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,6 +16,7 @@ import pytest
 
 import docker_engine
 from ansible_run import run_playbook
+from lab import free_port
 from pgtwin_agent import ocf, params, runner
 from pgtwin_agent.ocf import AgentError, Logger
 from pgtwin_agent.postgres import Postgres, make_runner
@@ -68,12 +68,6 @@ def engine(request, image):  # pylint: disable=unused-argument,redefined-outer-n
             os.environ["DOCKER_HOST"] = old
         if started:
             docker_engine.stop()
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def load(base, runtime, **extra):

@@ -1,8 +1,5 @@
 """The postgres role's docker path on a real Docker engine (the private one of scripts/docker-engine.sh, or the one
 DOCKER_HOST names), driven by community.docker and checked with the docker CLI."""
-import os
-import subprocess
-
 import psycopg
 import pytest
 
@@ -46,11 +43,10 @@ def test_lifecycle_with_docker(docker_project, docker_host):
     first = run_playbook(play("started"), extra_vars=project.vars(), env=env)
     assert first.rc == 0, first.stdout[-4000:]
     assert first.changed > 0
-    inspect = subprocess.run(["docker", "inspect", "-f", "{{.Config.Labels}}", project.container],
-                             capture_output=True, text=True, env=dict(os.environ, **env), check=True)
+    inspect = docker_engine.docker(docker_host, "inspect", "-f", "{{.Config.Labels}}", project.container)
     assert "io.poststack.component:postgres" in inspect.stdout
-    status = subprocess.run(["docker", "exec", project.container, "grep", "-E", "^(CapBnd|NoNewPrivs)", "/proc/1/status"],
-                            capture_output=True, text=True, env=dict(os.environ, **env), check=True).stdout.split()
+    status = docker_engine.docker(docker_host, "exec", project.container, "grep", "-E", "^(CapBnd|NoNewPrivs)",
+                                  "/proc/1/status").stdout.split()
     assert status == ["CapBnd:", "0000000000000000", "NoNewPrivs:", "1"]
     with psycopg.connect(host="127.0.0.1", port=project.port, user="poststack", dbname="poststack",
                          password=project.password, connect_timeout=5) as conn:
@@ -61,8 +57,8 @@ def test_lifecycle_with_docker(docker_project, docker_host):
     stopped = run_playbook(play("stopped"), extra_vars=project.vars(), env=env)
     assert stopped.rc == 0 and stopped.changed == 1
     # Stopped, not replaced: the same container, still carrying poststack's labels.
-    labels = subprocess.run(["docker", "inspect", "-f", "{{.State.Status}} {{.Config.Labels}}", project.container],
-                            capture_output=True, text=True, env=dict(os.environ, **env), check=True).stdout
+    labels = docker_engine.docker(docker_host, "inspect", "-f", "{{.State.Status}} {{.Config.Labels}}",
+                                  project.container).stdout
     assert labels.startswith("exited ") and "io.poststack.component:postgres" in labels
     removed = run_playbook(play("absent"), extra_vars=project.vars(), env=env)
     assert removed.rc == 0 and removed.changed == 1

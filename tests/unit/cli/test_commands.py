@@ -14,7 +14,7 @@ from poststack.runner import Collection, Options, argv_for, environment, run
 
 def plan_of(*argv):
     args = cli.build_parser().parse_args(list(argv))
-    return cli.with_url(args.plan(args), cli.database_url(args))
+    return cli.with_url(args.plan(args), args)
 
 
 @pytest.mark.parametrize("argv, playbook, extra_vars", [
