@@ -297,16 +297,6 @@ def build_module() -> AnsibleModule:
     )
 
 
-def versions_after(before: list, plan) -> list:
-    after = set(before)
-    for step in plan.steps:
-        if step.action in ("apply", "baseline"):
-            after.add(step.version)
-        elif step.action == "rollback":
-            after.discard(step.version)
-    return sorted(after)
-
-
 def run_migration_state(module: AnsibleModule, engine: Engine, action: str, result: dict) -> None:
     params = module.params
     history = engine.history()
@@ -328,7 +318,7 @@ def run_migration_state(module: AnsibleModule, engine: Engine, action: str, resu
         dry_run_skipped=skipped,
     )
     result[RESULT_KEYS[action]] = done
-    planned_after = versions_after(before, plan)
+    planned_after = plan.applied_after(before)
     if module.check_mode or params["dry_run"]:
         files = engine.files()
         result["pending"] = [item.version for item in files if item.version not in planned_after]
@@ -337,8 +327,8 @@ def run_migration_state(module: AnsibleModule, engine: Engine, action: str, resu
         result["pending"] = status.pending
     if module._diff:
         result["diff"] = {
-            "before": {"current_version": current_version(dict.fromkeys(before)), "applied": before},
-            "after": {"current_version": current_version(dict.fromkeys(planned_after)), "applied": planned_after},
+            "before": {"current_version": current_version(before), "applied": before},
+            "after": {"current_version": current_version(planned_after), "applied": planned_after},
         }
 
 

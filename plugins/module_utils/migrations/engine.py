@@ -1,0 +1,645 @@
+# -*- coding: utf-8 -*-
+# Copyright: poststack developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The engine: runs plans against PostgreSQL on one psycopg connection under a session-level advisory lock."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+try:
+    import psycopg
+    from psycopg import errors as pg_errors
+    from psycopg import sql as pg_sql
+
+    HAS_PSYCOPG = True
+except ImportError:  # the module reports missing_required_lib('psycopg')
+    psycopg = None
+    pg_errors = None
+    pg_sql = None
+    HAS_PSYCOPG = False
+
+from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import ExecutionError, LockTimeout, MigrationError
+from ansible_collections.poststack.core.plugins.module_utils.migrations.files import MigrationFile, discover
+from ansible_collections.poststack.core.plugins.module_utils.migrations.plan import (
+    AppliedMigration, Plan, current_version, find_drift, plan_baseline, plan_migrate, plan_repair, plan_rollback,
+)
+from ansible_collections.poststack.core.plugins.module_utils.migrations.sqltext import check_sql, line_of
+
+TRACKING_TABLE = "schema_migrations"
+DEFAULT_SCHEMA = "poststack"
+DEFAULT_STREAM = "project"
+LOCK_NOT_AVAILABLE = "55P03"
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_STREAM = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+
+@dataclass
+class LockHolder:
+    pid: int
+    application_name: str
+    client_addr: Optional[str]
+    user: Optional[str]
+    backend_start: Optional[str]
+    state: Optional[str]
+    query_start: Optional[str]
+
+    def describe(self) -> str:
+        return "pid %d (application_name %r, user %s, client %s, connected since %s, state %s since %s)" % (
+            self.pid, self.application_name, self.user, self.client_addr or "local socket", self.backend_start,
+            self.state, self.query_start)
+
+
+@dataclass
+class RunResult:
+    action: str
+    changed: bool
+    dry_run: bool
+    plan: Plan
+    before_version: int
+    after_version: int
+    done: List[int] = field(default_factory=list)
+    timings_ms: Dict[str, int] = field(default_factory=dict)
+    skipped: List[Dict[str, Any]] = field(default_factory=list)
+    total_ms: int = 0
+
+
+@dataclass
+class Status:
+    current_version: int
+    applied: List[Dict[str, Any]]
+    pending: List[int]
+    drift: List[Dict[str, Any]]
+    lock_holder: Optional[Dict[str, Any]]
+    tracking_table: str
+    stream: str
+
+
+@dataclass
+class Settings:
+    migrations_dir: Optional[str]
+    tracking_schema: str = DEFAULT_SCHEMA
+    stream: str = DEFAULT_STREAM
+    lock_wait_timeout: float = 60.0
+    lock_timeout: str = "10s"
+    statement_timeout: str = "0"
+    retries: int = 3
+    retry_backoff: float = 0.5
+    allow_out_of_order: bool = False
+    log_file: Optional[str] = None
+
+    def validate(self) -> None:
+        if not _IDENTIFIER.match(self.tracking_schema or ""):
+            raise MigrationError("tracking_schema %r is not a plain lower-case identifier ([a-z_][a-z0-9_]*, at most 63)"
+                                 % (self.tracking_schema,))
+        if not _STREAM.match(self.stream or ""):
+            raise MigrationError("stream %r must be 1-63 characters of a-z, 0-9, '_', '.', '-'" % (self.stream,))
+        if self.lock_wait_timeout is None or self.lock_wait_timeout < 0:
+            raise MigrationError("lock_wait_timeout must be >= 0 seconds, got %r" % (self.lock_wait_timeout,))
+        if self.retries is None or self.retries < 0:
+            raise MigrationError("retries must be >= 0, got %r" % (self.retries,))
+        if self.retry_backoff is None or self.retry_backoff < 0:
+            raise MigrationError("retry_backoff must be >= 0 seconds, got %r" % (self.retry_backoff,))
+
+
+def lock_key(tracking_schema: str) -> int:
+    """The advisory lock key: derived from the tracking schema, so each history has its own lock."""
+    digest = hashlib.sha256(("poststack_migrate:" + tracking_schema).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class OperationLog:
+    """Appends timestamped lines to ``log_file`` (never SQL parameters or passwords)."""
+
+    def __init__(self, path: Optional[str]) -> None:
+        self.path = path
+        self.lines: List[str] = []
+
+    def __call__(self, message: str) -> None:
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        line = "%s pid=%d %s" % (stamp, os.getpid(), message)
+        self.lines.append(line)
+        if self.path:
+            parent = os.path.dirname(self.path)
+            if parent:
+                os.makedirs(parent, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+
+
+class Engine:
+    """Runs plans on one psycopg connection (autocommit; transactions are explicit)."""
+
+    def __init__(self, conn: Any, settings: Settings, log: Optional[Callable[[str], None]] = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        settings.validate()
+        self.conn = conn
+        self.settings = settings
+        self.log = log or OperationLog(settings.log_file)
+        self.sleep = sleep
+        self.schema = settings.tracking_schema
+        self.table = "%s.%s" % (pg_sql.Identifier(self.schema).as_string(conn), TRACKING_TABLE)
+        self.key = lock_key(self.schema)
+        self._locked = False
+
+    # -- session -------------------------------------------------------------------------------------------
+    def prepare_session(self) -> None:
+        """Validate and apply the timeouts (bad values fail here, before any lock or change)."""
+        for name in ("lock_timeout", "statement_timeout"):
+            value = getattr(self.settings, name)
+            try:
+                self.conn.execute("SELECT set_config(%s, %s, false)", (name, str(value)))
+            except psycopg.Error as exc:
+                raise MigrationError("invalid %s %r: %s" % (name, value, _pg_message(exc)))
+        # A client killed mid-migration is noticed by the server within a second: it rolls back and frees the lock.
+        try:
+            self.conn.execute("SELECT set_config('client_connection_check_interval', '1000', false)")
+        except psycopg.Error:
+            pass
+
+    def acquire_lock(self) -> None:
+        timeout_ms = int(self.settings.lock_wait_timeout * 1000)
+        start = time.monotonic()
+        try:
+            self.conn.execute("SELECT set_config('lock_timeout', %s, false)", (str(max(timeout_ms, 1)),))
+            if timeout_ms == 0:
+                got = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0]
+                if not got:
+                    raise pg_errors.LockNotAvailable("lock held")
+            else:
+                self.conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
+        except pg_errors.LockNotAvailable:
+            holders = self.lock_holders()
+            who = "; ".join(holder.describe() for holder in holders) or "a session that has since ended"
+            raise LockTimeout(
+                "could not get the migration lock for schema %s within %ss: held by %s. Wait for it to finish, "
+                "raise lock_wait_timeout, or end a stuck holder with state=unlocked and terminate_holder=true"
+                % (self.schema, self.settings.lock_wait_timeout, who),
+                {"lock_holders": [asdict(holder) for holder in holders]},
+            )
+        finally:
+            self.conn.execute("SELECT set_config('lock_timeout', %s, false)", (str(self.settings.lock_timeout),))
+        self._locked = True
+        self.log("lock acquired key=%d schema=%s after %d ms" % (self.key, self.schema, (time.monotonic() - start) * 1000))
+
+    def release_lock(self) -> None:
+        if self._locked:
+            try:
+                self.conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+                self.log("lock released key=%d" % self.key)
+            except psycopg.Error as exc:
+                if not self._connection_lost():
+                    raise
+                # The lock was the session's: the server freed it when the session ended. Raising here would
+                # hide the error that ended the run.
+                self.log("lock key=%d went with the lost connection (%s)" % (self.key, _pg_message(exc)))
+            finally:
+                self._locked = False
+
+    def _connection_lost(self) -> bool:
+        return bool(getattr(self.conn, "closed", False) or getattr(self.conn, "broken", False))
+
+    def lock_holders(self) -> List[LockHolder]:
+        unsigned = self.key & 0xFFFFFFFFFFFFFFFF
+        rows = self.conn.execute(
+            "SELECT a.pid, coalesce(a.application_name, ''), host(a.client_addr), a.usename::text,"
+            " a.backend_start::text, a.state, a.query_start::text"
+            " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND l.classid::bigint = %s AND l.objid::bigint = %s AND a.pid <> pg_backend_pid()",
+            (unsigned >> 32, unsigned & 0xFFFFFFFF),
+        ).fetchall()
+        return [LockHolder(row[0], row[1], row[2], row[3], row[4], row[5], row[6]) for row in rows]
+
+    # -- history -------------------------------------------------------------------------------------------
+    def tracking_exists(self) -> bool:
+        row = self.conn.execute("SELECT to_regclass(%s)", (self.table,)).fetchone()
+        return row[0] is not None
+
+    def tracking_ddl(self) -> str:
+        schema = pg_sql.Identifier(self.schema).as_string(self.conn)
+        return (
+            "CREATE SCHEMA IF NOT EXISTS %s;\n"
+            "CREATE TABLE IF NOT EXISTS %s (\n"
+            "  stream text NOT NULL,\n"
+            "  version bigint NOT NULL CHECK (version > 0),\n"
+            "  name text NOT NULL,\n"
+            "  checksum char(64) NOT NULL,\n"
+            "  rollback_checksum char(64),\n"
+            "  rollback_sql text,\n"
+            "  rollback_no_transaction boolean NOT NULL DEFAULT false,\n"
+            "  no_transaction boolean NOT NULL DEFAULT false,\n"
+            "  baselined boolean NOT NULL DEFAULT false,\n"
+            "  applied_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n"
+            "  applied_by text NOT NULL DEFAULT current_user,\n"
+            "  execution_ms integer NOT NULL DEFAULT 0,\n"
+            "  PRIMARY KEY (stream, version)\n"
+            ");\n"
+            "COMMENT ON TABLE %s IS 'poststack migration history: one row per applied version and stream';\n"
+            % (schema, self.table, self.table)
+        )
+
+    def ensure_tracking(self) -> None:
+        if not self.tracking_exists():
+            with self.conn.transaction():
+                self.conn.execute(self.tracking_ddl())
+            self.log("created tracking table %s" % self.table)
+
+    def history(self) -> Dict[int, AppliedMigration]:
+        if not self.tracking_exists():
+            return {}
+        rows = self.conn.execute(
+            "SELECT version, name, checksum, rollback_checksum, rollback_sql, rollback_no_transaction, no_transaction,"
+            " baselined, applied_at::text, applied_by, execution_ms FROM %s WHERE stream = %%s ORDER BY version" % self.table,
+            (self.settings.stream,),
+        ).fetchall()
+        return {row[0]: AppliedMigration(*row) for row in rows}
+
+    def files(self) -> List[MigrationFile]:
+        if self.settings.migrations_dir is None:
+            raise MigrationError("a migrations directory is required for this operation")
+        return discover(self.settings.migrations_dir)
+
+    # -- operations ----------------------------------------------------------------------------------------
+    def status(self) -> Status:
+        """History, lock holder and (when a directory is set) pending versions and drift; read-only."""
+        files = self.files() if self.settings.migrations_dir is not None else None
+        history = self.history()
+        holders = self.lock_holders()
+        return Status(
+            current_version=current_version(history),
+            applied=[
+                {"version": row.version, "name": row.name, "applied_at": row.applied_at, "applied_by": row.applied_by,
+                 "execution_ms": row.execution_ms, "baselined": row.baselined, "checksum": row.checksum,
+                 "has_rollback": row.rollback_sql is not None}
+                for row in history.values()
+            ],
+            pending=[item.version for item in files if item.version not in history] if files is not None else [],
+            drift=[asdict(item) for item in find_drift(files, history)] if files is not None else [],
+            lock_holder=asdict(holders[0]) if holders else None,
+            tracking_table=self.table,
+            stream=self.settings.stream,
+        )
+
+    def plan(self, action: str, target_version: Optional[int] = None) -> Tuple[Plan, List[MigrationFile], Dict[int, AppliedMigration]]:
+        files = self.files()
+        history = self.history()
+        if action == "apply":
+            plan = plan_migrate(files, history, target_version, self.settings.allow_out_of_order)
+        elif action == "rollback":
+            plan = plan_rollback(files, history, target_version)
+        elif action == "baseline":
+            plan = plan_baseline(files, history, target_version)
+        elif action == "repair":
+            plan = plan_repair(files, history)
+        else:
+            raise MigrationError("unknown action %r" % action)
+        self._preflight(plan, files, history)
+        return plan, files, history
+
+    def _preflight(self, plan: Plan, files: Sequence[MigrationFile], history: Dict[int, AppliedMigration]) -> None:
+        by_version = {item.version: item for item in files}
+        for step in plan.steps:
+            item = by_version.get(step.version)
+            if step.action == "apply":
+                check_sql(item.filename, item.sql, item.no_transaction)
+                if item.rollback_sql is not None:
+                    check_sql(os.path.basename(item.rollback_path), item.rollback_sql, item.rollback_no_transaction)
+            elif step.action == "rollback":
+                row = history[step.version]
+                text = row.rollback_sql if row.rollback_sql is not None else item.rollback_sql
+                check_sql("rollback of version %d" % step.version, text, step.no_transaction)
+
+    def run(self, action: str, target_version: Optional[int] = None, dry_run: bool = False) -> RunResult:
+        """Plan under the lock and execute; ``dry_run`` executes in one transaction and rolls it back."""
+        started = time.monotonic()
+        self.prepare_session()
+        self.acquire_lock()
+        try:
+            plan, files, history = self.plan(action, target_version)
+            result = RunResult(action, bool(plan.steps), dry_run, plan, plan.current_version, plan.current_version)
+            if plan.steps:
+                by_version = {item.version: item for item in files}
+                if dry_run:
+                    self._dry_run(plan, by_version, history, result)
+                else:
+                    try:
+                        self._execute(plan, by_version, history, result)
+                    except MigrationError as exc:
+                        self._after_failure(result, exc)
+                        raise
+                    result.after_version = current_version(self.history())
+        finally:
+            self.release_lock()
+        result.total_ms = int((time.monotonic() - started) * 1000)
+        return result
+
+    def _after_failure(self, result: RunResult, exc: MigrationError) -> None:
+        """A step failed after others succeeded: those stay (each was its own transaction). Make them durable (only
+        the last commit of a run waits for the WAL flush, and it never came), read the version that is really
+        recorded now, put both in the error's details and write the failure to the log."""
+        if result.done:
+            try:
+                # A commit that writes WAL flushes all WAL before it, so the earlier asynchronous commits too.
+                self.conn.execute("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT;")
+            except psycopg.Error:
+                self._rollback_failed()
+        try:
+            result.after_version = current_version(self.history())
+        except psycopg.Error:  # the connection is gone (server restarted): the version cannot be read
+            result.after_version = None
+        failed = result.plan.steps[len(result.done)] if len(result.done) < len(result.plan.steps) else None
+        exc.details.update(done=list(result.done), current_version=result.after_version, changed=bool(result.done),
+                           timings_ms=dict(result.timings_ms), plan=result.plan.as_dicts(),
+                           previous_version=result.before_version,
+                           failed_version=failed.version if failed else None)
+        self.log("FAILED %s%s after %d of %d step(s) (done: %s; current version: %s): %s" % (
+            result.action, " version=%d name=%s" % (failed.version, failed.name) if failed else "",
+            len(result.done), len(result.plan.steps), ",".join(str(v) for v in result.done) or "none",
+            "unknown" if result.after_version is None else result.after_version, exc))
+
+    # -- execution -----------------------------------------------------------------------------------------
+    def _insert_sql(self, item: MigrationFile, elapsed_ms: int, baselined: bool = False) -> str:
+        literal = pg_sql.Literal
+        values = [self.settings.stream, item.version, item.name, item.checksum, item.rollback_checksum,
+                  item.rollback_sql, item.rollback_no_transaction, item.no_transaction, baselined]
+        rendered = ", ".join(literal(value).as_string(self.conn) for value in values)
+        return ("INSERT INTO %s (stream, version, name, checksum, rollback_checksum, rollback_sql, rollback_no_transaction,"
+                " no_transaction, baselined, execution_ms) VALUES (%s, %s)"
+                % (self.table, rendered, "%d" % elapsed_ms if elapsed_ms >= 0 else
+                   "(extract(epoch FROM clock_timestamp() - now()) * 1000)::int"))
+
+    def _delete_sql(self, version: int) -> str:
+        return "DELETE FROM %s WHERE stream = %s AND version = %d" % (
+            self.table, pg_sql.Literal(self.settings.stream).as_string(self.conn), version)
+
+    def _execute(self, plan: Plan, by_version: Dict[int, MigrationFile], history: Dict[int, AppliedMigration],
+                 result: RunResult) -> None:
+        need_tracking = plan.action in ("apply", "baseline") and not self.tracking_exists()
+        last = plan.steps[-1]
+        for step in plan.steps:
+            item = by_version.get(step.version)
+            tick = time.monotonic()
+            # Only the last commit waits for the WAL flush; it makes every earlier commit durable too.
+            sync = step is last
+            if step.action == "apply":
+                if step.no_transaction:
+                    if need_tracking:
+                        self.ensure_tracking()
+                        need_tracking = False
+                    self._run_no_transaction(item.filename, item.sql, lambda ms, item=item: self._insert_sql(item, ms))
+                else:
+                    prefix = self.tracking_ddl() if need_tracking else ""
+                    self._run_transaction(item.filename, item.sql, prefix, self._insert_sql(item, -1), sync)
+                    need_tracking = False
+            elif step.action == "rollback":
+                row = history[step.version]
+                text = row.rollback_sql if row.rollback_sql is not None else item.rollback_sql
+                label = os.path.basename(item.rollback_path) if item and row.rollback_sql is None else \
+                    "recorded rollback of %03d_%s" % (step.version, row.name)
+                if step.no_transaction:
+                    self._run_no_transaction(label, text, lambda ms, version=step.version: self._delete_sql(version))
+                else:
+                    self._run_transaction(label, text, "", self._delete_sql(step.version), sync)
+            elif step.action == "baseline":
+                prefix = self.tracking_ddl() if need_tracking else ""
+                need_tracking = False
+                self._run_transaction(item.filename, "SELECT 1", prefix, self._insert_sql(item, 0, baselined=True), sync)
+            elif step.action == "repair":
+                self._run_transaction(item.filename, "SELECT 1", "", self._repair_sql(item), sync)
+            elapsed = int((time.monotonic() - tick) * 1000)
+            result.done.append(step.version)
+            result.timings_ms[str(step.version)] = elapsed
+            self.log("%s version=%d name=%s ms=%d" % (step.action, step.version, step.name, elapsed))
+
+    def _repair_sql(self, item: MigrationFile) -> str:
+        literal = pg_sql.Literal
+        return ("UPDATE %s SET name = %s, checksum = %s, rollback_checksum = %s, rollback_sql = %s,"
+                " rollback_no_transaction = %s, no_transaction = %s WHERE stream = %s AND version = %d" % (
+                    self.table, literal(item.name).as_string(self.conn), literal(item.checksum).as_string(self.conn),
+                    literal(item.rollback_checksum).as_string(self.conn), literal(item.rollback_sql).as_string(self.conn),
+                    literal(item.rollback_no_transaction).as_string(self.conn), literal(item.no_transaction).as_string(self.conn),
+                    literal(self.settings.stream).as_string(self.conn), item.version))
+
+    def _run_transaction(self, label: str, text: str, prefix: str, tracking_sql: str, sync: bool) -> None:
+        """Migration SQL and its tracking change in one transaction and one round trip; retried on 55P03."""
+        head = "BEGIN;\n%s%s" % (prefix, "" if sync else "SET LOCAL synchronous_commit = off;\n")
+        query = "%s%s\n;\n%s;\nCOMMIT;" % (head, text, tracking_sql)
+        failure = self._execute_retrying(label, query)
+        if failure is None:
+            return
+        exc, attempts = failure
+        if self._connection_lost():
+            raise self._lost_error(label, exc, "if the server received the COMMIT it is recorded,"
+                                   " otherwise nothing of it was kept")
+        raise ExecutionError(
+            "%s failed%s: %s; the migration was rolled back, nothing of it was kept"
+            % (label, _where(exc, text, len(head)), _pg_message(exc)),
+            {"file": label, "sqlstate": _sqlstate(exc), "attempts": attempts},
+        )
+
+    def _execute_retrying(self, label: str, query: str) -> Optional[Tuple[Exception, int]]:
+        """Run ``query``; when it hits lock_timeout (55P03), roll back and run it again after an exponential
+        backoff, ``retries`` times. None once it succeeded, else the last error and the number of attempts."""
+        attempt = 0
+        while True:
+            try:
+                self.conn.execute(query)
+                return None
+            except psycopg.Error as exc:
+                self._rollback_failed()
+                if _sqlstate(exc) != LOCK_NOT_AVAILABLE or attempt >= self.settings.retries:
+                    return exc, attempt + 1
+                delay = self.settings.retry_backoff * (2 ** attempt)
+                attempt += 1
+                self.log("%s: lock_timeout hit (55P03), retry %d/%d in %.2fs" % (label, attempt, self.settings.retries, delay))
+                self.sleep(delay)
+
+    def _lost_error(self, label: str, exc: Exception, outcome: str) -> ExecutionError:
+        """The server went away (restart, crash, terminated backend) while ``label`` ran: say so, and that its
+        outcome is known only once the server is back."""
+        return ExecutionError(
+            "%s: the connection to the server was lost while it ran (%s): the server restarted, stopped or ended "
+            "this session; %s. When the server is back, see what is recorded (state=status, or the "
+            "migration-status playbook) and run again" % (label, _pg_message(exc), outcome),
+            {"file": label, "sqlstate": _sqlstate(exc), "connection_lost": True},
+        )
+
+    def _rollback_failed(self) -> None:
+        try:
+            if self.conn.info.transaction_status != 0:  # not IDLE
+                self.conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass
+
+    def _invalid_indexes(self) -> List[str]:
+        rows = self.conn.execute(
+            "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE NOT i.indisvalid ORDER BY 1").fetchall()
+        return [row[0] for row in rows]
+
+    def _run_no_transaction(self, label: str, text: str, tracking_sql: Callable[[int], str]) -> None:
+        """Statement by statement in autocommit; tracked only when all succeeded and no index was left invalid."""
+        tick = time.monotonic()
+        statements = check_sql(label, text, True)
+        invalid_before = set(self._invalid_indexes())
+        for number, statement in enumerate(statements, 1):
+            failure = self._execute_retrying("%s statement %d" % (label, number), statement.sql)
+            if failure is None:
+                continue
+            exc, attempts = failure
+            if self._connection_lost():
+                raise self._lost_error(
+                    "%s statement %d (line %d)" % (label, number, statement.line), exc,
+                    "the statements before it stay applied (no-transaction file), the migration is not "
+                    "recorded; an index it was building may be left invalid")
+            dropped = self._drop_new_invalid_indexes(invalid_before)
+            raise ExecutionError(
+                "%s failed at statement %d (line %d): %s; statements before it stay applied (no-transaction file),"
+                " the migration is not recorded%s. Make the file idempotent (IF NOT EXISTS) and run again"
+                % (label, number, statement.line, _pg_message(exc),
+                   "; dropped invalid index(es) it left: %s" % ", ".join(dropped) if dropped else ""),
+                {"file": label, "statement": number, "sqlstate": _sqlstate(exc), "attempts": attempts,
+                 "dropped_invalid_indexes": dropped},
+            )
+        left = sorted(set(self._invalid_indexes()) - invalid_before)
+        if left:
+            dropped = self._drop_new_invalid_indexes(invalid_before)
+            raise ExecutionError("%s left invalid index(es) %s; dropped them, the migration is not recorded"
+                                 % (label, ", ".join(left)), {"file": label, "dropped_invalid_indexes": dropped})
+        self.conn.execute(tracking_sql(int((time.monotonic() - tick) * 1000)))
+
+    def _drop_new_invalid_indexes(self, before: set) -> List[str]:
+        dropped = []
+        for name in sorted(set(self._invalid_indexes()) - before):
+            try:
+                self.conn.execute("DROP INDEX CONCURRENTLY IF EXISTS %s" % name)
+                dropped.append(name)
+                self.log("dropped invalid index %s" % name)
+            except psycopg.Error as exc:
+                self._rollback_failed()
+                self.log("could not drop invalid index %s: %s" % (name, _pg_message(exc)))
+        return dropped
+
+    def _dry_run(self, plan: Plan, by_version: Dict[int, MigrationFile], history: Dict[int, AppliedMigration],
+                 result: RunResult) -> None:
+        need_tracking = plan.action in ("apply", "baseline") and not self.tracking_exists()
+        self.conn.execute("BEGIN")
+        try:
+            if need_tracking:
+                self.conn.execute(self.tracking_ddl())
+            for index, step in enumerate(plan.steps):
+                if step.no_transaction:
+                    result.skipped = [{"version": later.version, "reason": "no-transaction migration cannot run in a dry run"
+                                       if later is step else "after a no-transaction migration"}
+                                      for later in plan.steps[index:]]
+                    break
+                item = by_version.get(step.version)
+                tick = time.monotonic()
+                if step.action == "apply":
+                    label, text, tracking = item.filename, item.sql, self._insert_sql(item, -1)
+                elif step.action == "rollback":
+                    row = history[step.version]
+                    text = row.rollback_sql if row.rollback_sql is not None else item.rollback_sql
+                    label, tracking = "rollback of version %d" % step.version, self._delete_sql(step.version)
+                elif step.action == "baseline":
+                    label, text, tracking = item.filename, "SELECT 1", self._insert_sql(item, 0, baselined=True)
+                else:
+                    label, text, tracking = item.filename, "SELECT 1", self._repair_sql(item)
+                try:
+                    self.conn.execute("%s\n;\n%s" % (text, tracking))
+                except psycopg.Error as exc:
+                    raise ExecutionError("dry run: %s failed%s: %s; nothing was changed"
+                                         % (label, _where(exc, text, 0), _pg_message(exc)),
+                                         {"file": label, "sqlstate": _sqlstate(exc)})
+                result.done.append(step.version)
+                result.timings_ms[str(step.version)] = int((time.monotonic() - tick) * 1000)
+        finally:
+            self._rollback_failed()
+        self.log("dry run of %s rolled back after %d step(s)" % (plan.action, len(result.done)))
+
+    def verify(self) -> Dict[str, Any]:
+        """Checksums of applied migrations and their verify scripts (each run in a rolled-back transaction)."""
+        files = self.files()
+        history = self.history()
+        drift = find_drift(files, history)
+        by_version = {item.version: item for item in files}
+        results = []
+        for version in sorted(history):
+            item = by_version.get(version)
+            if item is None or item.verify_sql is None:
+                continue
+            tick = time.monotonic()
+            error = None
+            self.conn.execute("BEGIN")
+            try:
+                self.conn.execute(item.verify_sql)
+            except psycopg.Error as exc:
+                error = "%s failed%s: %s" % (os.path.basename(item.verify_path), _where(exc, item.verify_sql, 0), _pg_message(exc))
+            finally:
+                self._rollback_failed()
+            results.append({"version": version, "file": os.path.basename(item.verify_path), "ok": error is None,
+                            "error": error, "ms": int((time.monotonic() - tick) * 1000)})
+        self.log("verify: %d script(s), %d drift item(s)" % (len(results), len(drift)))
+        return {"drift": [asdict(item) for item in drift], "verify_scripts": results,
+                "ok": not drift and all(entry["ok"] for entry in results), "current_version": current_version(history)}
+
+    def unlock(self, terminate_holder: bool, check_mode: bool = False, wait: float = 5.0) -> Dict[str, Any]:
+        holders = self.lock_holders()
+        if not holders:
+            return {"changed": False, "holders": [], "terminated": []}
+        if not terminate_holder:
+            raise MigrationError(
+                "the migration lock for schema %s is held by %s; if that run is stuck, set terminate_holder=true to "
+                "terminate it" % (self.schema, "; ".join(holder.describe() for holder in holders)),
+                {"lock_holders": [asdict(holder) for holder in holders]},
+            )
+        terminated = []
+        if not check_mode:
+            for holder in holders:
+                self.conn.execute("SELECT pg_terminate_backend(%s)", (holder.pid,))
+                terminated.append(holder.pid)
+                self.log("terminated lock holder %s" % holder.describe())
+            deadline = time.monotonic() + wait
+            while self.lock_holders() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self.lock_holders():
+                raise MigrationError("terminated %s but the lock is still held after %ss" % (terminated, wait))
+        return {"changed": True, "holders": [asdict(holder) for holder in holders], "terminated": terminated}
+
+
+def _sqlstate(exc: Exception) -> Optional[str]:
+    return getattr(exc, "sqlstate", None)
+
+
+def _pg_message(exc: Exception) -> str:
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    text = primary or str(exc).strip().split("\n", maxsplit=1)[0]
+    extra = []
+    for attr in ("message_detail", "message_hint"):
+        value = getattr(diag, attr, None) if diag is not None else None
+        if value:
+            extra.append(value)
+    state = _sqlstate(exc)
+    return "%s%s%s" % (text, " (%s)" % "; ".join(extra) if extra else "", " [SQLSTATE %s]" % state if state else "")
+
+
+def _where(exc: Exception, text: str, offset: int) -> str:
+    """' at line N' of the file, from the error position the server reports in the sent query."""
+    diag = getattr(exc, "diag", None)
+    position = getattr(diag, "statement_position", None) if diag is not None else None
+    if not position:
+        return ""
+    index = int(position) - 1 - offset
+    if 0 <= index <= len(text):
+        return " at line %d" % line_of(text, index)
+    return ""

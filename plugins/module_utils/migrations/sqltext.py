@@ -1,0 +1,171 @@
+# -*- coding: utf-8 -*-
+# Copyright: poststack developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The SQL lexer: statements of a file (for no-transaction files) and the pre-flight checks of every file."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Tuple
+
+from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import DiscoveryError
+
+NO_TRANSACTION_MARKER = "-- poststack:no-transaction"
+
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$")
+_TRANSACTION_CONTROL = re.compile(
+    r"^(begin|commit|rollback|abort|end|start\s+transaction|savepoint|release|prepare\s+transaction)\b", re.IGNORECASE
+)
+_NEEDS_NO_TRANSACTION = re.compile(
+    r"^(create\s+(unique\s+)?index\s+concurrently|drop\s+index\s+concurrently|reindex\b.*\bconcurrently\b|vacuum\b"
+    r"|create\s+database|drop\s+database|alter\s+system|create\s+tablespace|drop\s+tablespace"
+    r"|alter\s+table\b.*\bdetach\s+partition\b.*\bconcurrently\b)",
+    re.IGNORECASE | re.DOTALL,
+)
+_PSQL_META = re.compile(r"^\\[a-zA-Z!?]")
+
+
+class SqlLexError(ValueError):
+    pass
+
+
+def _scan(text: str) -> Iterable[Tuple[str, int, int]]:
+    """Yield ``(kind, start, end)`` spans: 'code', 'string', 'comment', 'semicolon'. Raises on unterminated."""
+    i = 0
+    n = len(text)
+    code_start = 0
+
+    def flush(upto: int) -> Iterable[Tuple[str, int, int]]:
+        if upto > code_start:
+            yield ("code", code_start, upto)
+
+    while i < n:
+        ch = text[i]
+        nxt = text[i + 1] if i + 1 < n else ""
+        if ch == "-" and nxt == "-":
+            yield from flush(i)
+            end = text.find("\n", i)
+            end = n if end == -1 else end
+            yield ("comment", i, end)
+            i = code_start = end
+        elif ch == "/" and nxt == "*":
+            yield from flush(i)
+            depth, j = 1, i + 2
+            while j < n and depth:
+                if text.startswith("/*", j):
+                    depth, j = depth + 1, j + 2
+                elif text.startswith("*/", j):
+                    depth, j = depth - 1, j + 2
+                else:
+                    j += 1
+            if depth:
+                raise SqlLexError("unterminated /* comment starting at line %d" % line_of(text, i))
+            yield ("comment", i, j)
+            i = code_start = j
+        elif ch == "'" or ch == '"':
+            escapes = ch == "'" and i > 0 and text[i - 1] in "eE" and (i < 2 or not (text[i - 2].isalnum() or text[i - 2] == "_"))
+            yield from flush(i)
+            j = i + 1
+            while True:
+                if j >= n:
+                    kind = "string" if ch == "'" else "quoted identifier"
+                    raise SqlLexError("unterminated %s starting at line %d" % (kind, line_of(text, i)))
+                if escapes and text[j] == "\\":
+                    j += 2
+                    continue
+                if text[j] == ch:
+                    if j + 1 < n and text[j + 1] == ch:
+                        j += 2
+                        continue
+                    j += 1
+                    break
+                j += 1
+            yield ("string", i, j)
+            i = code_start = j
+        elif ch == "$" and not (i > 0 and (text[i - 1].isalnum() or text[i - 1] == "_")):
+            match = _DOLLAR_TAG.match(text, i)
+            if not match:
+                i += 1
+                continue
+            tag = match.group(0)
+            yield from flush(i)
+            end = text.find(tag, match.end())
+            if end == -1:
+                raise SqlLexError("unterminated dollar-quoted string %s starting at line %d" % (tag, line_of(text, i)))
+            yield ("string", i, end + len(tag))
+            i = code_start = end + len(tag)
+        elif ch == ";":
+            yield from flush(i)
+            yield ("semicolon", i, i + 1)
+            i = code_start = i + 1
+        else:
+            i += 1
+    yield from flush(n)
+
+
+def line_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+@dataclass
+class Statement:
+    sql: str
+    line: int
+
+    @property
+    def head(self) -> str:
+        """The statement without comments, whitespace collapsed (for keyword checks and messages)."""
+        return " ".join(strip_sql_comments(self.sql).split())
+
+
+def split_sql(text: str) -> List[Statement]:
+    """Split SQL into statements on top-level semicolons (strings, dollar quotes, comments respected).
+
+    A statement's line is the line of its first token that is not a comment.
+    """
+    statements: List[Statement] = []
+    start = 0
+    first_token: Optional[int] = None
+    for kind, begin, end in list(_scan(text)) + [("semicolon", len(text), len(text))]:
+        if kind == "semicolon":
+            if first_token is not None:
+                statements.append(Statement(sql=text[start:begin].strip(), line=line_of(text, first_token)))
+            start, first_token = end, None
+        elif kind != "comment" and first_token is None and text[begin:end].strip():
+            first_token = begin + len(text[begin:end]) - len(text[begin:end].lstrip())
+    return statements
+
+
+def strip_sql_comments(text: str) -> str:
+    try:
+        spans = list(_scan(text))
+    except SqlLexError:
+        return text
+    return "".join(text[b:e] if kind != "comment" else " " for kind, b, e in spans)
+
+
+def check_sql(filename: str, text: str, no_transaction: bool) -> List[Statement]:
+    """Pre-flight checks of one file before anything runs; returns its statements."""
+    try:
+        statements = split_sql(text)
+    except SqlLexError as exc:
+        raise DiscoveryError("%s: %s" % (filename, exc))
+    for statement in statements:
+        head = statement.head
+        if _PSQL_META.match(head):
+            raise DiscoveryError(
+                "%s line %d: psql meta-command %r is not SQL; migrations run through the server, not psql"
+                % (filename, statement.line, head.split()[0])
+            )
+        if _TRANSACTION_CONTROL.match(head):
+            raise DiscoveryError(
+                "%s line %d: %r controls the transaction; remove it (each migration already runs in its own "
+                "transaction, or statement by statement with %s)" % (filename, statement.line, head[:40], NO_TRANSACTION_MARKER)
+            )
+        if not no_transaction and _NEEDS_NO_TRANSACTION.match(head):
+            raise DiscoveryError(
+                "%s line %d: %r cannot run inside a transaction; put it in its own file whose first line is %s"
+                % (filename, statement.line, head[:60], NO_TRANSACTION_MARKER)
+            )
+    return statements
