@@ -37,7 +37,7 @@ _value:
   type: raw
 """
 
-from ansible_collections.poststack.core.plugins.module_utils.config import mask
+from ansible_collections.poststack.core.plugins.plugin_utils.config import mask
 
 
 def mask_filter(value, name=""):

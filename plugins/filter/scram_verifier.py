@@ -48,7 +48,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.poststack.core.plugins.module_utils.scram import verifier_like
+from ansible_collections.poststack.core.plugins.plugin_utils.scram import verifier_like
 
 
 def scram_verifier(password, stored=""):

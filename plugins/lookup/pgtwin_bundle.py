@@ -49,7 +49,7 @@ import os
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.poststack.core.plugins.module_utils.pgtwin_bundle import BundleError, write
+from ansible_collections.poststack.core.plugins.plugin_utils.pgtwin_bundle import BundleError, write
 
 
 def default_cache_dir():

@@ -73,7 +73,7 @@ _raw:
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.poststack.core.plugins.module_utils.config import ConfigError
+from ansible_collections.poststack.core.plugins.plugin_utils.config import ConfigError
 from ansible_collections.poststack.core.plugins.plugin_utils.project import MARKERS, find_project
 
 

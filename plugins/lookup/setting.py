@@ -64,7 +64,7 @@ _raw:
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.poststack.core.plugins.module_utils.config import ConfigError, lookup_setting
+from ansible_collections.poststack.core.plugins.plugin_utils.config import ConfigError, lookup_setting
 
 
 class LookupModule(LookupBase):

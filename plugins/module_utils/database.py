@@ -29,7 +29,8 @@ except ImportError as exc:  # the module reports missing_required_lib('psycopg')
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 MASK = "********"
-_URI_PASSWORD = re.compile(r"^(?P<head>[a-z][a-z0-9+.-]*://[^/@:?#]*:)(?P<secret>[^@/?#]*)(?P<tail>@)", re.IGNORECASE)
+# The password runs to the last "@" of the authority, so that an unencoded "@" in it is masked too.
+_URI_PASSWORD = re.compile(r"^(?P<head>[a-z][a-z0-9+.-]*://[^/@:?#]*:)(?P<secret>[^/?#]*)(?P<tail>@)", re.IGNORECASE)
 _URI_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<secret>[^&#]*)", re.IGNORECASE)
 _KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 

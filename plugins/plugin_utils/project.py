@@ -20,7 +20,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Mapping, Optional
 
-from ansible_collections.poststack.core.plugins.module_utils.config import ConfigError, default_env_file, lookup_setting, project_dir
+from ansible_collections.poststack.core.plugins.plugin_utils.config import ConfigError, default_env_file, lookup_setting, project_dir
 
 CONFIG_NAME = "poststack.yml"
 MARKERS = (".env", CONFIG_NAME, "migrations", "containers")

@@ -1,7 +1,7 @@
 """Unit tests of the settings layer behind the poststack.core.setting lookup and the mask filter."""
 import pytest
 
-from ansible_collections.poststack.core.plugins.module_utils import config as cfg
+from ansible_collections.poststack.core.plugins.plugin_utils import config as cfg
 
 
 def test_parse_dotenv_forms():

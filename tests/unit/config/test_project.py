@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from ansible_collections.poststack.core.plugins.module_utils import config as cfg
+from ansible_collections.poststack.core.plugins.plugin_utils import config as cfg
 from ansible_collections.poststack.core.plugins.plugin_utils import project as prj
 
 

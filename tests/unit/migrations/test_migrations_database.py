@@ -13,6 +13,9 @@ from ansible_collections.poststack.core.plugins.module_utils.database import (
     ("host=db password=s3cret user=app", "host=db password=******** user=app"),
     ("host=db password = 'se cr\\'et' dbname=x", "host=db password = ******** dbname=x"),
     ("postgresql://app@db/app", "postgresql://app@db/app"),
+    ("postgresql://app:p@ss@db/app", "postgresql://app:********@db/app"),
+    ("postgresql://db:5432/app", "postgresql://db:5432/app"),
+    ("postgresql://app@db:5432/app", "postgresql://app@db:5432/app"),
     ("", ""),
 ])
 def test_mask_dsn(dsn, expected):

@@ -10,7 +10,7 @@ import pytest
 
 from ansible.errors import AnsibleLookupError
 from ansible_collections.poststack.core.plugins.lookup.pgtwin_bundle import LookupModule
-from ansible_collections.poststack.core.plugins.module_utils import pgtwin_bundle
+from ansible_collections.poststack.core.plugins.plugin_utils import pgtwin_bundle
 
 FILES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "roles", "pgtwin", "files")
 FILES = os.path.normpath(FILES)

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from ansible_collections.poststack.core.plugins.filter.scram_verifier import scram_verifier
-from ansible_collections.poststack.core.plugins.module_utils import scram
+from ansible_collections.poststack.core.plugins.plugin_utils import scram
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 

@@ -15,7 +15,8 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
-from urllib.parse import urlsplit, urlunsplit
+
+from ansible_collections.poststack.core.plugins.module_utils.database import mask_dsn
 
 ENV_PREFIX = "POSTSTACK_"
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -136,26 +137,13 @@ def is_secret(name: str) -> bool:
     return any(word in lowered.split("_") or lowered.endswith(word) for word in SECRET_WORDS)
 
 
-def mask_url(url: str) -> str:
-    """postgresql://user:secret@host/db -> postgresql://user:********@host/db (other strings unchanged)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if not parts.scheme or parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    userinfo = netloc[0].split(":", 1)[0]
-    return urlunsplit((parts.scheme, f"{userinfo}:********@{netloc[1]}", parts.path, parts.query, parts.fragment))
-
-
 def mask(name: str, value: Any) -> Any:
     if value in (None, ""):
         return value
     if is_secret(name):
         return "********"
     if isinstance(value, str) and "://" in value:
-        return mask_url(value)
+        return mask_dsn(value)
     return value
 
 
