@@ -40,6 +40,18 @@ def pytest_runtest_logreport(report):
                                            getattr(report, "ha_phases", "")))
 
 
+def pytest_runtest_call(item):
+    """A test starts with every node of its cluster running. A node that stopped during an earlier test (a
+    cluster daemon exited, say) fails the module's later tests at once, saying why, instead of each waiting
+    minutes for a healthy pair."""
+    for value in list(item.funcargs.values()):
+        if isinstance(value, harness.Cluster):
+            down = [text for text in (node.down() for node in value.nodes) if text]
+            if down:
+                pytest.fail("a node of this module's cluster stopped before this test: " + "\n".join(down),
+                            pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def node_image():
     harness.build_image()

@@ -125,10 +125,25 @@ class Node:
         proc = podman("exec", "-i" if stdin is not None else "-t=false", "-u", user, self.container,
                       "/bin/bash", "-c", script, stdin=stdin, check=False, timeout=timeout)
         if check and proc.returncode != 0:
-            raise RuntimeError("on %s: %r failed (rc=%d): %s%s" % (
+            raise RuntimeError("on %s: %r failed (rc=%d): %s%s%s" % (
                 self.name, script[:200], proc.returncode, proc.stdout.decode(errors="replace")[-1500:],
-                proc.stderr.decode(errors="replace")[-1500:]))
+                proc.stderr.decode(errors="replace")[-1500:], "\n" + self.down() if proc.returncode == 255 else ""))
         return proc.stdout.decode(errors="replace")
+
+    def down(self) -> str:
+        """Empty while the node's container runs; else when and how it ended, and the end of its log (the
+        entrypoint's, corosync's and pacemakerd's own lines: why the node stopped)."""
+        proc = podman("inspect", "--format", "{{.State.Status}}|{{.State.ExitCode}}|{{.State.FinishedAt}}|"
+                      "{{.State.OOMKilled}}", self.container, check=False)
+        state = proc.stdout.decode(errors="replace").strip()
+        if proc.returncode == 0 and state.startswith("running|"):
+            return ""
+        status, code, finished, oom = (state.split("|") + ["?"] * 4)[:4] if proc.returncode == 0 else (
+            "gone", "?", "?", "?")
+        log = podman("logs", "--tail", "40", self.container, check=False)
+        return "node %s (container %s) is %s: exit code %s at %s, OOM-killed %s; the end of its log:\n%s" % (
+            self.name, self.container, status, code, finished, oom,
+            (log.stdout + log.stderr).decode(errors="replace").strip()[-4000:])
 
 
 def failed_tasks(output: dict) -> str:
@@ -766,3 +781,7 @@ def save_logs(lab: Cluster, log_dir: str) -> None:
         for source, name in sources:
             target = os.path.join(log_dir, "%s-%s-%s" % (lab.mode, node.name, name))
             podman("cp", "%s:%s" % (node.container, source), target, check=False)
+        # the node's own output (entrypoint, corosync, pacemakerd): why a node stopped, if it did
+        log = podman("logs", node.container, check=False)
+        with open(os.path.join(log_dir, "%s-%s-node.log" % (lab.mode, node.name)), "wb") as handle:
+            handle.write(log.stdout + log.stderr)
