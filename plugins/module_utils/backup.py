@@ -363,17 +363,25 @@ def plan_retention(entries: Sequence[BackupEntry], now: dt.datetime, keep_count:
     return RetentionPlan(decisions)
 
 
+def retention_paths(plan: RetentionPlan, directory: str) -> List[str]:
+    """The paths the plan removes: each backup to delete and its manifest, those that exist."""
+    paths = []
+    for decision in plan.delete:
+        for path in (decision.path, os.path.join(directory, decision.name + MANIFEST_SUFFIX)):
+            if os.path.lexists(path):
+                paths.append(path)
+    return paths
+
+
 def apply_retention(plan: RetentionPlan, directory: str) -> List[str]:
     """Delete what the plan says; returns the removed paths."""
     removed = []
-    for decision in plan.delete:
-        for path in (decision.path, os.path.join(directory, decision.name + MANIFEST_SUFFIX)):
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-                removed.append(path)
-            elif os.path.lexists(path):
-                os.unlink(path)
-                removed.append(path)
+    for path in retention_paths(plan, directory):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+        removed.append(path)
     return removed
 
 
@@ -788,9 +796,12 @@ def run_backup(settings: DumpSettings, check_mode: bool = False, executor: Optio
     # Checked before the directory is created, in check mode too: bad input changes nothing.
     facts = check_source(settings, executor, runtime, mount_source) if settings.create else None
     if check_mode:
-        name = backup_name(settings.prefix, settings.database, moment)
-        filename = backup_filename(name, settings.format, settings.encryption)
-        result["backup"] = {"name": name, "path": os.path.join(settings.backup_dir, filename)}
+        # what a real run would do: create the directory when missing, and a backup only with create
+        result["created_dir"] = not os.path.isdir(settings.backup_dir)
+        if settings.create:
+            name = backup_name(settings.prefix, settings.database, moment)
+            filename = backup_filename(name, settings.format, settings.encryption)
+            result["backup"] = {"name": name, "path": os.path.join(settings.backup_dir, filename)}
     else:
         result["created_dir"] = ensure_backup_dir(settings.backup_dir, mount_source)
         if settings.create:
@@ -813,7 +824,7 @@ def run_backup(settings: DumpSettings, check_mode: bool = False, executor: Optio
         if not check_mode:
             result["deleted"] = apply_retention(plan, settings.backup_dir)
         else:
-            result["deleted"] = [decision.path for decision in plan.delete]
+            result["deleted"] = retention_paths(plan, settings.backup_dir)
     result["steps"] = [asdict(step) for step in executor.steps]
     result["changed"] = bool(settings.create) or bool(result["deleted"]) or bool(result["created_dir"])
     return result

@@ -133,7 +133,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 backup:
-  description: The manifest of the new backup plus C(path) and C(manifest) (host paths); in check mode only the name and path.
+  description:
+    - The manifest of the new backup plus C(path) and C(manifest) (host paths); in check mode only the name and
+      path it would have.
+    - V(null) when no backup was (or, in check mode, would be) made, that is with O(create=false).
   returned: always
   type: dict
   sample: {"name": "poststack_20261125T124856Z", "database": "poststack", "format": "custom", "size": 7153,
@@ -142,6 +145,10 @@ backup_dir:
   description: The host directory used.
   returned: always
   type: str
+created_dir:
+  description: Whether the backup directory was created (in check mode, whether it would be).
+  returned: always
+  type: bool
 retention:
   description: One decision per backup found (name, path, created_at, keep, reason).
   returned: always

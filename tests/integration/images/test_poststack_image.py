@@ -52,6 +52,11 @@ def test_build_is_idempotent_by_content(image_name, context, tmp_path):
     planned = check.results("build")
     assert planned["changed"] is True and planned["operation"] == "build"
     assert podman("image", "exists", image_name, check=False).returncode == 1, "check mode must not build"
+    assert "diff" not in planned, "the diff is returned in diff mode only"
+    with_diff = run_playbook(play, check=True, diff=True).results("build")
+    assert with_diff["diff"]["before"] == {"image_id": None, "build_hash": None, "tags": []}
+    assert with_diff["diff"]["after"]["image_id"] == "(new)"
+    assert with_diff["diff"]["after"]["build_hash"] == planned["build_hash"]
 
     first = run_playbook(play)
     assert first.rc == 0, first.stdout
