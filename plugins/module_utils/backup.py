@@ -781,6 +781,15 @@ def ensure_backup_dir(path: str, mount_source: Optional[str]) -> bool:
     return True
 
 
+def target_argument_spec(container_required: bool) -> Dict[str, Dict[str, object]]:
+    """The argument spec of where the backups are (the poststack.core.backup_target doc fragment)."""
+    return {
+        "container": {"type": "str", "required": container_required},
+        "backup_dir": {"type": "path"},
+        "runtime": {"type": "str", "default": "auto", "choices": ["auto", "podman", "docker"]},
+    }
+
+
 def run_backup(settings: DumpSettings, check_mode: bool = False, executor: Optional[Executor] = None,
                now: Optional[dt.datetime] = None) -> Dict[str, object]:
     """The whole logical backup: (create) then (prune). In check mode nothing is written or deleted."""

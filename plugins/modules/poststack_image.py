@@ -21,13 +21,14 @@ description:
   - The full build output goes to a log file under O(log_dir); a failed build reports the tail of that log.
 author:
   - poststack contributors (@poststack)
+extends_documentation_fragment:
+  - poststack.core.attributes
+  - poststack.core.attributes.actiongroup_poststack
 attributes:
   check_mode:
-    description: Can run in check mode and return the changed status without modifying the target.
     support: full
     details: Computes the hash and reports whether it would build or tag, without running the runtime's build.
   diff_mode:
-    description: Returns details on what has changed (or would change in check mode).
     support: full
     details: Shows the build hash and image ID before and after.
 options:
