@@ -47,7 +47,12 @@ class CommandResult:
 
 
 def detect_runtime(preference: str = "auto", which=shutil.which) -> str:
-    """Return the path of the runtime binary. `auto` prefers podman, then docker."""
+    """Return the path of the runtime binary. `auto` prefers podman, then docker; an absolute path of a podman or
+    docker executable is taken as it is (the backup role writes one into the settings of scheduled backups)."""
+    if os.path.isabs(preference):
+        if os.path.basename(preference) in RUNTIMES and os.access(preference, os.X_OK):
+            return preference
+        raise RuntimeNotFound(f"container runtime '{preference}' is not an executable podman or docker")
     if preference not in ("auto",) + RUNTIMES:
         raise RuntimeNotFound(f"unknown container runtime '{preference}': use auto, podman or docker")
     candidates = RUNTIMES if preference == "auto" else (preference,)

@@ -254,6 +254,7 @@ def test_scheduled_backup_runs_the_same_code_from_cron_and_renders_timers(lab, b
     assert second.changed == 0, [t["task"]["name"] for t in second.tasks if any(
         h.get("changed") for h in t["hosts"].values())]
 
+    assert os.listdir(dirs["lib"]) == ["poststack-backup"], "the backup command is one file"
     cron_file = os.path.join(dirs["cron"], "poststack-backup-it_sched")
     with open(cron_file, encoding="utf-8") as handle:
         lines = [line.rstrip("\n") for line in handle if line.strip() and not line.startswith("#")]

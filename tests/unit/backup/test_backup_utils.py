@@ -1,4 +1,4 @@
-"""Unit tests of plugins/module_utils/backup.py: manifest, catalog, checksums, retention, commands, settings.
+"""Unit tests of plugins/module_utils/backup/: manifest, catalog, checksums, retention, commands, settings.
 
 Everything here is pure Python on temporary files; the integration tests run the same code against PostgreSQL.
 """
@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from ansible_collections.poststack.core.plugins.module_utils import backup as bk
+from ansible_collections.poststack.core.plugins.plugin_utils import backup_bundle
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
@@ -346,18 +347,23 @@ def test_command_line_reports_a_bad_configuration(tmp_path):
     assert rc == 1 and out == "" and "No such file" in err
 
 
-def test_installed_command_runs_next_to_a_copy_of_the_module_utils(tmp_path):
-    """What the role installs: the CLI script and backup.py copied as poststack_backup.py, nothing else."""
-    cli_source = os.path.join(ROOT, "roles", "backup", "files", "poststack_backup_cli.py")
-    for source, name in ((cli_source, "poststack_backup_cli.py"), (bk.__file__, "poststack_backup.py")):
-        with open(source, encoding="utf-8") as src, open(tmp_path / name, "w", encoding="utf-8") as dst:
-            dst.write(src.read())
+def test_installed_command_is_one_file_that_runs_alone(tmp_path):
+    """What the role installs: the bundle (backup package and runtime.py in one file), run from a directory
+    where nothing of the collection is importable, as the cron job or timer runs it."""
+    path, written = backup_bundle.write(str(tmp_path / "cache"))
+    assert written and backup_bundle.write(str(tmp_path / "cache")) == (path, False), "the bytes depend on the sources"
+    installed = tmp_path / "bin" / "poststack-backup"
+    installed.parent.mkdir()
+    installed.write_bytes(open(path, "rb").read())
+    installed.chmod(0o755)
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"container": "pg", "database": "app", "jobs": 0}))
-    proc = subprocess.run([sys.executable, str(tmp_path / "poststack_backup_cli.py"), "--config", str(config)],
-                          capture_output=True, text=True, check=False, cwd="/")
-    assert proc.returncode == 1
-    assert proc.stderr == "poststack backup failed: jobs must be at least 1\n"
+    env = {"PATH": os.environ["PATH"]}  # no PYTHONPATH: only the bundle's own code
+    for argv in ([str(installed)], [sys.executable, str(installed)]):
+        proc = subprocess.run(argv + ["--config", str(config)], capture_output=True, text=True, check=False,
+                              cwd="/", env=env)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr == "poststack backup failed: jobs must be at least 1\n"
 
 
 def test_pipeline_to_file_hashes_what_it_writes_and_reports_failures(tmp_path):
