@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Dict, List, Optional, Pattern, Sequence, Tuple
 
+from ansible_collections.poststack.core.plugins.module_utils.command import CommandResult
+
 Executor = Callable[[Sequence[str]], Tuple[int, str, str]]
 
 SUBVOLUME_ROOT_INODE = 256  # every subvolume's root directory has this inode number (btrfs-progs tests the same)
@@ -55,14 +57,6 @@ class BtrfsCommandError(BtrfsError):
 
 
 # --------------------------------------------------------------------------------------------------- runner
-
-
-@dataclass
-class CommandResult:
-    argv: List[str]
-    rc: int
-    stdout: str
-    stderr: str
 
 
 class Runner:

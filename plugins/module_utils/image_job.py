@@ -132,6 +132,13 @@ class ImageJob:
         return cls(tags, spec, binary, runtime, build_hash, state, inspect, plan, command, ignore_path)
 
     @property
+    def commands(self) -> List[List[str]]:
+        """What the plan runs: the tag commands, or the build command; nothing when the image is up to date."""
+        if self.plan.action == "tag":
+            return [[self.binary, "tag", str(self.state.image_id), tag] for tag in self.plan.missing_tags]
+        return [list(self.command)] if self.plan.action == "build" else []
+
+    @property
     def changes(self) -> bool:
         return self.plan.action != "none"
 
@@ -145,7 +152,7 @@ class ImageJob:
             build_hash=self.build_hash.value,
             operation=self.plan.action,
             reason=self.plan.reason,
-            command=self.command,
+            commands=self.commands,
             log_file=None,
             context_files=self.build_hash.context_files,
             ignore_file=self.build_hash.ignore_file,

@@ -118,7 +118,7 @@ runtime:
   description: The container runtime binary used.
   returned: always
   type: str
-steps:
+commands:
   description: Commands that ran (argv, rc, seconds, stderr tail); never a secret.
   returned: always
   type: list

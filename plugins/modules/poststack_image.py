@@ -184,11 +184,14 @@ reason:
   returned: always
   type: str
   sample: "up to date: build hash matches"
-command:
-  description: The build command that ran or would run (the runtime binary first).
+commands:
+  description:
+    - The commands that ran or would run, each an argument list (the runtime binary first).
+    - The build command for O(force=true) or changed inputs, the tag commands for missing additional tags, none
+      when the image is up to date.
   returned: always
   type: list
-  elements: str
+  elements: list
 log_file:
   description: Path of the full build log (null when nothing was built).
   returned: always

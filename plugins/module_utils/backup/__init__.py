@@ -69,7 +69,6 @@ from ansible_collections.poststack.core.plugins.module_utils.backup.catalog impo
 )
 from ansible_collections.poststack.core.plugins.module_utils.backup.commands import (
     Executor,
-    Step,
     container_mount_source,
     container_path,
     decrypt_argv,
@@ -141,7 +140,6 @@ __all__ = [
     "RetentionDecision",
     "RetentionPlan",
     "SEP",
-    "Step",
     "TABLES_SQL",
     "TableDifference",
     "apply_retention",

@@ -12,9 +12,9 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 from typing import Callable, Dict, IO, List, Optional, Sequence, Tuple
 
+from ansible_collections.poststack.core.plugins.module_utils.command import CommandResult, run_command
 from ansible_collections.poststack.core.plugins.module_utils.runtime import RuntimeNotFound, detect_runtime
 from ansible_collections.poststack.core.plugins.module_utils.backup.manifest import BackupError, CHUNK, CONTAINER_BACKUP_ROOT, NOTHING_CHANGED, OPENSSL_ITERATIONS, PASSPHRASE_ENV
 
@@ -75,37 +75,25 @@ def decrypt_argv(encryption: str, identity_file: Optional[str]) -> Optional[List
     return None
 
 
-@dataclass
-class Step:
-    """One command that ran (argv never holds a secret)."""
-
-    argv: List[str]
-    rc: int
-    seconds: float
-    stderr: str = ""
-
-
 class Executor:
-    """Runs argument lists (never a shell) and pipelines; keeps what ran in `steps`."""
+    """Runs argument lists (never a shell, through command.run_command) and pipelines; keeps what ran in
+    `commands` (argv never holds a secret: the passphrase goes through the environment)."""
 
     def __init__(self, env: Optional[Dict[str, str]] = None) -> None:
         self.env = dict(os.environ, LC_ALL="C")
         self.env.update(env or {})
-        self.steps: List[Step] = []
+        self.commands: List[CommandResult] = []
 
     def run(self, argv: Sequence[str], input_text: Optional[str] = None, check: bool = True) -> str:
-        start = time.monotonic()
         try:
-            proc = subprocess.run(list(argv), input=input_text, capture_output=True, text=True, env=self.env,
-                                  check=False)
+            result = run_command(argv, stdin=input_text, env=self.env)
         except OSError as exc:
             raise BackupError(f"cannot run {argv[0]}: {exc}") from exc
-        self.steps.append(Step(list(argv), proc.returncode, round(time.monotonic() - start, 3),
-                               proc.stderr.strip()[-2000:]))
-        if check and proc.returncode != 0:
-            raise BackupError(f"{' '.join(argv[:2])} ... {argv[-1]} failed (rc={proc.returncode}): "
-                              f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
-        return proc.stdout
+        self.commands.append(result)
+        if check and result.rc != 0:
+            raise BackupError(f"{' '.join(argv[:2])} ... {argv[-1]} failed (rc={result.rc}): "
+                              f"{(result.stderr or result.stdout).strip()[-2000:]}")
+        return result.stdout
 
     def pipeline_to_file(self, stages: Sequence[Sequence[str]], path: str) -> Tuple[int, str]:
         """Run stages connected by pipes, write the last one's stdout to `path`; returns (size, sha256)."""
@@ -163,7 +151,7 @@ class Executor:
             err.seek(0)
             text = err.read().decode("utf-8", "replace").strip()[-2000:]
             err.close()
-            self.steps.append(Step(list(argv), rc, round(time.monotonic() - start, 3), text))
+            self.commands.append(CommandResult(list(argv), rc, "", text, round(time.monotonic() - start, 3)))
             if rc != 0:
                 failures.append(f"{argv[0]} {' '.join(argv[1:3])} ... failed (rc={rc}): {text}")
         if failures:
@@ -181,9 +169,9 @@ def resolve_runtime(preference: str = "auto", which: Callable[[str], Optional[st
 def container_mount_source(executor: Executor, runtime: str, container: str, destination: str) -> Optional[str]:
     """The host path mounted at `destination` in the container (bind mount or named volume), or None."""
     out = executor.run([runtime, "inspect", "--format", "{{json .Mounts}}", container], check=False)
-    if executor.steps[-1].rc != 0:
+    if executor.commands[-1].rc != 0:
         raise BackupError(f"container '{container}' not found or not inspectable with {runtime}: "
-                          f"{executor.steps[-1].stderr} — start PostgreSQL first (role poststack.core.postgres) or "
+                          f"{executor.commands[-1].stderr.strip()} — start PostgreSQL first (role poststack.core.postgres) or "
                           f"correct the container name; {NOTHING_CHANGED}")
     try:
         mounts = json.loads(out or "[]") or []

@@ -239,7 +239,7 @@ def run_backup(settings: DumpSettings, check_mode: bool = False, executor: Optio
             result["deleted"] = apply_retention(plan, settings.backup_dir)
         else:
             result["deleted"] = retention_paths(plan, settings.backup_dir)
-    result["steps"] = [asdict(step) for step in executor.steps]
+    result["commands"] = [command.record() for command in executor.commands]
     result["changed"] = bool(settings.create) or bool(result["deleted"]) or bool(result["created_dir"])
     return result
 

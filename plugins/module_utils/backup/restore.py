@@ -230,7 +230,7 @@ def run_restore(settings: RestoreSettings, check_mode: bool = False,
         exists = target_facts(executor, runtime, settings.container, settings.target, manifest.owner)[0]
         refuse_existing(settings, entry, exists)
         result["replaced"] = exists
-        result["steps"] = [asdict(step) for step in executor.steps]
+        result["commands"] = [command.record() for command in executor.commands]
         return result
     with tempfile.TemporaryDirectory(prefix="poststack-restore-") as tmp:
         identity_file = None
@@ -291,5 +291,5 @@ def run_restore(settings: RestoreSettings, check_mode: bool = False,
         psql(executor, runtime, settings.container, "postgres",
              f"DROP DATABASE IF EXISTS {quote_ident(settings.target)} WITH (FORCE);")
         result["dropped"] = True
-    result["steps"] = [asdict(step) for step in executor.steps]
+    result["commands"] = [command.record() for command in executor.commands]
     return result

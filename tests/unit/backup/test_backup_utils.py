@@ -375,7 +375,7 @@ def test_pipeline_to_file_hashes_what_it_writes_and_reports_failures(tmp_path):
     assert oct(os.stat(target).st_mode & 0o777) == "0o600"
     with pytest.raises(bk.BackupError, match=r"sh -c .* failed \(rc=3\): boom"):
         executor.pipeline_to_file([["sh", "-c", "echo boom >&2; exit 3"], ["cat"]], target)
-    assert [step.rc for step in executor.steps][-2:] == [3, 0]
+    assert [command.rc for command in executor.commands][-2:] == [3, 0]
 
 
 @pytest.mark.parametrize("changes, message", [
