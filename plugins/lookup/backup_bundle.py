@@ -13,8 +13,8 @@ author:
   - poststack contributors (@poststack)
 description:
   - Builds the command that scheduled backups run (C(poststack-backup --config FILE [--check])) from the
-    collection's own backup code (C(plugins/module_utils/backup/) and the C(runtime.py) and C(command.py) it
-    imports): a C(python3) shebang followed by a zip of those files, which Python runs as a program. The cron job
+    collection's own backup code, C(plugins/module_utils/backup/) with the C(runtime.py) and C(command.py) it
+    imports, as a C(python3) shebang followed by a zip of those files, which Python runs as a program. The cron job
     or systemd timer of the C(poststack.core.backup) role thus runs the same code as the C(poststack.core.poststack_backup) module.
   - The content depends only on the sources (sorted, uncompressed, fixed timestamps), so copying it to the hosts
     changes nothing when the code did not change.
