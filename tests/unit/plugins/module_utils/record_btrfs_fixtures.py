@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Record the output of the real btrfs-progs and findmnt commands the module parses, as unit-test fixtures.
 
-Run as root on a host with btrfs-progs:  python tests/unit/btrfs/record_fixtures.py
+Run as root on a host with btrfs-progs:  python tests/unit/plugins/module_utils/record_btrfs_fixtures.py
 It makes a 1 GiB Btrfs file system on a loop file in a temporary directory, runs each command with LC_ALL=C,
 writes fixtures/btrfs-progs.json ({name: {argv, rc, stdout, stderr}}) and removes everything it made.
 The temporary directory is replaced by /srv/pool in the stored output so that fixtures do not depend on it.

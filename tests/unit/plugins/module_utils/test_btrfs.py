@@ -1,7 +1,7 @@
 # Copyright: poststack contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Parsers, planner and runner of module_utils/btrfs.py, fed with output recorded from btrfs-progs 6.2
-(fixtures/btrfs-progs.json, made by record_fixtures.py on a real loop-device file system)."""
+(fixtures/btrfs-progs.json, made by record_btrfs_fixtures.py on a real loop-device file system)."""
 
 import json
 import os

@@ -12,7 +12,7 @@ from ansible.errors import AnsibleLookupError
 from ansible_collections.poststack.core.plugins.lookup.pgtwin_bundle import LookupModule
 from ansible_collections.poststack.core.plugins.plugin_utils import pgtwin_bundle
 
-FILES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "roles", "pgtwin", "files")
+FILES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "roles", "pgtwin", "files")
 FILES = os.path.normpath(FILES)
 
 

@@ -9,7 +9,7 @@ import pytest
 from ansible_collections.poststack.core.plugins.filter.scram_verifier import scram_verifier
 from ansible_collections.poststack.core.plugins.plugin_utils import scram
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
 # Any 16-byte salt; a login with a verifier made here is tested against a real server in
 # tests/integration/test_scram_login.py.

@@ -18,7 +18,6 @@ from ansible_collections.poststack.core.plugins.plugin_utils import backup_bundl
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 Made = namedtuple("Made", "name path")
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def make_backup(directory, database, when, content=b"PGDMP fake dump", fmt="custom", encryption="none",
