@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Dict, List, Optional, Pattern, Sequence, Tuple
 
-from ansible_collections.poststack.core.plugins.module_utils.command import CommandResult
+from ansible_collections.poststack.core.plugins.module_utils.command import CommandResult, timed
 
 Executor = Callable[[Sequence[str]], Tuple[int, str, str]]
 
@@ -73,12 +73,12 @@ class Runner:
 
     def run(self, path: str, argv: Sequence[str], ok_rcs: Sequence[int] = (0,), changes: bool = False) -> CommandResult:
         full = self.resolve(argv)
-        rc, out, err = self._executor(full)
+        result = timed(argv, lambda: self._executor(full))
         if changes:
             self.commands.append(list(argv))
-        if rc not in ok_rcs:
-            raise BtrfsCommandError(path, argv, rc, out, err)
-        return CommandResult(list(argv), rc, out, err)
+        if result.rc not in ok_rcs:
+            raise BtrfsCommandError(path, argv, result.rc, result.stdout, result.stderr)
+        return result
 
 
 # -------------------------------------------------------------------------------------------------- parsers

@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 TAIL = 2000  # characters of stderr a record keeps
 
@@ -45,6 +45,15 @@ def run_command(argv: Sequence[str], stdin: Optional[str] = None, env: Optional[
                               check=False, text=stdin is not None)
         out, err = "", ""
     return CommandResult(argv, proc.returncode, out, err, round(time.monotonic() - start, 3))
+
+
+def timed(argv: Sequence[str], call: Callable[[], Tuple[int, str, str]]) -> CommandResult:
+    """The CommandResult of ``call``, an injected executor's run of ``argv`` that returns (rc, stdout, stderr):
+    the modules that run on cluster nodes and file systems (pgtwin_resource, btrfs_subvolume) inject
+    AnsibleModule.run_command, whose no_log masking then covers the output too."""
+    start = time.monotonic()
+    rc, out, err = call()
+    return CommandResult(list(argv), rc, out, err, round(time.monotonic() - start, 3))
 
 
 def executor(argv: Sequence[str], stdin: Optional[str] = None) -> Tuple[int, str, str]:
