@@ -3,6 +3,7 @@
 #   make run           images -> PostgreSQL -> migrations -> project containers on localhost (inventories/local)
 #   make test          yamllint, ansible-lint, ansible-test sanity, unit, integration, molecule, HA, newcomer
 #   make bench         the benchmarks in benchmarks/ (not part of make test)
+#   make docs          docs/reference/: the module, plugin and role reference (antsibull-docs)
 #
 # Single layers: make lint | sanity | units | integration | ha | newcomer | molecule [SCENARIO=name]
 SHELL := /bin/bash
@@ -13,10 +14,10 @@ PLAYBOOK ?= playbooks/site.yml
 PYTEST_ARGS ?=
 SCENARIO ?=
 
-.PHONY: run test bootstrap lint sanity units integration ha newcomer molecule bench changelog clean help
+.PHONY: run test bootstrap docs lint sanity units integration ha newcomer molecule bench changelog clean help
 
 help:
-	@sed -n '2,8p' Makefile
+	@sed -n '2,9p' Makefile
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -27,6 +28,9 @@ run: bootstrap
 test:
 	@bash scripts/bootstrap.sh --with-docker
 	@$(ENV) scripts/test.sh all
+
+docs: bootstrap
+	@$(ENV) scripts/reference.sh
 
 lint: bootstrap
 	@$(ENV) scripts/test.sh lint

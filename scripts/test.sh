@@ -24,6 +24,9 @@ run_yamllint() { yamllint --strict .; }
 
 run_ansible_lint() { ansible-lint --offline -q; }
 
+# antsibull-docs: the documentation lints clean and docs/reference/ is what the code documents.
+run_docs() { scripts/reference.sh --check; }
+
 run_sanity() {
   # ansible-test needs the collection at .../ansible_collections/poststack/core; test a copy of the tracked files
   # (plus new ones not yet committed), outside this checkout so that no parent git repository confuses it.
@@ -114,6 +117,7 @@ case "${1:-all}" in
   all)
     layer yamllint run_yamllint
     layer ansible-lint run_ansible_lint
+    layer docs run_docs
     layer sanity run_sanity
     layer units run_units
     layer integration run_integration
@@ -121,7 +125,7 @@ case "${1:-all}" in
     layer ha run_ha
     layer newcomer run_newcomer
     ;;
-  lint) layer yamllint run_yamllint; layer ansible-lint run_ansible_lint ;;
+  lint) layer yamllint run_yamllint; layer ansible-lint run_ansible_lint; layer docs run_docs ;;
   sanity) layer sanity run_sanity ;;
   units) layer units run_units ;;
   integration) layer integration run_integration ;;

@@ -40,6 +40,12 @@ shutdown() {
     exit 0
 }
 trap shutdown TERM INT
+# Any other signal that would end this script (and so the node) is logged and ignored: a stray signal is a bug
+# to find (the log says which), never a reason for the node to vanish.
+for sig in HUP USR1 USR2 PIPE ALRM; do
+    # shellcheck disable=SC2064
+    trap "log 'received SIG$sig; ignored'" "$sig"
+done
 
 for _ in $(seq 1 100); do
     corosync-cfgtool -s >/dev/null 2>&1 && break
@@ -51,7 +57,18 @@ log "corosync is up; starting pacemakerd"
 
 pacemakerd &
 pacemaker_pid=$!
-# Either daemon exiting ends the node: a half-running cluster stack is worse than a dead node.
-wait -n "$corosync_pid" "$pacemaker_pid" || true
-log "a cluster daemon exited; stopping the node"
+# Either daemon exiting ends the node: a half-running cluster stack is worse than a dead node. A trapped signal
+# also ends `wait`: wait again while both still run.
+while :; do
+    status=0
+    wait -n "$corosync_pid" "$pacemaker_pid" || status=$?
+    if ! kill -0 "$corosync_pid" 2>/dev/null; then
+        log "corosync exited (status $status); stopping the node"
+        break
+    fi
+    if ! kill -0 "$pacemaker_pid" 2>/dev/null; then
+        log "pacemakerd exited (status $status; 100 is a fatal error, such as this node learning it was fenced); stopping the node"
+        break
+    fi
+done
 shutdown

@@ -44,17 +44,11 @@ _raw:
   elements: path
 """
 
-import os
-
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
+from ansible_collections.poststack.core.plugins.plugin_utils.bundle import default_cache_dir
 from ansible_collections.poststack.core.plugins.plugin_utils.pgtwin_bundle import BundleError, write
-
-
-def default_cache_dir():
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "poststack")
 
 
 class LookupModule(LookupBase):

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Dict, List, Optional, Pattern, Sequence, Tuple
 
+from ansible_collections.poststack.core.plugins.module_utils.command import CommandResult, timed
+
 Executor = Callable[[Sequence[str]], Tuple[int, str, str]]
 
 SUBVOLUME_ROOT_INODE = 256  # every subvolume's root directory has this inode number (btrfs-progs tests the same)
@@ -57,14 +59,6 @@ class BtrfsCommandError(BtrfsError):
 # --------------------------------------------------------------------------------------------------- runner
 
 
-@dataclass
-class CommandResult:
-    argv: List[str]
-    rc: int
-    stdout: str
-    stderr: str
-
-
 class Runner:
     """Runs argument lists; ``commands`` collects the changing commands that ran, in order."""
 
@@ -79,12 +73,12 @@ class Runner:
 
     def run(self, path: str, argv: Sequence[str], ok_rcs: Sequence[int] = (0,), changes: bool = False) -> CommandResult:
         full = self.resolve(argv)
-        rc, out, err = self._executor(full)
+        result = timed(argv, lambda: self._executor(full))
         if changes:
             self.commands.append(list(argv))
-        if rc not in ok_rcs:
-            raise BtrfsCommandError(path, argv, rc, out, err)
-        return CommandResult(list(argv), rc, out, err)
+        if result.rc not in ok_rcs:
+            raise BtrfsCommandError(path, argv, result.rc, result.stdout, result.stderr)
+        return result
 
 
 # -------------------------------------------------------------------------------------------------- parsers

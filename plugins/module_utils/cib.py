@@ -22,6 +22,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from ansible_collections.poststack.core.plugins.module_utils.command import timed
+
 Executor = Callable[[Sequence[str], Optional[str]], Tuple[int, str, str]]
 
 DEFAULT_OPERATIONS: Tuple[Dict[str, str], ...] = (
@@ -383,13 +385,14 @@ class CibClient:
         self.commands: List[str] = []
 
     def _run(self, argv: Sequence[str], stdin: Optional[str] = None, record: bool = False) -> str:
-        rc, out, err = self.execute(argv, stdin)
+        result = timed(argv, lambda: self.execute(argv, stdin))
         if record:
             self.commands.append(" ".join(argv))
-        if rc != 0:
-            raise CibError("`%s` failed with rc=%d: %s" % (" ".join(argv), rc, (err or out).strip() or "no output"),
-                           argv, rc, out, err)
-        return out
+        if result.rc != 0:
+            raise CibError("`%s` failed with rc=%d: %s" % (" ".join(argv), result.rc,
+                                                           (result.stderr or result.stdout).strip() or "no output"),
+                           argv, result.rc, result.stdout, result.stderr)
+        return result.stdout
 
     def section(self, scope: str) -> ET.Element:
         return ET.fromstring(self._run(["cibadmin", "--query", "--scope", scope]))

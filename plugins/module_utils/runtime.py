@@ -15,12 +15,12 @@ import os
 import re
 import shutil
 import socket
-import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Dict, List, Optional, Sequence
+
+from ansible_collections.poststack.core.plugins.module_utils.command import CommandResult, run_command
 
 RUNTIMES = ("podman", "docker")
 
@@ -37,17 +37,13 @@ class RuntimeCommandError(Exception):
         self.result = result
 
 
-@dataclass
-class CommandResult:
-    argv: List[str]
-    rc: int
-    stdout: str = ""
-    stderr: str = ""
-    seconds: float = 0.0
-
-
 def detect_runtime(preference: str = "auto", which=shutil.which) -> str:
-    """Return the path of the runtime binary. `auto` prefers podman, then docker."""
+    """Return the path of the runtime binary. `auto` prefers podman, then docker; an absolute path of a podman or
+    docker executable is taken as it is (the backup role writes one into the settings of scheduled backups)."""
+    if os.path.isabs(preference):
+        if os.path.basename(preference) in RUNTIMES and os.access(preference, os.X_OK):
+            return preference
+        raise RuntimeNotFound(f"container runtime '{preference}' is not an executable podman or docker")
     if preference not in ("auto",) + RUNTIMES:
         raise RuntimeNotFound(f"unknown container runtime '{preference}': use auto, podman or docker")
     candidates = RUNTIMES if preference == "auto" else (preference,)
@@ -87,22 +83,12 @@ class ContainerRuntime:
         """Run `<runtime> args...`. With `stdout` (a file object) output goes there instead of being captured;
         `stdin` is text fed to the command."""
         argv = [self.binary] + list(args)
-        start = time.monotonic()
-        if stdout is None:
-            proc = subprocess.run(argv, capture_output=True, text=True, env=self._env(), timeout=timeout, check=False,
-                                  input=stdin)
-            out, err = proc.stdout, proc.stderr
-        else:
-            proc = subprocess.run(argv, stdout=stdout, stderr=subprocess.STDOUT, env=self._env(), timeout=timeout,
-                                  check=False, input=stdin, text=stdin is not None)
-            out, err = "", ""
-        result = CommandResult(argv=argv, rc=proc.returncode, stdout=out, stderr=err,
-                               seconds=round(time.monotonic() - start, 3))
+        result = run_command(argv, stdin=stdin, env=self._env(), timeout=timeout, stdout=stdout)
         self.history.append(result)
-        if check and proc.returncode != 0:
+        if check and result.rc != 0:
             raise RuntimeCommandError(
-                f"'{' '.join(argv[:3])} ...' failed with rc={proc.returncode}: {(err or out).strip()[-2000:]}", result
-            )
+                f"'{' '.join(argv[:3])} ...' failed with rc={result.rc}: {(result.stderr or result.stdout).strip()[-2000:]}",
+                result)
         return result
 
     def image_inspect(self, ref: str) -> Optional[dict]:

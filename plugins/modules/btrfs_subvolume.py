@@ -26,15 +26,15 @@ author:
   - poststack contributors (@poststack)
 requirements:
   - btrfs-progs (the C(btrfs) command), util-linux (C(findmnt)), coreutils (C(chown), C(chmod), C(chcon)).
+extends_documentation_fragment:
+  - poststack.core.attributes
 attributes:
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
     details:
       - Returns the plan (with the command of every step) without running it.
   diff_mode:
     support: full
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     details:
       - The diff is built from the same comparison that decides C(changed).
 options:

@@ -29,6 +29,8 @@ author:
 requirements:
   - Pacemaker command line tools (C(cibadmin), C(crm_mon), C(crm_resource)) on the target node.
   - The pgtwin agent installed in C(/usr/lib/ocf/resource.d/<provider>/) on every node.
+extends_documentation_fragment:
+  - poststack.core.attributes
 attributes:
   action:
     support: full
@@ -37,12 +39,10 @@ attributes:
       - The action plugin refuses secret-looking attribute names before the module reaches the target.
   check_mode:
     support: full
-    description: Can run in check_mode and return changed status prediction without modifying target.
     details:
       - Returns the operations (and the switchover) that would run, without running them.
   diff_mode:
     support: full
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     details:
       - The managed CIB elements in a canonical text form, before and after, from the comparison that decides C(changed).
 options:

@@ -27,34 +27,27 @@ description:
     secret) and ends with "nothing was changed".
 author:
   - poststack contributors (@poststack)
+extends_documentation_fragment:
+  - poststack.core.attributes
+  - poststack.core.backup_target
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Returns the name the backup would get and the retention plan; writes and deletes nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 options:
   container:
-    description: Name of the running PostgreSQL container (C(postgres_container_name) of the postgres role).
-    type: str
-    required: true
-  database:
-    description: Database to back up.
-    type: str
     required: true
   backup_dir:
     description:
       - Host directory for the backups (created with mode 0700).
       - Default C(logical/) in the host directory or volume mounted at C(/data/postgres/backups) in the container.
       - O(format=directory) needs it below that mount.
-    type: path
-  runtime:
-    description: Container runtime; V(auto) prefers podman, then docker.
+  database:
+    description: Database to back up.
     type: str
-    choices: [auto, podman, docker]
-    default: auto
+    required: true
   format:
     description: C(pg_dump) format, V(custom) (one file) or V(directory) (parallel dump with O(jobs)).
     type: str
@@ -133,7 +126,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 backup:
-  description: The manifest of the new backup plus C(path) and C(manifest) (host paths); in check mode only the name and path.
+  description:
+    - The manifest of the new backup plus C(path) and C(manifest) (host paths); in check mode only the name and
+      path it would have.
+    - V(null) when no backup was (or, in check mode, would be) made, that is with O(create=false).
   returned: always
   type: dict
   sample: {"name": "poststack_20261125T124856Z", "database": "poststack", "format": "custom", "size": 7153,
@@ -142,6 +138,10 @@ backup_dir:
   description: The host directory used.
   returned: always
   type: str
+created_dir:
+  description: Whether the backup directory was created (in check mode, whether it would be).
+  returned: always
+  type: bool
 retention:
   description: One decision per backup found (name, path, created_at, keep, reason).
   returned: always
@@ -156,7 +156,7 @@ runtime:
   description: The container runtime binary used.
   returned: always
   type: str
-steps:
+commands:
   description: Commands that ran (argv, rc, seconds, stderr tail); never a secret.
   returned: always
   type: list
@@ -165,16 +165,14 @@ steps:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.poststack.core.plugins.module_utils.backup import BackupError, DumpSettings, run_backup
+from ansible_collections.poststack.core.plugins.module_utils.backup import BackupError, DumpSettings, run_backup, target_argument_spec
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            container=dict(type="str", required=True),
+            **target_argument_spec(container_required=True),
             database=dict(type="str", required=True),
-            backup_dir=dict(type="path"),
-            runtime=dict(type="str", default="auto", choices=["auto", "podman", "docker"]),
             format=dict(type="str", default="custom", choices=["custom", "directory"]),
             jobs=dict(type="int", default=2),
             compression=dict(type="int", default=6),

@@ -18,26 +18,11 @@ description:
   - Changes nothing.
 author:
   - poststack contributors (@poststack)
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details: The module only reads.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
+extends_documentation_fragment:
+  - poststack.core.attributes
+  - poststack.core.attributes.info_module
+  - poststack.core.backup_target
 options:
-  backup_dir:
-    description: Host directory of the backups. Default C(logical/) in the backups mount of O(container).
-    type: path
-  container:
-    description: PostgreSQL container; gives the default O(backup_dir) and RV(runtime).
-    type: str
-  runtime:
-    description: Container runtime used to inspect O(container).
-    type: str
-    choices: [auto, podman, docker]
-    default: auto
   database:
     description: Only list backups of this database.
     type: str
@@ -102,15 +87,13 @@ conf_dir:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.poststack.core.plugins.module_utils.backup import BackupError, backup_inventory
+from ansible_collections.poststack.core.plugins.module_utils.backup import BackupError, backup_inventory, target_argument_spec
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            backup_dir=dict(type="path"),
-            container=dict(type="str"),
-            runtime=dict(type="str", default="auto", choices=["auto", "podman", "docker"]),
+            **target_argument_spec(container_required=False),
             database=dict(type="str"),
             verify=dict(type="str", default="newest", choices=["none", "newest", "all"]),
         ),

@@ -22,18 +22,17 @@ description:
   - Always reports a change when it restores.
 author:
   - poststack contributors (@poststack)
+extends_documentation_fragment:
+  - poststack.core.attributes
+  - poststack.core.backup_target
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Validates the backup (checksum) and the target, restores nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 options:
   container:
-    description: Name of the running PostgreSQL container.
-    type: str
     required: true
   target:
     description:
@@ -48,14 +47,6 @@ options:
   database:
     description: Database whose newest good backup to restore when O(backup) is not given.
     type: str
-  backup_dir:
-    description: Host directory of the backups. Default C(logical/) in the backups mount of O(container).
-    type: path
-  runtime:
-    description: Container runtime.
-    type: str
-    choices: [auto, podman, docker]
-    default: auto
   replace:
     description: Replace O(target) when it exists. Without it an existing target is an error.
     type: bool
@@ -127,7 +118,7 @@ runtime:
   description: The container runtime binary used.
   returned: always
   type: str
-steps:
+commands:
   description: Commands that ran (argv, rc, seconds, stderr tail); never a secret.
   returned: always
   type: list
@@ -136,18 +127,16 @@ steps:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.poststack.core.plugins.module_utils.backup import BackupError, RestoreSettings, run_restore
+from ansible_collections.poststack.core.plugins.module_utils.backup import BackupError, RestoreSettings, run_restore, target_argument_spec
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            container=dict(type="str", required=True),
+            **target_argument_spec(container_required=True),
             target=dict(type="str", required=True),
             backup=dict(type="str"),
             database=dict(type="str"),
-            backup_dir=dict(type="path"),
-            runtime=dict(type="str", default="auto", choices=["auto", "podman", "docker"]),
             replace=dict(type="bool", default=False),
             jobs=dict(type="int", default=2),
             age_identity=dict(type="str", no_log=True),

@@ -23,13 +23,14 @@ description:
   - Changes nothing; in check mode, containers that do not exist yet (they would be created) are not waited for.
 author:
   - poststack contributors (@poststack)
+extends_documentation_fragment:
+  - poststack.core.attributes
+  - poststack.core.attributes.actiongroup_poststack
 attributes:
   check_mode:
-    description: Can run in check mode and return the changed status without modifying the target.
     support: full
     details: Runs the same checks, which change nothing; containers that do not exist yet are skipped.
   diff_mode:
-    description: Returns details on what has changed (or would change in check mode).
     support: none
 options:
   containers:

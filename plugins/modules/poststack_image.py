@@ -21,13 +21,14 @@ description:
   - The full build output goes to a log file under O(log_dir); a failed build reports the tail of that log.
 author:
   - poststack contributors (@poststack)
+extends_documentation_fragment:
+  - poststack.core.attributes
+  - poststack.core.attributes.actiongroup_poststack
 attributes:
   check_mode:
-    description: Can run in check mode and return the changed status without modifying the target.
     support: full
     details: Computes the hash and reports whether it would build or tag, without running the runtime's build.
   diff_mode:
-    description: Returns details on what has changed (or would change in check mode).
     support: full
     details: Shows the build hash and image ID before and after.
 options:
@@ -183,11 +184,14 @@ reason:
   returned: always
   type: str
   sample: "up to date: build hash matches"
-command:
-  description: The build command that ran or would run (the runtime binary first).
+commands:
+  description:
+    - The commands that ran or would run, each an argument list (the runtime binary first).
+    - The build command for O(force=true) or changed inputs, the tag commands for missing additional tags, none
+      when the image is up to date.
   returned: always
   type: list
-  elements: str
+  elements: list
 log_file:
   description: Path of the full build log (null when nothing was built).
   returned: always
@@ -214,53 +218,11 @@ elapsed:
   type: float
 """
 
-import os
-import re
-import subprocess
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.poststack.core.plugins.module_utils.image_build import (
-    HASH_LABEL,
-    BuildInputError,
-    BuildSpec,
-    ImageState,
-    build_command,
-    combined_ignore,
-    compute_hash,
-    exposed,
-    log_tail,
-    plan_build,
-    resolve_containerfile,
-)
-from ansible_collections.poststack.core.plugins.module_utils.runtime import (
-    ContainerRuntime,
-    RuntimeCommandError,
-    RuntimeNotFound,
-    detect_runtime,
-    image_labels,
-    image_tags,
-    normalize_ref,
-)
-
-
-def current_state(runtime, tags):
-    first = runtime.image_inspect(tags[0])
-    if first is None:
-        return ImageState(image_id=None, build_hash=None, tagged=[]), None
-    tagged = [tags[0]]
-    for tag in tags[1:]:
-        other = runtime.image_inspect(tag)
-        if other is not None and other.get("Id") == first.get("Id"):
-            tagged.append(tag)
-    return ImageState(image_id=first.get("Id"), build_hash=image_labels(first).get(HASH_LABEL), tagged=tagged), first
-
-
-def log_path(log_dir, image):
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", image).strip("_")
-    return os.path.join(log_dir, "%s-%s.log" % (safe, time.strftime("%Y%m%dT%H%M%S")))
+from ansible_collections.poststack.core.plugins.module_utils.image_job import ImageJob, ImageJobError
 
 
 def main():
@@ -285,118 +247,18 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
     started = time.monotonic()
-    tags = [normalize_ref(params["name"])] + [normalize_ref(t) for t in params["additional_tags"]]
     try:
-        binary = detect_runtime(params["runtime"])
-        context = os.path.abspath(params["context"])
-        spec = BuildSpec(
-            context=context,
-            containerfile=resolve_containerfile(context, params["containerfile"]),
-            tags=tags,
-            build_args={str(k): str(v) for k, v in params["build_args"].items()},
-            target=params["target"],
-            labels={str(k): str(v) for k, v in params["labels"].items()},
-            pull=params["pull"],
-            no_cache=params["no_cache"],
-            image_format=params["image_format"],
-            extra_args=params["extra_args"],
-            exclude=params["exclude"],
-        )
-    except (BuildInputError, RuntimeNotFound) as exc:
-        module.fail_json(msg=str(exc), image=tags[0])
-
-    runtime = ContainerRuntime(binary)
-
-    def base_image_id(ref):
-        inspect = runtime.image_inspect(ref)
-        return inspect.get("Id") if inspect else None
-
-    try:
-        build_hash = compute_hash(spec, base_image_id)
-    except (BuildInputError, OSError, UnicodeDecodeError) as exc:
-        module.fail_json(msg="cannot hash the build inputs of %s: %s" % (tags[0], exc), image=tags[0])
-    if spec.exclude and runtime.name != "podman":
-        leaking = exposed(context, spec.exclude)
-        if leaking:
-            module.fail_json(msg="the build context %s holds %s, which %s would send to the build of %s (it has no "
-                                 "--ignorefile): add %s to %s/.dockerignore; nothing was built"
-                                 % (context, ", ".join(leaking), runtime.name, tags[0], ", ".join(leaking), context),
-                             image=tags[0])
-    state, inspect = current_state(runtime, tags)
-    plan = plan_build(build_hash.value, tags, state, params["force"])
-    # podman reads the context's ignore file with the excluded paths appended from a file of its own
-    ignore_path = (os.path.join(tempfile.gettempdir(), "poststack-build-%s.ignore" % build_hash.value[:16])
-                   if spec.exclude and runtime.name == "podman" else None)
-    command = [binary] + build_command(runtime.name, spec, build_hash.value, ignore_path)
-
-    result = dict(
-        image=tags[0],
-        image_id=state.image_id,
-        tags=image_tags(inspect),
-        size=inspect.get("Size") if inspect else None,
-        build_hash=build_hash.value,
-        operation=plan.action,
-        reason=plan.reason,
-        command=command,
-        log_file=None,
-        context_files=build_hash.context_files,
-        ignore_file=build_hash.ignore_file,
-        base_images=build_hash.base_images,
-        runtime=binary,
-        changed=plan.action != "none",
-        diff=dict(
-            before=dict(image_id=state.image_id, build_hash=state.build_hash, tags=state.tagged),
-            after=dict(image_id="(new)" if plan.action == "build" else state.image_id, build_hash=build_hash.value,
-                       tags=tags),
-        ),
-    )
-    if plan.action == "none" or module.check_mode:
-        result["elapsed"] = round(time.monotonic() - started, 3)
-        module.exit_json(**result)
-
-    try:
-        if plan.action == "tag":
-            for tag in plan.missing_tags:
-                runtime.run(["tag", state.image_id, tag])
-        else:
-            log_dir = os.path.abspath(params["log_dir"])
-            os.makedirs(log_dir, exist_ok=True)
-            log_file = log_path(log_dir, tags[0])
-            result["log_file"] = log_file
-            if ignore_path:
-                with open(ignore_path, "w", encoding="utf-8") as ignore:
-                    ignore.write(combined_ignore(context, spec.exclude))
-            try:
-                with open(log_file, "w") as handle:
-                    handle.write("# %s\n# reason: %s\n" % (" ".join(command), plan.reason))
-                    handle.flush()
-                    build = runtime.run(command[1:], check=False, stdout=handle, timeout=params["timeout"])
-            finally:
-                if ignore_path and os.path.exists(ignore_path):
-                    os.unlink(ignore_path)
-            if build.rc != 0:
-                module.fail_json(
-                    msg="building %s failed (rc=%d); full log: %s\n%s" % (tags[0], build.rc, log_file, log_tail(log_file)),
-                    rc=build.rc, **{k: v for k, v in result.items() if k != "changed"}
-                )
-    except RuntimeCommandError as exc:
-        module.fail_json(msg=str(exc), rc=exc.result.rc, stderr=exc.result.stderr, image=tags[0])
-    except subprocess.TimeoutExpired:
-        module.fail_json(msg="building %s took longer than timeout=%ds; log: %s" % (tags[0], params["timeout"], result["log_file"]),
-                         image=tags[0])
-    except OSError as exc:
-        module.fail_json(msg="building %s: %s" % (tags[0], exc), image=tags[0])
-
-    after = runtime.image_inspect(tags[0])
-    result.update(
-        image_id=after.get("Id") if after else None,
-        tags=image_tags(after),
-        size=after.get("Size") if after else None,
-        elapsed=round(time.monotonic() - started, 3),
-    )
-    result["diff"]["after"]["image_id"] = result["image_id"]
+        job = ImageJob.prepare(module.params)
+    except ImageJobError as exc:
+        module.fail_json(msg=str(exc), **exc.details)
+    result = job.result(diff=module._diff)
+    if job.changes and not module.check_mode:
+        try:
+            job.run(result, module.params["log_dir"], module.params["timeout"])
+        except ImageJobError as exc:
+            module.fail_json(msg=str(exc), **exc.details)
+    result["elapsed"] = round(time.monotonic() - started, 3)
     module.exit_json(**result)
 
 

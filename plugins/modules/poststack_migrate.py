@@ -26,13 +26,13 @@ author:
   - poststack developers (@poststack)
 extends_documentation_fragment:
   - poststack.core.postgres
+  - poststack.core.attributes
+  - poststack.core.attributes.actiongroup_poststack
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Plans without changing anything (and with O(dry_run=true) also executes the plan in a transaction that is rolled back).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Shows the applied versions before and after.
 options:

@@ -18,14 +18,9 @@ author:
   - poststack developers (@poststack)
 extends_documentation_fragment:
   - poststack.core.postgres
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details: The module only reads.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
+  - poststack.core.attributes
+  - poststack.core.attributes.info_module
+  - poststack.core.attributes.actiongroup_poststack
 options:
   path:
     description: Directory holding the migration files; without it RV(pending) and RV(drift) are empty.

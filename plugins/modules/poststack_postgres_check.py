@@ -25,13 +25,14 @@ description:
   - Every refused value is named in one run. Changes nothing.
 author:
   - poststack contributors (@poststack)
+extends_documentation_fragment:
+  - poststack.core.attributes
+  - poststack.core.attributes.actiongroup_poststack
 attributes:
   check_mode:
-    description: Can run in check mode and return the changed status without modifying the target.
     support: full
     details: The check changes nothing, so it runs in check mode too.
   diff_mode:
-    description: Returns details on what has changed (or would change in check mode).
     support: none
 options:
   image:

@@ -22,12 +22,13 @@ description:
     that roles skip creating them on runs where nothing changes.
 author:
   - poststack contributors (@poststack)
+extends_documentation_fragment:
+  - poststack.core.attributes
+  - poststack.core.attributes.actiongroup_poststack
 attributes:
   check_mode:
-    description: Can run in check mode and return the changed status without modifying the target.
     support: full
   diff_mode:
-    description: Returns details on what has changed (or would change in check mode).
     support: none
 options:
   runtime:

@@ -51,6 +51,7 @@ def test_backup_is_a_change_each_time_check_mode_writes_nothing_and_retention_se
     args = dict(container=lab.name, database="shop", backup_dir=backup_dir, keep_count=5)
     checked = ok(run_playbook(play([module("poststack_backup", **args)]), check=True))
     assert checked.results("out")["changed"] and checked.results("out")["backup"]["path"].startswith(backup_dir)
+    assert checked.results("out")["created_dir"] is True, "the directory is missing: a real run creates it"
     assert not os.path.exists(backup_dir)
 
     first = ok(run_playbook(play([module("poststack_backup", **args), module("poststack_backup", "again", **args)])))
@@ -64,9 +65,15 @@ def test_backup_is_a_change_each_time_check_mode_writes_nothing_and_retention_se
         assert backup["pg_version"].startswith("15.") and backup["size"] == os.path.getsize(backup["path"])
 
     prune = {**args, "create": False, "keep_count": 1}
+    # check mode of a prune says what the prune will do, and that no backup would be made
+    would = ok(run_playbook(play([module("poststack_backup", **prune)]), check=True)).results("out")
+    assert would["backup"] is None and would["changed"] and not would["created_dir"]
+    assert sorted(would["deleted"]) == sorted([made[0]["backup"]["path"], made[0]["backup"]["manifest"]])
+    assert len(manifests(backup_dir)) == 2
     pruned = ok(run_playbook(play([module("poststack_backup", **prune), module("poststack_backup", "again", **prune)])))
     assert pruned.results("out")["changed"] and len(pruned.results("out")["deleted"]) == 2
     assert not pruned.results("again")["changed"] and pruned.results("again")["deleted"] == []
+    assert sorted(pruned.results("out")["deleted"]) == sorted(would["deleted"])
     assert manifests(backup_dir) == [made[1]["backup"]["name"] + ".manifest.json"]
 
     listed = ok(run_playbook(play([module("poststack_backup_info", backup_dir=backup_dir, verify="all")])))
@@ -247,6 +254,7 @@ def test_scheduled_backup_runs_the_same_code_from_cron_and_renders_timers(lab, b
     assert second.changed == 0, [t["task"]["name"] for t in second.tasks if any(
         h.get("changed") for h in t["hosts"].values())]
 
+    assert os.listdir(dirs["lib"]) == ["poststack-backup"], "the backup command is one file"
     cron_file = os.path.join(dirs["cron"], "poststack-backup-it_sched")
     with open(cron_file, encoding="utf-8") as handle:
         lines = [line.rstrip("\n") for line in handle if line.strip() and not line.startswith("#")]

@@ -52,13 +52,19 @@ def test_build_is_idempotent_by_content(image_name, context, tmp_path):
     planned = check.results("build")
     assert planned["changed"] is True and planned["operation"] == "build"
     assert podman("image", "exists", image_name, check=False).returncode == 1, "check mode must not build"
+    assert "diff" not in planned, "the diff is returned in diff mode only"
+    with_diff = run_playbook(play, check=True, diff=True).results("build")
+    assert with_diff["diff"]["before"] == {"image_id": None, "build_hash": None, "tags": []}
+    assert with_diff["diff"]["after"]["image_id"] == "(new)"
+    assert with_diff["diff"]["after"]["build_hash"] == planned["build_hash"]
 
     first = run_playbook(play)
     assert first.rc == 0, first.stdout
     built = first.results("build")
     assert built["changed"] is True and built["operation"] == "build"
     assert built["image_id"] and built["size"] > 0 and f"{image_name}:latest" in built["tags"]
-    assert built["command"][0].endswith("podman") and "--pull=never" in built["command"]
+    [build] = built["commands"]
+    assert build[0].endswith("podman") and "--pull=never" in build
     assert os.path.isfile(built["log_file"]) and "hello" in open(built["log_file"]).read()
     label = podman("image", "inspect", "--format", '{{ index .Labels "io.poststack.build-hash" }}', image_name)
     assert label.stdout.strip() == built["build_hash"]
@@ -66,7 +72,7 @@ def test_build_is_idempotent_by_content(image_name, context, tmp_path):
     second = run_playbook(play)
     again = second.results("build")
     assert again["changed"] is False and again["operation"] == "none"
-    assert again["image_id"] == built["image_id"] and again["log_file"] is None
+    assert again["image_id"] == built["image_id"] and again["log_file"] is None and again["commands"] == []
 
     (context / "notes.tmp").write_text("ignored by .containerignore\n")
     assert run_playbook(play).results("build")["changed"] is False
@@ -141,6 +147,7 @@ def test_docker_runtime_through_a_podman_backed_shim(image_name, context, tmp_pa
     play = build_play(image_name, context, tmp_path, runtime="docker")
     first = run_playbook(play, env=env).results("build")
     assert first["changed"] and first["runtime"] == str(shim)
-    assert "--format" not in first["command"] and "--pull=never" not in first["command"]
+    [build] = first["commands"]
+    assert "--format" not in build and "--pull=never" not in build
     assert run_playbook(play, env=env).results("build")["changed"] is False
     assert "build -f" in calls.read_text()

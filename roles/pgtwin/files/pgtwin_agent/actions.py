@@ -16,17 +16,7 @@ from .postgres import Postgres, Runner
 from .rules import Instance, PeerState, Record
 from .runner import HostRunner, identity
 
-PRIMARY_VIEW_SQL = (
-    "SELECT pg_walfile_name(pg_current_wal_lsn()), pg_current_wal_flush_lsn(), "
-    "current_setting('synchronous_standby_names'), r.state, r.sync_state, r.flush_lsn "
-    "FROM (SELECT 1) AS one LEFT JOIN pg_stat_replication AS r ON r.application_name = '%s'")
 PEER_WAIT = 20.0  # seconds an empty node waits for its peer in start
-PEER_HISTORY_SQL = "SELECT name FROM pg_ls_dir('pg_wal', true, false) AS name WHERE name LIKE '%.history'"
-PEER_SQL = ("SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN "
-            "GREATEST((SELECT timeline_id FROM pg_control_checkpoint()), "
-            "(SELECT received_tli FROM pg_stat_wal_receiver))::text "
-            "ELSE pg_walfile_name(pg_current_wal_lsn()) END, "
-            "COALESCE(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), pg_current_wal_lsn())")
 
 
 class Agent:
@@ -51,10 +41,10 @@ class Agent:
             if state.stale_pidfile or self.pg.orphans():
                 return Instance.CRASHED_PRIMARY if self._was_primary() else Instance.CRASHED_STANDBY
             return Instance.STOPPED
-        rows = self.pg.try_query("SELECT pg_is_in_recovery()", timeout=8)
-        if rows is None:
+        in_recovery = self.pg.in_recovery(timeout=8)
+        if in_recovery is None:
             return Instance.UNRESPONSIVE
-        return Instance.STANDBY if rows[0][0] == "t" else Instance.PRIMARY
+        return Instance.STANDBY if in_recovery else Instance.PRIMARY
 
     def _was_primary(self) -> bool:
         try:
@@ -63,7 +53,7 @@ class Agent:
             return False
 
     def peer_state(self) -> PeerState:
-        rows = self.pg.peer_query(PEER_SQL)
+        rows = self.pg.peer_view()
         if not rows:
             return PeerState(False)
         in_recovery, tl_text = rows[0][0], rows[0][1]
@@ -71,17 +61,14 @@ class Agent:
             return PeerState(True, False, rules.timeline_of_walfile(tl_text))
         # A standby's newest history file is its timeline; reading pg_wal needs the pg_ls_dir grant that
         # pg_rewind needs too. Without it, fall back to the received or checkpoint timeline.
-        listing = self.pg.peer_query(PEER_HISTORY_SQL)
-        return PeerState(True, True, max(int(tl_text), rules.newest_history(r[0] for r in listing or [])))
+        return PeerState(True, True, max(int(tl_text), rules.newest_history(self.pg.peer_history_files())))
 
     def peer_history(self, peer: PeerState) -> PeerState:
         """The running primary's timeline history (read like pg_rewind does, with the pg_read_binary_file
         grant), for the start's check whether this node's data lies on it."""
         if not peer.reachable or peer.in_recovery or peer.timeline < 2:
             return peer
-        rows = self.pg.peer_query("SELECT convert_from(pg_read_binary_file('pg_wal/%08X.history'), 'UTF8')"
-                                  % peer.timeline)
-        return replace(peer, history=rules.parse_history("|".join(row) for row in rows or []))
+        return replace(peer, history=rules.parse_history(self.pg.peer_timeline_history(peer.timeline)))
 
     def local_timeline(self, known: int) -> int:
         try:
@@ -91,7 +78,7 @@ class Agent:
         return max(known, rules.newest_history(names))
 
     def peer_lsn(self) -> Optional[int]:
-        rows = self.pg.peer_query(PEER_SQL)
+        rows = self.pg.peer_view()
         return rules.parse_lsn(rows[0][2]) if rows and rows[0][2] else None
 
     def record(self, node: str) -> Optional[Record]:
@@ -175,8 +162,7 @@ class Agent:
 
     def _primary_pass(self) -> bool:
         """One observe-plan-act round; True when it named the standby in synchronous_standby_names."""
-        rows = self.pg.query(PRIMARY_VIEW_SQL % self.peer.name.replace("'", "''"))
-        walfile, flush, ssn, state, sync_state, peer_flush = rows[0]
+        walfile, flush, ssn, state, sync_state, peer_flush = self.pg.primary_view(self.peer.name)
         replica = rules.Replica(state, sync_state, rules.parse_lsn(peer_flush)) if state else None
         peer_record = self.record(self.peer.name)
         streaming = replica is not None and replica.state == "streaming"
@@ -202,35 +188,26 @@ class Agent:
         return named
 
     def set_ssn(self, value: str) -> None:
-        literal = "'%s'" % value.replace("'", "''")
-        check = "SELECT current_setting('synchronous_standby_names') = %s" % literal
-        if self.pg.query(check)[0][0] == "t":
+        if self.pg.ssn_is(value):
             return
-        self.pg.query("ALTER SYSTEM SET synchronous_standby_names = " + literal)
-        self.pg.query("SELECT pg_reload_conf()")
+        self.pg.set_ssn(value)
         # The reload is asynchronous: wait until a new session sees the value.
         end = time.monotonic() + 5
-        while self.pg.query(check)[0][0] != "t":
+        while not self.pg.ssn_is(value):
             if time.monotonic() > end:
-                raise AgentError("synchronous_standby_names did not change to %s after a reload" % literal)
+                raise AgentError("synchronous_standby_names did not change to %r after a reload" % value)
             time.sleep(0.05)
-        self.log.info("synchronous_standby_names set to %s" % literal)
+        self.log.info("synchronous_standby_names set to %r" % value)
 
     def ensure_slot(self, slot: str) -> None:
-        rows = self.pg.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = '%s'" % slot)
-        if not rows:
-            self.pg.query("SELECT pg_create_physical_replication_slot('%s')" % slot)
+        if self.pg.create_slot(slot):
             self.log.info("created replication slot %s" % slot)
 
     def standby_housekeeping(self) -> int:
         own = self.record(self.node)
         peer_record = self.record(self.peer.name)
         peer = self.peer_state()
-        rows = self.pg.query(
-            "SELECT COALESCE(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), "
-            "GREATEST((SELECT timeline_id FROM pg_control_checkpoint()), "
-            "(SELECT received_tli FROM pg_stat_wal_receiver)), "
-            "EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')")
+        rows = self.pg.standby_view()
         own_lsn = rules.parse_lsn(rows[0][0]) if rows[0][0] else 0
         # The score says whether this node's data may be promoted; that the peer still runs as primary is
         # checked by promote itself (a switchover demotes it first).
@@ -320,9 +297,7 @@ class Agent:
         # A peer Pacemaker reports cleanly down (fenced, or shut down) runs nothing: do not spend the
         # connect timeout on its address, which no longer answers after a node failure.
         peer = PeerState(False) if self.cluster.peer_cleanly_down(self.peer.name) else self.peer_state()
-        rows = self.pg.query("SELECT GREATEST((SELECT timeline_id FROM pg_control_checkpoint()), "
-                             "(SELECT received_tli FROM pg_stat_wal_receiver))")
-        local_tl = self.local_timeline(int(rows[0][0]))
+        local_tl = self.local_timeline(self.pg.timeline())
         decision = rules.promotable(own, peer_record, peer.reachable and not peer.in_recovery, local_tl,
                                     peer.timeline if peer.reachable else 0)
         if not decision.ok:

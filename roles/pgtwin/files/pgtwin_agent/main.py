@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import List
+from typing import Callable, Dict, List
 
 from . import ocf, params
 from .actions import Agent
@@ -14,7 +14,11 @@ from .postgres import make_runner
 from .runner import HostRunner
 
 USAGE = "usage: pgtwin {start|stop|monitor|promote|demote|notify|meta-data|validate-all|methods}"
-ACTIONS = ("start", "stop", "monitor", "promote", "demote", "notify", "validate-all")
+# The OCF actions that need the parameters, and the agent's method that carries each out.
+ACTIONS: Dict[str, Callable[[Agent], int]] = {
+    "start": Agent.start, "stop": Agent.stop, "monitor": Agent.monitor, "promote": Agent.promote,
+    "demote": Agent.demote, "notify": Agent.notify, "validate-all": Agent.validate,
+}
 
 
 def main(argv: List[str]) -> int:
@@ -28,7 +32,7 @@ def main(argv: List[str]) -> int:
         sys.stdout.write(metadata_xml())
         return ocf.OCF_SUCCESS
     if action == "methods":
-        sys.stdout.write("\n".join(ACTIONS + ("meta-data", "methods")) + "\n")
+        sys.stdout.write("\n".join(tuple(ACTIONS) + ("meta-data", "methods")) + "\n")
         return ocf.OCF_SUCCESS
     if action not in ACTIONS:
         sys.stderr.write(USAGE + "\n")
@@ -41,12 +45,9 @@ def main(argv: List[str]) -> int:
         node = Cluster.local_node(host)
         config = loaded.for_node(node)
         agent = Agent(config, log, host, make_runner(config, host, log, ocf.operation_timeout()), node)
-        if action == "validate-all":
-            rc = agent.validate()
-        else:
-            if action in ("start", "promote", "demote"):
-                agent.validate()
-            rc = getattr(agent, action.replace("-", "_"))()
+        if action in ("start", "promote", "demote"):
+            agent.validate()
+        rc = ACTIONS[action](agent)
     except AgentError as exc:
         # Stop must not fail on configuration problems when nothing can be running (Pacemaker would fence).
         if action == "stop" and exc.rc in (ocf.OCF_ERR_CONFIGURED, ocf.OCF_ERR_INSTALLED):

@@ -19,6 +19,27 @@ ENFORCED = (("restart_after_crash", "off"), ("hot_standby", "on"), ("wal_log_hin
             ("recovery_target_timeline", "latest"))
 PROGRAMS = ("postgres", "pg_ctl", "pg_controldata", "psql", "pg_basebackup", "pg_rewind")
 
+# The SQL the agent sends, in one place. The newest timeline a server knows: its checkpoint's, or on a standby
+# the one it receives (ahead of the checkpoint until the next restartpoint).
+TIMELINE_SQL = ("GREATEST((SELECT timeline_id FROM pg_control_checkpoint()), "
+                "(SELECT received_tli FROM pg_stat_wal_receiver))")
+PRIMARY_VIEW_SQL = (
+    "SELECT pg_walfile_name(pg_current_wal_lsn()), pg_current_wal_flush_lsn(), "
+    "current_setting('synchronous_standby_names'), r.state, r.sync_state, r.flush_lsn "
+    "FROM (SELECT 1) AS one LEFT JOIN pg_stat_replication AS r ON r.application_name = %s")
+STANDBY_VIEW_SQL = ("SELECT COALESCE(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), " + TIMELINE_SQL + ", "
+                    "EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')")
+PEER_VIEW_SQL = ("SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN " + TIMELINE_SQL + "::text "
+                 "ELSE pg_walfile_name(pg_current_wal_lsn()) END, "
+                 "COALESCE(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), pg_current_wal_lsn())")
+PEER_HISTORY_FILES_SQL = "SELECT name FROM pg_ls_dir('pg_wal', true, false) AS name WHERE name LIKE '%.history'"
+PEER_TIMELINE_HISTORY_SQL = "SELECT convert_from(pg_read_binary_file('pg_wal/%08X.history'), 'UTF8')"
+
+
+def literal(value: str) -> str:
+    """A SQL string literal."""
+    return "'%s'" % value.replace("'", "''")
+
 
 def parse_controldata(text: str) -> Dict[str, str]:
     values = {}
@@ -101,6 +122,49 @@ class Postgres:
             return self.query(sql, timeout)
         except AgentError:
             return None
+
+    # ---- the agent's queries -------------------------------------------------------------------------
+    def in_recovery(self, timeout: float = 10) -> Optional[bool]:
+        """Whether the local server is a standby; None when it does not answer."""
+        rows = self.try_query("SELECT pg_is_in_recovery()", timeout=timeout)
+        return None if rows is None else rows[0][0] == "t"
+
+    def timeline(self) -> int:
+        return int(self.query("SELECT " + TIMELINE_SQL)[0][0])
+
+    def primary_view(self, standby: str) -> List[str]:
+        """Own WAL file and flush position, synchronous_standby_names, and the standby's replication state
+        (state, sync_state, flush_lsn; empty when it is not connected)."""
+        return self.query(PRIMARY_VIEW_SQL % literal(standby))[0]
+
+    def standby_view(self) -> List[List[str]]:
+        """Received (or replayed) position, timeline, and whether the WAL receiver streams."""
+        return self.query(STANDBY_VIEW_SQL)
+
+    def ssn_is(self, value: str) -> bool:
+        return self.query("SELECT current_setting('synchronous_standby_names') = " + literal(value))[0][0] == "t"
+
+    def set_ssn(self, value: str) -> None:
+        self.query("ALTER SYSTEM SET synchronous_standby_names = " + literal(value))
+        self.query("SELECT pg_reload_conf()")
+
+    def create_slot(self, slot: str) -> bool:
+        """Create the physical replication slot unless it exists; True when it was created."""
+        if self.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = " + literal(slot)):
+            return False
+        self.query("SELECT pg_create_physical_replication_slot(%s)" % literal(slot))
+        return True
+
+    def peer_view(self) -> Optional[List[List[str]]]:
+        """The peer: in recovery, its timeline (a standby) or WAL file name (a primary), its WAL position."""
+        return self.peer_query(PEER_VIEW_SQL)
+
+    def peer_history_files(self) -> List[str]:
+        return [row[0] for row in self.peer_query(PEER_HISTORY_FILES_SQL) or []]
+
+    def peer_timeline_history(self, timeline: int) -> List[str]:
+        """The lines of the peer's history file of ``timeline`` (read like pg_rewind does)."""
+        return ["|".join(row) for row in self.peer_query(PEER_TIMELINE_HISTORY_SQL % timeline) or []]
 
     def peer_conninfo(self, extra: Optional[Dict[str, str]] = None) -> str:
         parts = {"host": self.peer.address, "port": str(self.p.port), "user": self.p.rep_user,

@@ -1,5 +1,5 @@
 """Pure decision logic: given what was observed, what should the agent do? No I/O here, so every rule is
-unit-tested without a cluster (tests/unit/pgtwin).
+unit-tested without a cluster (tests/unit/roles/pgtwin/files/pgtwin_agent).
 
 The data record: a permanent node attribute per node, written by the primary, that says whether that node's
 data may be promoted:
