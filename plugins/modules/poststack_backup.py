@@ -165,7 +165,9 @@ commands:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.poststack.core.plugins.module_utils.backup import BackupError, DumpSettings, run_backup, target_argument_spec
+from ansible_collections.poststack.core.plugins.module_utils.backup import (
+    BackupError, DumpSettings, run_backup, target_argument_spec,
+)
 
 
 def main() -> None:

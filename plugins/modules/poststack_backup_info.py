@@ -87,7 +87,9 @@ conf_dir:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.poststack.core.plugins.module_utils.backup import BackupError, backup_inventory, target_argument_spec
+from ansible_collections.poststack.core.plugins.module_utils.backup import (
+    BackupError, backup_inventory, target_argument_spec,
+)
 
 
 def main() -> None:

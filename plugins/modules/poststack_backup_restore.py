@@ -127,7 +127,9 @@ commands:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.poststack.core.plugins.module_utils.backup import BackupError, RestoreSettings, run_restore, target_argument_spec
+from ansible_collections.poststack.core.plugins.module_utils.backup import (
+    BackupError, RestoreSettings, run_restore, target_argument_spec,
+)
 
 
 def main() -> None:

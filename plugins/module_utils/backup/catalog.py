@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: poststack contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The catalog of a backup directory: which backups are there and good (checked against their manifests), and retention."""
+"""The catalog of a backup directory: which backups are there and good (checked against their manifests), and
+retention."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence
 
-from ansible_collections.poststack.core.plugins.module_utils.backup.manifest import BackupError, MANIFEST_SUFFIX, Manifest, NAME_RE, iso, parse_time, sha256_file, tree_digest, tree_files
+from ansible_collections.poststack.core.plugins.module_utils.backup.manifest import (
+    BackupError, MANIFEST_SUFFIX, Manifest, NAME_RE, iso, parse_time, sha256_file, tree_digest, tree_files,
+)
 
 
 @dataclass

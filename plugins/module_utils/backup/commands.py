@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: poststack contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The commands a backup or restore runs (pg_dump, pg_restore, psql, age, openssl through `<runtime> exec`), and the executor that runs them and records what ran."""
+"""The commands a backup or restore runs (pg_dump, pg_restore, psql, age, openssl through `<runtime> exec`), and the
+executor that runs them and records what ran."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from typing import Callable, Dict, IO, List, Optional, Sequence, Tuple
 
 from ansible_collections.poststack.core.plugins.module_utils.command import CommandResult, run_command
 from ansible_collections.poststack.core.plugins.module_utils.runtime import RuntimeNotFound, detect_runtime
-from ansible_collections.poststack.core.plugins.module_utils.backup.manifest import BackupError, CHUNK, CONTAINER_BACKUP_ROOT, NOTHING_CHANGED, OPENSSL_ITERATIONS, PASSPHRASE_ENV
+from ansible_collections.poststack.core.plugins.module_utils.backup.manifest import (
+    BackupError, CHUNK, CONTAINER_BACKUP_ROOT, NOTHING_CHANGED, OPENSSL_ITERATIONS, PASSPHRASE_ENV,
+)
 
 
 def quote_ident(name: str) -> str:

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: poststack contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The logical backup: pg_dump in the PostgreSQL container, streamed (or written) into the backup directory with its manifest, then retention; and the inventory the info module reports."""
+"""The logical backup: pg_dump in the PostgreSQL container, streamed (or written) into the backup directory with its
+manifest, then retention; and the inventory the info module reports."""
 
 from __future__ import annotations
 
@@ -13,9 +14,18 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from ansible_collections.poststack.core.plugins.module_utils.backup.catalog import apply_retention, check_entry, newest_good, plan_retention, retention_paths, scan
-from ansible_collections.poststack.core.plugins.module_utils.backup.commands import Executor, container_mount_source, container_path, encrypt_argv, exec_argv, pg_dump_argv, quote_literal, resolve_runtime
-from ansible_collections.poststack.core.plugins.module_utils.backup.manifest import BackupError, CONTAINER_BACKUP_ROOT, CONTAINER_CONF_DIR, ENCRYPTIONS, FORMATS, MANIFEST_SUFFIX, Manifest, NOTHING_CHANGED, PASSPHRASE_ENV, POSTGRES_UID, PREFIX_RE, SEP, backup_filename, backup_name, iso, key_check, tree_digest, tree_files, utc_now, write_atomic
+from ansible_collections.poststack.core.plugins.module_utils.backup.catalog import (
+    apply_retention, check_entry, newest_good, plan_retention, retention_paths, scan,
+)
+from ansible_collections.poststack.core.plugins.module_utils.backup.commands import (
+    Executor, container_mount_source, container_path, encrypt_argv, exec_argv, pg_dump_argv, quote_literal,
+    resolve_runtime,
+)
+from ansible_collections.poststack.core.plugins.module_utils.backup.manifest import (
+    BackupError, CONTAINER_BACKUP_ROOT, CONTAINER_CONF_DIR, ENCRYPTIONS, FORMATS, MANIFEST_SUFFIX, Manifest,
+    NOTHING_CHANGED, PASSPHRASE_ENV, POSTGRES_UID, PREFIX_RE, SEP, backup_filename, backup_name, iso, key_check,
+    tree_digest, tree_files, utc_now, write_atomic,
+)
 
 
 @dataclass

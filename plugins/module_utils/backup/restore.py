@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: poststack contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The restore: a backup checked against its manifest, restored into a scratch database, compared, and swapped in by rename."""
+"""The restore: a backup checked against its manifest, restored into a scratch database, compared, and swapped in by
+rename."""
 
 from __future__ import annotations
 
@@ -12,10 +13,18 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.poststack.core.plugins.module_utils.backup.catalog import BackupEntry, check_entry, newest_good, scan
-from ansible_collections.poststack.core.plugins.module_utils.backup.commands import Executor, container_mount_source, container_path, decrypt_argv, exec_argv, pg_restore_argv, quote_ident, quote_literal, resolve_runtime
+from ansible_collections.poststack.core.plugins.module_utils.backup.catalog import (
+    BackupEntry, check_entry, newest_good, scan,
+)
+from ansible_collections.poststack.core.plugins.module_utils.backup.commands import (
+    Executor, container_mount_source, container_path, decrypt_argv, exec_argv, pg_restore_argv, quote_ident,
+    quote_literal, resolve_runtime,
+)
 from ansible_collections.poststack.core.plugins.module_utils.backup.dump import default_backup_dir
-from ansible_collections.poststack.core.plugins.module_utils.backup.manifest import BackupError, CONTAINER_BACKUP_ROOT, MANIFEST_SUFFIX, MAX_IDENTIFIER, NOTHING_CHANGED, PASSPHRASE_ENV, RESERVED_DATABASES, SEP, key_matches
+from ansible_collections.poststack.core.plugins.module_utils.backup.manifest import (
+    BackupError, CONTAINER_BACKUP_ROOT, MANIFEST_SUFFIX, MAX_IDENTIFIER, NOTHING_CHANGED, PASSPHRASE_ENV,
+    RESERVED_DATABASES, SEP, key_matches,
+)
 
 
 @dataclass

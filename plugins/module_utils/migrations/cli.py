@@ -13,7 +13,9 @@ import sys
 from dataclasses import asdict
 from typing import Any, Optional, Sequence
 
-from ansible_collections.poststack.core.plugins.module_utils.migrations.engine import DEFAULT_SCHEMA, DEFAULT_STREAM, Engine, Settings
+from ansible_collections.poststack.core.plugins.module_utils.migrations.engine import (
+    DEFAULT_SCHEMA, DEFAULT_STREAM, Engine, Settings,
+)
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import MigrationError
 
 

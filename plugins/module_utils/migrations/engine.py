@@ -25,7 +25,9 @@ except ImportError:  # the module reports missing_required_lib('psycopg')
     pg_sql = None
     HAS_PSYCOPG = False
 
-from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import ExecutionError, LockTimeout, MigrationError
+from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import (
+    ExecutionError, LockTimeout, MigrationError,
+)
 from ansible_collections.poststack.core.plugins.module_utils.migrations.files import MigrationFile, discover
 from ansible_collections.poststack.core.plugins.module_utils.migrations.plan import (
     AppliedMigration, Plan, current_version, find_drift, plan_baseline, plan_migrate, plan_repair, plan_rollback,

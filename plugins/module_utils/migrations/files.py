@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import DiscoveryError
-from ansible_collections.poststack.core.plugins.module_utils.migrations.sqltext import NO_TRANSACTION_MARKER, strip_sql_comments
+from ansible_collections.poststack.core.plugins.module_utils.migrations.sqltext import (
+    NO_TRANSACTION_MARKER, strip_sql_comments,
+)
 
 MAX_VERSION = 2 ** 63 - 1
 
