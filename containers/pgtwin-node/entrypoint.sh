@@ -21,11 +21,6 @@ if grep -qEv '^[[:space:]]*(#|$)' /etc/fstab 2>/dev/null; then
 fi
 
 # /run is a fresh tmpfs on every start (a stale /run makes a restarted node believe resources still run).
-# /dev/shm is not: a container keeps it across restarts, and what killed processes left there (corosync's and
-# pacemaker's IPC ring buffers, PostgreSQL's dynamic shared memory) filled it after a few node kills until
-# corosync could not connect its clients ("No space left on device") and pacemakerd exited. Empty it, as a boot
-# would.
-find /dev/shm -mindepth 1 -delete 2>/dev/null || log "could not empty /dev/shm"
 mkdir -p /run/corosync /run/crm /run/postgresql /var/log/pacemaker /var/log/cluster
 chown postgres:postgres /run/postgresql
 chown hacluster:haclient /var/log/pacemaker 2>/dev/null || true
@@ -73,6 +68,8 @@ while :; do
     fi
     if ! kill -0 "$pacemaker_pid" 2>/dev/null; then
         log "pacemakerd exited (status $status; 100 is a fatal error, such as this node learning it was fenced); stopping the node"
+        # corosync's and pacemaker's IPC ring buffers live in /dev/shm: once it was full ("No space left on device")
+        log "/dev/shm: $(df -h /dev/shm | tail -1); largest: $(du -s /dev/shm/* 2>/dev/null | sort -rn | head -5 | tr '\n' ' ')"
         break
     fi
 done

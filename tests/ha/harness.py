@@ -249,8 +249,9 @@ class Cluster:
                       for index, name in enumerate(("node1", "node2"), start=1)]
         self.workdir = tempfile.mkdtemp(prefix=self.prefix + "-")
         for node in self.nodes:
-            # --shm-size: podman's 64 MB /dev/shm is short for corosync's and pacemaker's IPC ring buffers and
-            # (host mode) PostgreSQL's dynamic shared memory together under the tests' load.
+            # --shm-size: corosync's and pacemaker's IPC ring buffers (a set per client connection: the agent's and
+            # the tests' crm_* calls) and, in host mode, PostgreSQL's dynamic shared memory share /dev/shm; podman's
+            # 64 MB ran out in a make test run (corosync: "No space left on device", then pacemakerd exited).
             podman("run", "-d", "--init", "--name", node.container, "--hostname", node.name, "--network",
                    self.network, "--ip", node.ip, "--tmpfs", "/run", "--tmpfs", "/tmp", "--shm-size", "256m",
                    *self.node_options(node), "--label", "poststack.test=pgtwin-ha", IMAGE)
