@@ -29,24 +29,6 @@ class CommandResult:
         return {"argv": list(self.argv), "rc": self.rc, "seconds": self.seconds, "stderr": self.stderr.strip()[-TAIL:]}
 
 
-def run_command(argv: Sequence[str], stdin: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
-                timeout: Optional[float] = None, stdout: Optional[IO[Any]] = None) -> CommandResult:
-    """Run ``argv`` and wait. Output is captured as text, or with ``stdout`` (a file object) written there with
-    stderr. ``stdin`` is text fed to the program. OSError (no such program) and subprocess.TimeoutExpired are the
-    caller's to report."""
-    argv = [str(arg) for arg in argv]
-    start = time.monotonic()
-    if stdout is None:
-        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env, timeout=timeout,
-                              check=False)
-        out, err = proc.stdout, proc.stderr
-    else:
-        proc = subprocess.run(argv, input=stdin, stdout=stdout, stderr=subprocess.STDOUT, env=env, timeout=timeout,
-                              check=False, text=stdin is not None)
-        out, err = "", ""
-    return CommandResult(argv, proc.returncode, out, err, round(time.monotonic() - start, 3))
-
-
 def timed(argv: Sequence[str], call: Callable[[], Tuple[int, str, str]]) -> CommandResult:
     """The CommandResult of ``call``, an injected executor's run of ``argv`` that returns (rc, stdout, stderr):
     the modules that run on cluster nodes and file systems (pgtwin_resource, btrfs_subvolume) inject
@@ -56,11 +38,20 @@ def timed(argv: Sequence[str], call: Callable[[], Tuple[int, str, str]]) -> Comm
     return CommandResult(list(argv), rc, out, err, round(time.monotonic() - start, 3))
 
 
-def executor(argv: Sequence[str], stdin: Optional[str] = None) -> Tuple[int, str, str]:
-    """``run_command`` in the (rc, stdout, stderr) shape that cib and btrfs take as their executor; a missing
-    program is rc 127, as a shell would say."""
-    try:
-        result = run_command(argv, stdin=stdin)
-    except OSError as exc:
-        return 127, "", "cannot run %s: %s" % (argv[0], exc.strerror)
-    return result.rc, result.stdout, result.stderr
+def run_command(argv: Sequence[str], stdin: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
+                timeout: Optional[float] = None, stdout: Optional[IO[Any]] = None) -> CommandResult:
+    """Run ``argv`` and wait. Output is captured as text, or with ``stdout`` (a file object) written there with
+    stderr. ``stdin`` is text fed to the program. OSError (no such program) and subprocess.TimeoutExpired are the
+    caller's to report."""
+    argv = [str(arg) for arg in argv]
+
+    def call() -> Tuple[int, str, str]:
+        if stdout is None:
+            proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env, timeout=timeout,
+                                  check=False)
+            return proc.returncode, proc.stdout, proc.stderr
+        proc = subprocess.run(argv, input=stdin, stdout=stdout, stderr=subprocess.STDOUT, env=env, timeout=timeout,
+                              check=False, text=stdin is not None)
+        return proc.returncode, "", ""
+
+    return timed(argv, call)

@@ -174,8 +174,8 @@ class ImageJob:
         image = self.tags[0]
         try:
             if self.plan.action == "tag":
-                for tag in self.plan.missing_tags:
-                    self.runtime.run(["tag", self.state.image_id, tag])
+                for argv in self.commands:  # what the result reports is what runs
+                    self.runtime.run(argv[1:])
             else:
                 self._build(result, os.path.abspath(log_dir), timeout)
         except RuntimeCommandError as exc:
