@@ -6,9 +6,6 @@ import pytest
 
 import harness
 
-LOG_DIR = os.path.join(harness.ROOT, "logs", "pgtwin-ha")
-
-
 # Both modes of the agent run every test (PGTWIN_HA_MODES=host or =container for one).
 MODES = [mode for mode in os.environ.get("PGTWIN_HA_MODES", "host,container").split(",") if mode]
 
@@ -26,6 +23,20 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     seen = item.__dict__.setdefault("_ha_phases", [])
     seen.append("%s %.0f s%s" % (call.when, call.duration, "" if report.passed else " " + report.outcome.upper()))
+    if call.when == "call" and report.failed:
+        # The cluster's state at the failure, on the failure's first line too: a CI run's short summary
+        # shows only that line, and the cluster is gone by the time anyone reads it.
+        for value in list(item.funcargs.values()):
+            if isinstance(value, harness.Cluster):
+                try:
+                    state = value.summary()
+                except Exception as exc:  # pylint: disable=broad-except  # the report must not break
+                    state = "no summary: %r" % exc
+                report.sections.append(("cluster state after the failure", state.replace(" | ", "\n")))
+                crash = getattr(report.longrepr, "reprcrash", None)
+                if crash is not None:
+                    first, newline, rest = crash.message.partition("\n")
+                    crash.message = "%s [cluster: %s]%s%s" % (first, state, newline, rest)
     if call.when == "teardown":
         report.ha_phases = ", ".join(seen)  # a plain string: it travels from the xdist worker with the report
 
@@ -77,7 +88,7 @@ def running_cluster(request, **options):
         lab.bring_up_seconds = time.monotonic() - began
         yield lab
     finally:
-        harness.save_logs(lab, LOG_DIR)
+        harness.save_logs(lab, request.module.__name__.replace("test_pgtwin_", ""))
         lab.destroy()
 
 

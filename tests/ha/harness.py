@@ -581,6 +581,37 @@ class Cluster:
     def cleanup(self) -> None:
         self.live_node().sh("crm_resource --cleanup --resource %s >/dev/null" % CLONE)
 
+    def summary(self) -> str:
+        """One line for a failed test's report: for each node whether it is online, the pgtwin instance's role,
+        fail count and failed operations as Pacemaker has them, PostgreSQL's own answer, the data record and the
+        agent log's last line. (The short summary of a CI run shows only a failure's first line.)"""
+        try:
+            status = self.crm_status()
+        except (RuntimeError, OSError, subprocess.SubprocessError, ET.ParseError) as exc:
+            return "crm_mon failed: %s" % " ".join(str(exc).split())[:300]
+        parts = []
+        for node in self.nodes:
+            seen = status.find(".//nodes/node[@name='%s']" % node.name)
+            online = "online" if seen is not None and seen.get("online") == "true" else "OFFLINE"
+            role = next((rsc.get("role") for rsc in status.iter("resource")
+                         if rsc.get("resource_agent") == "ocf:poststack:pgtwin" and rsc.get("active") == "true"
+                         and any(placed.get("name") == node.name for placed in rsc.iter("node"))), "not running")
+            history = status.find(".//node_history/node[@name='%s']/resource_history[@id='%s']"
+                                  % (node.name, RESOURCE))
+            fails = history.get("fail-count", "0") if history is not None else "0"
+            failed = ["%s %s%s" % (failure.get("task"), failure.get("exitstatus"),
+                                   ": " + failure.get("exitreason") if failure.get("exitreason") else "")
+                      for failure in status.iter("failure") if failure.get("node") == node.name]
+            if node.down():
+                postgres, last = "node container stopped", ""
+            else:
+                postgres = self.local_role(node) or "no answer"
+                last = node.sh("tail -n 1 %s 2>/dev/null || true" % AGENT_LOG, check=False).strip()
+            parts.append("%s %s, pgtwin %s, fail-count %s%s, postgres %s, record %s, agent: %s" % (
+                node.name, online, role, fails, " (%s)" % "; ".join(failed) if failed else "", postgres,
+                self.record(node.name) or "none", last[-240:] or "-"))
+        return " | ".join(parts)
+
     def rejoin(self, timeout: float = 180, cleanup: bool = True) -> Tuple[Node, Node]:
         """Wait for a healthy pair. With ``cleanup``, clear failed actions as they appear, as an operator
         would (migration-threshold=1 keeps a failed node out until failure-timeout, 60 s; the failure may be
@@ -775,16 +806,21 @@ def assert_no_loss(cluster: Cluster, writer: Writer, sampler: Sampler) -> Dict[s
     return verdict
 
 
-def save_logs(lab: Cluster, log_dir: str) -> None:
-    """Agent, PostgreSQL and Pacemaker logs of every node for the post-mortem of a failed run."""
+LOG_DIR = os.environ.get("PGTWIN_HA_LOG_DIR") or os.path.join(ROOT, "logs", "pgtwin-ha")
+
+
+def save_logs(lab: Cluster, tag: str, log_dir: str = LOG_DIR) -> None:
+    """Agent, PostgreSQL and Pacemaker logs of every node for the post-mortem of a failed run, named
+    <mode>-<tag>-<node>-<log> (the tag: which test module's cluster). `make test` points PGTWIN_HA_LOG_DIR
+    outside the clone, which CI removes."""
     os.makedirs(log_dir, exist_ok=True)
     for node in lab.nodes:
         sources = ((AGENT_LOG, "agent.log"), ("/var/lib/pgtwin/pgtwin-postgresql.log", "postgresql.log"),
                    ("/var/log/pacemaker/pacemaker.log", "pacemaker.log"))
         for source, name in sources:
-            target = os.path.join(log_dir, "%s-%s-%s" % (lab.mode, node.name, name))
+            target = os.path.join(log_dir, "%s-%s-%s-%s" % (lab.mode, tag, node.name, name))
             podman("cp", "%s:%s" % (node.container, source), target, check=False)
         # the node's own output (entrypoint, corosync, pacemakerd): why a node stopped, if it did
         log = podman("logs", node.container, check=False)
-        with open(os.path.join(log_dir, "%s-%s-node.log" % (lab.mode, node.name)), "wb") as handle:
+        with open(os.path.join(log_dir, "%s-%s-%s-node.log" % (lab.mode, tag, node.name)), "wb") as handle:
             handle.write(log.stdout + log.stderr)

@@ -27,7 +27,7 @@ def cluster17(node_image, image17):  # pylint: disable=unused-argument,redefined
         wait_for("a primary and a streaming sync standby", lab.healthy, 120, 1)
         yield lab
     finally:
-        harness.save_logs(lab, os.path.join(harness.ROOT, "logs", "pgtwin-ha"))
+        harness.save_logs(lab, "pg17")
         lab.destroy()
 
 

@@ -3,6 +3,7 @@
 form POSTSTACK_DATABASE_URL spells it in) may appear in anything a user or another local user can read: the
 output, the project's log files, the server's log, the PostgreSQL container's inspect document, or the process
 list sampled every 0.1 s while the runs go on."""
+import json
 import os
 import shutil
 import subprocess
@@ -55,11 +56,11 @@ def user_project(project):
     return project
 
 
-def run_vvv(project, state, password, playbook):
+def run_vvv(project, state, password, playbook, *args):
     env = dict(os.environ, POSTSTACK_PROJECT_DIR=str(project.dir), XDG_STATE_HOME=str(state),
                POSTSTACK_POSTGRES_PASSWORD=password, ANSIBLE_NOCOLOR="1")
     env.pop("ANSIBLE_STDOUT_CALLBACK", None)
-    proc = subprocess.run([PLAYBOOK, "-vvv", playbook], cwd=ROOT, env=env, capture_output=True, text=True,
+    proc = subprocess.run([PLAYBOOK, "-vvv", playbook, *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           check=False, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     return proc.stdout + proc.stderr
@@ -79,13 +80,20 @@ def readable_files(directory):
 def test_no_password_in_output_logs_inspect_or_process_list_at_vvv(user_project, tmp_path):
     project = user_project
     state = tmp_path / "state"
+    schedule = tmp_path / "schedule"
+    for kind in ("cron", "script", "config", "log"):
+        (schedule / kind).mkdir(parents=True)
     sampler = ProcessSampler()
     sampler.start()
     outputs = {}
     try:
         outputs["site.yml"] = run_vvv(project, state, PASSWORDS[0], "playbooks/site.yml")
         outputs["site.yml, password rotated"] = run_vvv(project, state, PASSWORDS[1], "playbooks/site.yml")
-        outputs["backup.yml"] = run_vvv(project, state, PASSWORDS[1], "playbooks/backup.yml")
+        # The schedule (cron file, its JSON configuration, the script, its log) goes under the test's directory,
+        # not the host's /etc, and is swept too.
+        outputs["backup.yml"] = run_vvv(project, state, PASSWORDS[1], "playbooks/backup.yml", "-e", json.dumps({
+            "backup_scheduler": "cron", **{"backup_%s_dir" % kind: str(schedule / kind)
+                                           for kind in ("cron", "script", "config", "log")}}))
     finally:
         sampler.stop.set()
         sampler.join(5)
@@ -100,6 +108,8 @@ def test_no_password_in_output_logs_inspect_or_process_list_at_vvv(user_project,
 
     places = dict(outputs)
     places.update(readable_files(str(project.dir / "logs")))
+    places.update(readable_files(str(schedule)))
+    assert any(name.endswith(".json") for name in places), sorted(places)  # the schedule's configuration
     places["server log"] = podman("logs", project.container).stdout + podman("logs", project.container).stderr
     places["inspect of " + project.container] = podman("inspect", project.container).stdout
     places["process list"] = "\n".join(sampler.lines)
