@@ -19,6 +19,15 @@ description:
     was left behind.
   - Runs are serialised by a session-level advisory lock derived from O(tracking_schema); the server releases
     it when a client dies.
+  - A file that wraps its whole body in C(BEGIN; ... COMMIT;) runs as written without those two lines, in the
+    migration's own transaction; savepoints inside work. Any other transaction control is refused before
+    anything runs, and the pre-flight names every offending file at once.
+  - Each migration but the first of a run starts from a clean session (C(RESET ALL), the session user again,
+    no temporary tables or LISTENs of the one before), so that C(SET search_path) or C(SET ROLE) in one
+    migration never reaches the next; a migration that needs a setting makes it itself.
+  - When the ansible-playbook that started the module goes away (killed, even with SIGKILL, on the host it
+    runs on), the run stops before the next migration, never inside one; what was applied stays recorded and
+    durable.
   - History is kept in C(<tracking_schema>.schema_migrations), one row per O(stream) and version, with the
     sha256 checksums and the rollback SQL itself, so that a rollback works after its file is gone.
   - Use M(poststack.core.poststack_migrate_info) for a read-only status.
@@ -211,6 +220,10 @@ failed_version:
   description: The version whose step failed (absent when nothing failed, or before any step ran).
   returned: when a step failed
   type: int
+stopped:
+  description: True when the run stopped between two migrations because the controller went away.
+  returned: when the run stopped so
+  type: bool
 pending:
   description: Versions with a file but no history row, after the run.
   returned: always
@@ -255,6 +268,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.poststack.core.plugins.module_utils.controller import ControllerWatch
 from ansible_collections.poststack.core.plugins.module_utils.database import (
     HAS_PSYCOPG, PSYCOPG_IMPORT_ERROR, ConnectionSettingsError, connect, connection_argument_spec, settings_from_params,
 )
@@ -354,7 +368,7 @@ def main() -> None:
         module.fail_json(msg=str(exc), **result)
     try:
         with conn:
-            engine = Engine(conn, settings)
+            engine = Engine(conn, settings, should_stop=ControllerWatch().gone)
             engine.log("state=%s connected to %s" % (state, result["dsn"]))
             result["tracking_table"] = engine.table
             engine.prepare_session()

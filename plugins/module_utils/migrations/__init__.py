@@ -36,7 +36,7 @@ from ansible_collections.poststack.core.plugins.module_utils.migrations.plan imp
     plan_rollback,
 )
 from ansible_collections.poststack.core.plugins.module_utils.migrations.sqltext import (
-    NO_TRANSACTION_MARKER, SqlLexError, Statement, check_sql, line_of, split_sql, strip_sql_comments,
+    CheckedSql, NO_TRANSACTION_MARKER, SqlLexError, Statement, check_sql, line_of, split_sql, strip_sql_comments,
 )
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "Settings",
     "SqlLexError",
     "Statement",
+    "CheckedSql",
     "Status",
     "Step",
     "TRACKING_TABLE",

@@ -26,7 +26,7 @@ except ImportError:  # the module reports missing_required_lib('psycopg')
     HAS_PSYCOPG = False
 
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import (
-    ExecutionError, LockTimeout, MigrationError,
+    DiscoveryError, ExecutionError, LockTimeout, MigrationError,
 )
 from ansible_collections.poststack.core.plugins.module_utils.migrations.files import MigrationFile, discover
 from ansible_collections.poststack.core.plugins.module_utils.migrations.plan import (
@@ -140,8 +140,12 @@ class Engine:
     """Runs plans on one psycopg connection (autocommit; transactions are explicit)."""
 
     def __init__(self, conn: Any, settings: Settings, log: Optional[Callable[[str], None]] = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 should_stop: Optional[Callable[[], Optional[str]]] = None) -> None:
+        """``should_stop``: asked before each migration but the first; a reason (the controller went away)
+        ends the run there, between two migrations, never inside one."""
         settings.validate()
+        self.should_stop = should_stop
         self.conn = conn
         self.settings = settings
         self.log = log or OperationLog(settings.log_file)
@@ -150,21 +154,38 @@ class Engine:
         self.table = "%s.%s" % (pg_sql.Identifier(self.schema).as_string(conn), TRACKING_TABLE)
         self.key = lock_key(self.schema)
         self._locked = False
+        self.bodies: Dict[str, str] = {}
+        self.session_settings: List[Tuple[str, str]] = []
 
     # -- session -------------------------------------------------------------------------------------------
     def prepare_session(self) -> None:
         """Validate and apply the timeouts (bad values fail here, before any lock or change)."""
+        self.session_settings = []
         for name in ("lock_timeout", "statement_timeout"):
             value = getattr(self.settings, name)
             try:
                 self.conn.execute("SELECT set_config(%s, %s, false)", (name, str(value)))
             except psycopg.Error as exc:
                 raise MigrationError("invalid %s %r: %s" % (name, value, _pg_message(exc)))
+            self.session_settings.append((name, str(value)))
         # A client killed mid-migration is noticed by the server within a second: it rolls back and frees the lock.
         try:
             self.conn.execute("SELECT set_config('client_connection_check_interval', '1000', false)")
+            self.session_settings.append(("client_connection_check_interval", "1000"))
         except psycopg.Error:
             pass
+
+    def reset_session_sql(self) -> str:
+        """What puts the session back as the run found it before each migration but the first: settings made by
+        an earlier migration (``SET search_path``, ``SET ROLE``...), its temporary tables and LISTENs do not
+        reach the next one, whether both run in one run or in two. The engine's own settings are made again;
+        the migration lock (session-level) stays."""
+        literal = pg_sql.Literal
+        again = ", ".join("set_config(%s, %s, false)" % (literal(name).as_string(self.conn),
+                                                          literal(value).as_string(self.conn))
+                          for name, value in self.session_settings)
+        return ("RESET ALL;\nRESET SESSION AUTHORIZATION;\nDISCARD TEMP;\nUNLISTEN *;\n%s"
+                % ("SELECT %s;\n" % again if again else ""))
 
     def acquire_lock(self) -> None:
         timeout_ms = int(self.settings.lock_wait_timeout * 1000)
@@ -308,17 +329,36 @@ class Engine:
         return plan, files, history
 
     def _preflight(self, plan: Plan, files: Sequence[MigrationFile], history: Dict[int, AppliedMigration]) -> None:
+        """The SQL of every step checked before anything runs; every offending file is named in one error. The
+        text each step will run is kept (``self.bodies``, by the file's text)."""
         by_version = {item.version: item for item in files}
+        problems: List[str] = []
+
+        def check(label: str, text: str, no_transaction: bool) -> None:
+            try:
+                self.bodies[text] = check_sql(label, text, no_transaction).body
+            except DiscoveryError as exc:
+                problems.extend(exc.details.get("problems") or [str(exc)])
+
         for step in plan.steps:
             item = by_version.get(step.version)
             if step.action == "apply":
-                check_sql(item.filename, item.sql, item.no_transaction)
+                check(item.filename, item.sql, item.no_transaction)
                 if item.rollback_sql is not None:
-                    check_sql(os.path.basename(item.rollback_path), item.rollback_sql, item.rollback_no_transaction)
+                    check(os.path.basename(item.rollback_path), item.rollback_sql, item.rollback_no_transaction)
             elif step.action == "rollback":
                 row = history[step.version]
                 text = row.rollback_sql if row.rollback_sql is not None else item.rollback_sql
-                check_sql("rollback of version %d" % step.version, text, step.no_transaction)
+                check("rollback of version %d" % step.version, text, step.no_transaction)
+        if problems:
+            raise DiscoveryError("invalid SQL, nothing was run: %s" % "; ".join(problems), {"problems": problems})
+
+    def body(self, label: str, text: str) -> str:
+        """The text a transaction step runs: the file without a BEGIN/COMMIT around it (checked in the
+        pre-flight)."""
+        if text not in self.bodies:
+            self.bodies[text] = check_sql(label, text, False).body
+        return self.bodies[text]
 
     def run(self, action: str, target_version: Optional[int] = None, dry_run: bool = False) -> RunResult:
         """Plan under the lock and execute; ``dry_run`` executes in one transaction and rolls it back."""
@@ -387,11 +427,22 @@ class Engine:
                  result: RunResult) -> None:
         need_tracking = plan.action in ("apply", "baseline") and not self.tracking_exists()
         last = plan.steps[-1]
-        for step in plan.steps:
+        for index, step in enumerate(plan.steps):
             item = by_version.get(step.version)
             tick = time.monotonic()
             # Only the last commit waits for the WAL flush; it makes every earlier commit durable too.
             sync = step is last
+            # Each migration starts from a clean session; for a transaction step the reset goes in its transaction.
+            reason = self.should_stop() if index and self.should_stop is not None else None
+            if reason:
+                raise ExecutionError(
+                    "stopped before %03d_%s: %s. The %d migration(s) before it are applied and recorded, nothing of "
+                    "this one ran; run again to go on" % (step.version, step.name, reason, index),
+                    {"stopped": True})
+            reset = self.reset_session_sql() if index else ""
+            if reset and step.no_transaction:
+                self.conn.execute(reset)
+                reset = ""
             if step.action == "apply":
                 if step.no_transaction:
                     if need_tracking:
@@ -399,8 +450,9 @@ class Engine:
                         need_tracking = False
                     self._run_no_transaction(item.filename, item.sql, lambda ms, item=item: self._insert_sql(item, ms))
                 else:
-                    prefix = self.tracking_ddl() if need_tracking else ""
-                    self._run_transaction(item.filename, item.sql, prefix, self._insert_sql(item, -1), sync)
+                    prefix = reset + (self.tracking_ddl() if need_tracking else "")
+                    self._run_transaction(item.filename, self.body(item.filename, item.sql), prefix,
+                                          self._insert_sql(item, -1), sync)
                     need_tracking = False
             elif step.action == "rollback":
                 row = history[step.version]
@@ -410,7 +462,7 @@ class Engine:
                 if step.no_transaction:
                     self._run_no_transaction(label, text, lambda ms, version=step.version: self._delete_sql(version))
                 else:
-                    self._run_transaction(label, text, "", self._delete_sql(step.version), sync)
+                    self._run_transaction(label, self.body(label, text), reset, self._delete_sql(step.version), sync)
             elif step.action == "baseline":
                 prefix = self.tracking_ddl() if need_tracking else ""
                 need_tracking = False
@@ -491,7 +543,7 @@ class Engine:
     def _run_no_transaction(self, label: str, text: str, tracking_sql: Callable[[int], str]) -> None:
         """Statement by statement in autocommit; tracked only when all succeeded and no index was left invalid."""
         tick = time.monotonic()
-        statements = check_sql(label, text, True)
+        statements = check_sql(label, text, True).statements
         invalid_before = set(self._invalid_indexes())
         for number, statement in enumerate(statements, 1):
             failure = self._execute_retrying("%s statement %d" % (label, number), statement.sql)
@@ -547,20 +599,22 @@ class Engine:
                 item = by_version.get(step.version)
                 tick = time.monotonic()
                 if step.action == "apply":
-                    label, text, tracking = item.filename, item.sql, self._insert_sql(item, -1)
+                    label, tracking = item.filename, self._insert_sql(item, -1)
+                    text = self.body(label, item.sql)
                 elif step.action == "rollback":
                     row = history[step.version]
-                    text = row.rollback_sql if row.rollback_sql is not None else item.rollback_sql
                     label, tracking = "rollback of version %d" % step.version, self._delete_sql(step.version)
+                    text = self.body(label, row.rollback_sql if row.rollback_sql is not None else item.rollback_sql)
                 elif step.action == "baseline":
                     label, text, tracking = item.filename, "SELECT 1", self._insert_sql(item, 0, baselined=True)
                 else:
                     label, text, tracking = item.filename, "SELECT 1", self._repair_sql(item)
+                reset = self.reset_session_sql() if index else ""
                 try:
-                    self.conn.execute("%s\n;\n%s" % (text, tracking))
+                    self.conn.execute("%s%s\n;\n%s" % (reset, text, tracking))
                 except psycopg.Error as exc:
                     raise ExecutionError("dry run: %s failed%s: %s; nothing was changed"
-                                         % (label, _where(exc, text, 0), _pg_message(exc)),
+                                         % (label, _where(exc, text, len(reset)), _pg_message(exc)),
                                          {"file": label, "sqlstate": _sqlstate(exc)})
                 result.done.append(step.version)
                 result.timings_ms[str(step.version)] = int((time.monotonic() - tick) * 1000)

@@ -17,6 +17,13 @@ _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*
 _TRANSACTION_CONTROL = re.compile(
     r"^(begin|commit|rollback|abort|end|start\s+transaction|savepoint|release|prepare\s+transaction)\b", re.IGNORECASE
 )
+# A file that wraps its whole body in BEGIN ... COMMIT (as golang-migrate and dbmate sets often do, and as
+# `psql -1` accepts): the wrapper is dropped and the body runs in the migration's own transaction.
+_WRAP_BEGIN = re.compile(r"^(begin(\s+(work|transaction))?|start\s+transaction)$", re.IGNORECASE)
+_WRAP_BEGIN_WITH_MODES = re.compile(r"^(begin|start\s+transaction)\b", re.IGNORECASE)
+_WRAP_COMMIT = re.compile(r"^(commit|end)(\s+(work|transaction))?$", re.IGNORECASE)
+# Savepoints work inside the migration's transaction.
+_SAVEPOINT = re.compile(r"^(savepoint|release|rollback\s+to)\b", re.IGNORECASE)
 _NEEDS_NO_TRANSACTION = re.compile(
     r"^(create\s+(unique\s+)?index\s+concurrently|drop\s+index\s+concurrently|reindex\b.*\bconcurrently\b|vacuum\b"
     r"|create\s+database|drop\s+database|alter\s+system|create\s+tablespace|drop\s+tablespace"
@@ -112,6 +119,8 @@ def line_of(text: str, offset: int) -> int:
 class Statement:
     sql: str
     line: int
+    start: int = 0  # offsets in the text: its first token, and just after its semicolon (or the text's end)
+    end: int = 0
 
     @property
     def head(self) -> str:
@@ -130,7 +139,8 @@ def split_sql(text: str) -> List[Statement]:
     for kind, begin, end in list(_scan(text)) + [("semicolon", len(text), len(text))]:
         if kind == "semicolon":
             if first_token is not None:
-                statements.append(Statement(sql=text[start:begin].strip(), line=line_of(text, first_token)))
+                statements.append(Statement(sql=text[start:begin].strip(), line=line_of(text, first_token),
+                                            start=first_token, end=end))
             start, first_token = end, None
         elif kind != "comment" and first_token is None and text[begin:end].strip():
             first_token = begin + len(text[begin:end]) - len(text[begin:end].lstrip())
@@ -145,27 +155,56 @@ def strip_sql_comments(text: str) -> str:
     return "".join(text[b:e] if kind != "comment" else " " for kind, b, e in spans)
 
 
-def check_sql(filename: str, text: str, no_transaction: bool) -> List[Statement]:
-    """Pre-flight checks of one file before anything runs; returns its statements."""
+@dataclass
+class CheckedSql:
+    """A file that passed the pre-flight: its statements, and the text to run (a wrapping BEGIN/COMMIT blanked
+    out, lines and offsets unchanged, so that an error's position still names the file's line)."""
+    statements: List[Statement]
+    body: str
+    unwrapped: bool = False
+
+
+def _blank(text: str, start: int, end: int) -> str:
+    return text[:start] + "".join(ch if ch == "\n" else " " for ch in text[start:end]) + text[end:]
+
+
+def check_sql(filename: str, text: str, no_transaction: bool) -> CheckedSql:
+    """Pre-flight checks of one file before anything runs. Every problem of the file is named (one
+    DiscoveryError, its details holding the list); a BEGIN/COMMIT pair around the whole body is taken off."""
     try:
         statements = split_sql(text)
     except SqlLexError as exc:
-        raise DiscoveryError("%s: %s" % (filename, exc))
-    for statement in statements:
-        head = statement.head
+        raise DiscoveryError("%s: %s" % (filename, exc), {"problems": ["%s: %s" % (filename, exc)]})
+    heads = [statement.head for statement in statements]
+    shape = (not no_transaction and len(statements) >= 2 and bool(_WRAP_BEGIN_WITH_MODES.match(heads[0]))
+             and bool(_WRAP_COMMIT.match(heads[-1])))
+    wrapped = shape and bool(_WRAP_BEGIN.match(heads[0]))
+    problems = []
+    for index, (statement, head) in enumerate(zip(statements, heads)):
+        where = "%s line %d: %r" % (filename, statement.line, head[:60])
         if _PSQL_META.match(head):
-            raise DiscoveryError(
-                "%s line %d: psql meta-command %r is not SQL; migrations run through the server, not psql"
-                % (filename, statement.line, head.split()[0])
-            )
-        if _TRANSACTION_CONTROL.match(head):
-            raise DiscoveryError(
-                "%s line %d: %r controls the transaction; remove it (each migration already runs in its own "
-                "transaction, or statement by statement with %s)" % (filename, statement.line, head[:40], NO_TRANSACTION_MARKER)
-            )
-        if not no_transaction and _NEEDS_NO_TRANSACTION.match(head):
-            raise DiscoveryError(
-                "%s line %d: %r cannot run inside a transaction; put it in its own file whose first line is %s"
-                % (filename, statement.line, head[:60], NO_TRANSACTION_MARKER)
-            )
-    return statements
+            problems.append("%s line %d: psql meta-command %r is not SQL; migrations run through the server, not psql"
+                            % (filename, statement.line, head.split()[0]))
+        elif shape and index in (0, len(statements) - 1):
+            if not wrapped and index == 0:
+                problems.append("%s sets transaction modes, which a migration cannot choose: remove them, or the "
+                                "BEGIN/COMMIT around the file (each migration runs in its own transaction)" % where)
+        elif _SAVEPOINT.match(head) and not no_transaction:
+            continue
+        elif _TRANSACTION_CONTROL.match(head):
+            if no_transaction:
+                problems.append("%s controls the transaction; a %s file runs statement by statement, each in "
+                                "its own transaction: remove it" % (where, NO_TRANSACTION_MARKER))
+            else:
+                problems.append("%s controls the transaction; a migration is one transaction: a BEGIN ... "
+                                "COMMIT around the whole file is taken off, anything else must go (split the "
+                                "file in two, or remove it)" % where)
+        elif not no_transaction and _NEEDS_NO_TRANSACTION.match(head):
+            problems.append("%s cannot run inside a transaction; put it in its own file whose first line is %s"
+                            % (where, NO_TRANSACTION_MARKER))
+    if problems:
+        raise DiscoveryError("; ".join(problems), {"problems": problems})
+    if not wrapped:
+        return CheckedSql(statements, text)
+    body = _blank(_blank(text, statements[-1].start, statements[-1].end), statements[0].start, statements[0].end)
+    return CheckedSql(statements[1:-1], body, unwrapped=True)

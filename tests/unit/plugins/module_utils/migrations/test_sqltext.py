@@ -1,4 +1,6 @@
 """The SQL lexer used for no-transaction files and pre-flight checks."""
+import re
+
 import pytest
 
 from ansible_collections.poststack.core.plugins.module_utils.migrations import (
@@ -68,9 +70,16 @@ def test_strip_comments_keeps_strings():
 
 
 @pytest.mark.parametrize("sql, no_transaction, fragment", [
-    ("BEGIN; CREATE TABLE a(); COMMIT;", False, "controls the transaction"),
+    ("BEGIN; CREATE TABLE a(); COMMIT;", True, "controls the transaction; a -- poststack:no-transaction file"),
     ("CREATE TABLE a();\n  commit;", False, "line 2: 'commit' controls the transaction"),
+    ("BEGIN;\nCREATE TABLE a();\nCOMMIT;\nBEGIN;\nCREATE TABLE b();\nCOMMIT;", False,
+     "line 3: 'COMMIT' controls the transaction; a migration is one transaction"),
+    ("BEGIN;\nCREATE TABLE a();", False, "line 1: 'BEGIN' controls the transaction"),
+    ("BEGIN ISOLATION LEVEL SERIALIZABLE;\nCREATE TABLE a();\nCOMMIT;", False, "sets transaction modes"),
+    ("BEGIN;\nCREATE TABLE a();\nROLLBACK;", False, "line 3: 'ROLLBACK' controls the transaction"),
+    ("CREATE TABLE a();\nCOMMIT AND CHAIN;", False, "line 2: 'COMMIT AND CHAIN' controls the transaction"),
     ("START TRANSACTION;", True, "controls the transaction"),
+    ("SAVEPOINT s;", True, "controls the transaction"),
     ("CREATE INDEX CONCURRENTLY i ON t(a);", False, "cannot run inside a transaction"),
     ("create unique index\nconcurrently i ON t(a);", False, "cannot run inside a transaction"),
     ("VACUUM t;", False, "cannot run inside a transaction"),
@@ -78,11 +87,45 @@ def test_strip_comments_keeps_strings():
     ("SELECT 'x", False, "unterminated string"),
 ])
 def test_preflight_rejections(sql, no_transaction, fragment):
-    with pytest.raises(DiscoveryError, match=fragment):
+    with pytest.raises(DiscoveryError, match=re.escape(fragment)):
         check_sql("001_x.sql", sql, no_transaction)
 
 
 def test_preflight_accepts_concurrently_in_no_transaction_files_and_in_strings():
-    assert len(check_sql("f", "-- poststack:no-transaction\nCREATE INDEX CONCURRENTLY i ON t(a);", True)) == 1
-    assert len(check_sql("f", "SELECT 'BEGIN; CREATE INDEX CONCURRENTLY';", False)) == 1
-    assert len(check_sql("f", "CREATE FUNCTION f() RETURNS void AS $$ BEGIN NULL; END $$ LANGUAGE plpgsql;", False)) == 1
+    assert len(check_sql("f", "-- poststack:no-transaction\nCREATE INDEX CONCURRENTLY i ON t(a);", True).statements) == 1
+    assert len(check_sql("f", "SELECT 'BEGIN; CREATE INDEX CONCURRENTLY';", False).statements) == 1
+    checked = check_sql("f", "CREATE FUNCTION f() RETURNS void AS $$ BEGIN NULL; END $$ LANGUAGE plpgsql;", False)
+    assert len(checked.statements) == 1 and not checked.unwrapped
+
+
+@pytest.mark.parametrize("begin, commit", [
+    ("BEGIN;", "COMMIT;"), ("begin transaction ;", "end;"), ("START TRANSACTION;", "COMMIT WORK;"),
+    ("BEGIN WORK; -- ours", "END TRANSACTION"),
+])
+def test_a_begin_commit_around_the_whole_file_is_taken_off_lines_and_offsets_kept(begin, commit):
+    text = "-- 003: users\n%s\nCREATE TABLE u (id int);\nSAVEPOINT s;\nINSERT INTO u VALUES (1);\n" \
+           "ROLLBACK TO SAVEPOINT s;\nRELEASE s;\n%s\n" % (begin, commit)
+    checked = check_sql("003_users.sql", text, False)
+    assert checked.unwrapped
+    assert [s.head for s in checked.statements] == [
+        "CREATE TABLE u (id int)", "SAVEPOINT s", "INSERT INTO u VALUES (1)", "ROLLBACK TO SAVEPOINT s", "RELEASE s"]
+    assert len(checked.body) == len(text) and checked.body.count("\n") == text.count("\n")
+    assert checked.body.index("CREATE TABLE") == text.index("CREATE TABLE")
+    assert [s.head for s in split_sql(checked.body)] == [s.head for s in checked.statements]
+    assert "-- ours" in checked.body or "ours" not in begin  # a comment after the BEGIN stays
+
+
+def test_a_file_without_a_wrapper_runs_as_written():
+    text = "CREATE TABLE a ();\nSAVEPOINT s;\nRELEASE s;"
+    checked = check_sql("001_a.sql", text, False)
+    assert checked.body == text and not checked.unwrapped and len(checked.statements) == 3
+
+
+def test_every_problem_of_a_file_is_named_in_one_error():
+    text = "\\set x 1\nCREATE TABLE a ();\nCOMMIT;\nCREATE INDEX CONCURRENTLY i ON a (id);\nVACUUM a;\n"
+    with pytest.raises(DiscoveryError) as caught:
+        check_sql("004_d.sql", text, False)
+    problems = caught.value.details["problems"]
+    assert [p.split(":")[0] for p in problems] == ["004_d.sql line 1", "004_d.sql line 3", "004_d.sql line 4",
+                                                   "004_d.sql line 5"]
+    assert all(p in str(caught.value) for p in problems)

@@ -1,0 +1,188 @@
+"""Migration sets as real projects write them, against a real PostgreSQL: files that wrap themselves in
+BEGIN/COMMIT, every bad file named in one run, a clean session for each migration, and a playbook killed with
+SIGKILL in the middle of a run."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from migration_helpers import ROOT, write_files
+from ansible_collections.poststack.core.plugins.module_utils import migrations as m
+
+WRAPPERS = [("BEGIN;", "COMMIT;"), ("begin transaction;", "end;"), ("START TRANSACTION;", "COMMIT WORK;"),
+            ("BEGIN WORK;", "END TRANSACTION;")]
+
+
+def wrapped_set():
+    """20 up/down pairs; 16 wrap themselves in BEGIN/COMMIT (four spellings), some use savepoints, PL/pgSQL
+    BEGIN ... END blocks and strings that say COMMIT."""
+    files, wrapped = {}, 0
+    for version in range(1, 21):
+        name = "%03d_t%d" % (version, version)
+        up = ("CREATE TABLE t%d (id bigint PRIMARY KEY, note text DEFAULT 'BEGIN; COMMIT;');\n"
+              "COMMENT ON TABLE t%d IS 'version %d';\n" % (version, version, version))
+        if version % 5 == 0:
+            up += ("DO $$ BEGIN\n  INSERT INTO t%d (id) VALUES (1);\nEND $$;\n"
+                   "SAVEPOINT before_risky;\nINSERT INTO t%d (id) VALUES (2);\nROLLBACK TO SAVEPOINT before_risky;\n"
+                   "RELEASE SAVEPOINT before_risky;\n" % (version, version))
+        down = "DROP TABLE t%d;\n" % version
+        if version % 5 != 4:  # 16 of 20 wrapped
+            begin, commit = WRAPPERS[version % len(WRAPPERS)]
+            up = "-- +migrate Up\n%s\n%s%s\n" % (begin, up, commit)
+            down = "%s\n%s%s\n" % (begin, down, commit)
+            wrapped += 1
+        files[name + ".sql"] = up
+        files[name + ".rollback.sql"] = down
+    assert wrapped == 16
+    return files
+
+
+def psql_apply(server, dbname, directory, names):
+    for name in names:
+        subprocess.run([os.path.join(server.bin_dir, "psql"), "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1",
+                        "-d", server.dsn(dbname), "-f", os.path.join(directory, name)],
+                       env=server.env, check=True, capture_output=True, text=True)
+
+
+def test_a_set_whose_files_wrap_themselves_in_begin_commit_applies_rolls_back_and_matches_psql(
+        runner, pg_database, pg_server):
+    files = wrapped_set()
+    write_files(runner.directory, files)
+    first = runner.run()
+    assert first.done == list(range(1, 21))
+    with pg_database.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM t5").fetchone() == (1,), "the savepoint rolled back row 2 only"
+    # The same files through psql -1, the floor users compare with: the same schema.
+    other = pg_server.create_database()
+    try:
+        psql_apply(pg_server, other, runner.directory, sorted(name for name in files if not name.endswith("rollback.sql")))
+        assert pg_database.schema_dump("-N", "poststack") == pg_server.schema_dump(other)
+    finally:
+        pg_server.drop_database(other)
+    assert runner.run("rollback", 0).done == list(range(20, 0, -1))
+    with pg_database.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
+    assert runner.run().done == list(range(1, 21))
+
+
+def test_every_offending_file_is_named_in_one_run_and_nothing_runs(runner, pg_database):
+    write_files(runner.directory, {
+        "001_ok.sql": "BEGIN;\nCREATE TABLE ok ();\nCOMMIT;\n",
+        "002_two_transactions.sql": "BEGIN;\nCREATE TABLE a ();\nCOMMIT;\nBEGIN;\nCREATE TABLE b ();\nCOMMIT;\n",
+        "003_isolation.sql": "BEGIN ISOLATION LEVEL SERIALIZABLE;\nCREATE TABLE c ();\nCOMMIT;\n",
+        "004_cic.sql": "CREATE INDEX CONCURRENTLY ok_idx ON ok ((1));\n",
+        "005_ok.sql": "CREATE TABLE ok5 ();\n",
+        "006_meta.sql": "\\i other.sql\n",
+    })
+    before = pg_database.dump()
+    with pytest.raises(m.DiscoveryError) as caught:
+        runner.run()
+    message = str(caught.value)
+    assert message.startswith("invalid SQL, nothing was run: ")
+    for fragment in ("002_two_transactions.sql line 3: 'COMMIT' controls the transaction",
+                     "003_isolation.sql line 1: 'BEGIN ISOLATION LEVEL SERIALIZABLE' sets transaction modes",
+                     "004_cic.sql line 1: 'CREATE INDEX CONCURRENTLY",
+                     "006_meta.sql line 1: psql meta-command '\\\\i'"):
+        assert fragment in message, message
+    assert len(caught.value.details["problems"]) == 5  # 002 twice (line 3 COMMIT, line 4 BEGIN)
+    assert pg_database.dump() == before
+
+
+# The role 001 switches to is a superuser: the history row of 001 is written in its transaction, after its SET ROLE.
+ISOLATION = {
+    "001_other.sql": "CREATE SCHEMA other;\nSET search_path = other;\nCREATE TABLE a (id int);\n"
+                     "CREATE TEMP TABLE scratch (id int);\nCREATE ROLE {role} SUPERUSER;\n"
+                     "SET ROLE {role};\nLISTEN somewhere;\n",
+    "002_public.sql": "CREATE TABLE b (owner text DEFAULT current_user);\nINSERT INTO b DEFAULT VALUES;\n"
+                      "CREATE TEMP TABLE scratch (id int);\n",
+    "003_no_transaction.sql": "-- poststack:no-transaction\nCREATE TABLE c (path text DEFAULT current_setting('search_path'));\n"
+                              "INSERT INTO c DEFAULT VALUES;\nSET search_path = other;\n",
+    "004_after.sql": "CREATE TABLE d (id int);\n",
+}
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["one-run", "one-run-each"])
+def test_each_migration_starts_from_a_clean_session(runner, pg_database, together):
+    role = "isolation_%s" % pg_database.name.replace("-", "_")[-20:]
+    write_files(runner.directory, {name: text.replace("{role}", role) for name, text in ISOLATION.items()})
+    try:
+        if together:
+            assert runner.run().done == [1, 2, 3, 4]
+        else:
+            for version in (1, 2, 3, 4):
+                assert runner.run(target=version).done == [version]
+        with pg_database.connect() as conn:
+            where = dict(conn.execute("SELECT tablename, schemaname FROM pg_tables WHERE tablename IN "
+                                      "('a', 'b', 'c', 'd')").fetchall())
+            assert where == {"a": "other", "b": "public", "c": "public", "d": "public"}
+            user = conn.execute("SELECT current_user").fetchone()[0]
+            assert conn.execute("SELECT owner FROM b").fetchone() == (user,), "SET ROLE reached the next migration"
+            assert conn.execute("SELECT path FROM c").fetchone() == ('"$user", public',)
+    finally:
+        with pg_database.connect() as conn:
+            conn.execute("DROP SCHEMA IF EXISTS other CASCADE")
+            conn.execute("DROP OWNED BY %s" % role)
+            conn.execute("DROP ROLE %s" % role)
+
+
+def playbook_args(db, tmp_path, directory):
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("localhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
+    variables = {"migrations_db_host": db.server.host, "migrations_db_port": db.server.port,
+                 "migrations_db_name": db.name, "migrations_db_user": db.server.user,
+                 "migrations_path": directory, "migrations_log_file": str(tmp_path / "migrations.log")}
+    (tmp_path / "vars.json").write_text(json.dumps(variables))
+    return [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(inventory),
+            "-e", "@%s" % (tmp_path / "vars.json"), "playbooks/migrate.yml"]
+
+
+def recorded(db):
+    with db.connect() as conn:
+        if conn.execute("SELECT to_regclass('poststack.schema_migrations')").fetchone()[0] is None:
+            return []
+        return [row[0] for row in conn.execute(
+            "SELECT version FROM poststack.schema_migrations WHERE stream = 'project' ORDER BY version")]
+
+
+def test_a_playbook_killed_mid_run_stops_its_module_between_two_migrations(pg_database, tmp_path):
+    directory = str(tmp_path / "migrations")
+    write_files(directory, {"%03d_slow.sql" % version: "SELECT pg_sleep(1.5);\nCREATE TABLE slow%d ();\n" % version
+                            for version in range(1, 11)})
+    env = dict(pg_database.env, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false")
+    proc = subprocess.Popen(playbook_args(pg_database, tmp_path, directory), cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(recorded(pg_database)) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "the run did not get to its second migration"
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGKILL)  # ansible-playbook's main process only: its worker and module go on
+        at_kill = len(recorded(pg_database))
+        log_file, log = str(tmp_path / "migrations.log"), ""
+        deadline = time.monotonic() + 20
+        while not ("FAILED" in log and "lock released" in log.rsplit("FAILED", 1)[1]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            with open(log_file, encoding="utf-8") as handle:
+                log = handle.read()
+        done = recorded(pg_database)
+        assert "stopped before %03d_slow: ansible process" % (len(done) + 1) in log, log[-2000:]
+        assert at_kill <= len(done) <= at_kill + 1, "it ran on: %d recorded at the kill, %d after" % (at_kill, len(done))
+        assert done == list(range(1, len(done) + 1))
+        time.sleep(2)  # longer than a migration: nothing more comes
+        assert recorded(pg_database) == done
+        with pg_database.connect() as conn:
+            tables = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'slow%'").fetchone()[0]
+            assert tables == len(done), "a migration ran without being recorded, or the other way round"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    # The lock went with the module's session: the next run goes on where it stopped.
+    rerun = subprocess.run(playbook_args(pg_database, tmp_path, directory), cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=240, check=False)
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    assert recorded(pg_database) == list(range(1, 11))
