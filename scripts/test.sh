@@ -71,7 +71,8 @@ run_ha() {
   mkdir -p "$tmp"
   # The nodes' logs (agent, PostgreSQL, Pacemaker, the node's own) of each module's cluster, kept outside the
   # checkout, which CI removes: the last five runs.
-  export PGTWIN_HA_LOG_DIR="$POSTSTACK_CACHE/ha-logs/$(date -u +%Y%m%dT%H%M%S)"
+  PGTWIN_HA_LOG_DIR="$POSTSTACK_CACHE/ha-logs/$(date -u +%Y%m%dT%H%M%S)"
+  export PGTWIN_HA_LOG_DIR
   mkdir -p "$PGTWIN_HA_LOG_DIR"
   find "$POSTSTACK_CACHE/ha-logs" -mindepth 1 -maxdepth 1 -type d | sort | head -n -5 | xargs -r rm -rf
   ( PGTWIN_HA_MODES=host python -m pytest -q -p no:cacheprovider --basetemp "$tmp/host" --durations=15 \
