@@ -81,6 +81,18 @@ options:
         without their version numbers clashing. The collection's own core schema uses V(core).
     type: str
     default: project
+  format:
+    description:
+      - How the files in O(path) are named and laid out, read in place without renaming.
+      - V(poststack) is C(NNN_name.sql) with C(NNN_name.rollback.sql) and C(NNN_name.verify.sql).
+      - V(golang-migrate) is C(NNN_title.up.sql) with C(NNN_title.down.sql).
+      - V(dbmate) is one C(NNN_name.sql) per version with a C(-- migrate:up) and an optional C(-- migrate:down)
+        part (C(transaction:false) on a marker line runs that part without a transaction).
+      - V(auto) takes each file as its name and content say; with any other value a file of another layout is
+        an error that names it.
+    type: str
+    choices: [auto, poststack, golang-migrate, dbmate]
+    default: auto
   dry_run:
     description:
       - Execute the whole plan in one transaction and roll it back, proving that the SQL works.
@@ -287,6 +299,7 @@ def build_module() -> AnsibleModule:
         target_version=dict(type="int"),
         tracking_schema=dict(type="str", default="poststack"),
         stream=dict(type="str", default="project"),
+        format=dict(type="str", default="auto", choices=["auto", "poststack", "golang-migrate", "dbmate"]),
         dry_run=dict(type="bool", default=False),
         allow_out_of_order=dict(type="bool", default=False),
         lock_wait_timeout=dict(type="float", default=60.0),
@@ -360,6 +373,7 @@ def main() -> None:
         lock_wait_timeout=params["lock_wait_timeout"], lock_timeout=params["lock_timeout"],
         statement_timeout=params["statement_timeout"], retries=params["retries"], retry_backoff=params["retry_backoff"],
         allow_out_of_order=params["allow_out_of_order"], log_file=params["log_file"],
+        layout=params["format"],
     )
     try:
         result["dsn"] = connection.describe()

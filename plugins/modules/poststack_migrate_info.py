@@ -33,6 +33,18 @@ options:
     description: Namespace of the versions in the history table (V(core) for the collection's own schema).
     type: str
     default: project
+  format:
+    description:
+      - How the files in O(path) are named and laid out, read in place without renaming.
+      - V(poststack) is C(NNN_name.sql) with C(NNN_name.rollback.sql) and C(NNN_name.verify.sql).
+      - V(golang-migrate) is C(NNN_title.up.sql) with C(NNN_title.down.sql).
+      - V(dbmate) is one C(NNN_name.sql) per version with a C(-- migrate:up) and an optional C(-- migrate:down)
+        part (C(transaction:false) on a marker line runs that part without a transaction).
+      - V(auto) takes each file as its name and content say; with any other value a file of another layout is
+        an error that names it.
+    type: str
+    choices: [auto, poststack, golang-migrate, dbmate]
+    default: auto
 seealso:
   - module: poststack.core.poststack_migrate
 """
@@ -105,6 +117,7 @@ def main() -> None:
         path=dict(type="path"),
         tracking_schema=dict(type="str", default="poststack"),
         stream=dict(type="str", default="project"),
+        format=dict(type="str", default="auto", choices=["auto", "poststack", "golang-migrate", "dbmate"]),
     )
     spec.update(connection_argument_spec())
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
@@ -115,7 +128,8 @@ def main() -> None:
     try:
         result["dsn"] = connection.describe()
         with connect(connection) as conn:
-            engine = Engine(conn, Settings(module.params["path"], module.params["tracking_schema"], module.params["stream"]))
+            engine = Engine(conn, Settings(module.params["path"], module.params["tracking_schema"], module.params["stream"],
+                                           layout=module.params["format"]))
             result.update(asdict(engine.status()))
     except (ConnectionSettingsError, MigrationError) as exc:
         module.fail_json(msg=str(exc), **result)

@@ -17,6 +17,7 @@ from ansible_collections.poststack.core.plugins.module_utils.migrations.engine i
     DEFAULT_SCHEMA, DEFAULT_STREAM, Engine, Settings,
 )
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import MigrationError
+from ansible_collections.poststack.core.plugins.module_utils.migrations.files import LAYOUTS
 
 
 def cli_main(argv: Optional[Sequence[str]] = None) -> int:
@@ -29,11 +30,13 @@ def cli_main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--target", type=int)
     parser.add_argument("--schema", default=DEFAULT_SCHEMA)
     parser.add_argument("--stream", default=DEFAULT_STREAM)
+    parser.add_argument("--format", default="auto", choices=LAYOUTS, help="how the files are laid out")
     parser.add_argument("--lock-wait-timeout", type=float, default=60.0)
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--log-file")
     args = parser.parse_args(argv)
-    settings = Settings(args.dir, args.schema, args.stream, lock_wait_timeout=args.lock_wait_timeout, log_file=args.log_file)
+    settings = Settings(args.dir, args.schema, args.stream, lock_wait_timeout=args.lock_wait_timeout, log_file=args.log_file,
+                        layout=args.format)
     try:
         conn = connect(ConnectionSettings(dsn=args.dsn, application_name="poststack_migrate"))
         with conn:

@@ -28,7 +28,7 @@ except ImportError:  # the module reports missing_required_lib('psycopg')
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import (
     DiscoveryError, ExecutionError, LockTimeout, MigrationError,
 )
-from ansible_collections.poststack.core.plugins.module_utils.migrations.files import MigrationFile, discover
+from ansible_collections.poststack.core.plugins.module_utils.migrations.files import LAYOUTS, MigrationFile, discover
 from ansible_collections.poststack.core.plugins.module_utils.migrations.plan import (
     AppliedMigration, Plan, current_version, find_drift, plan_baseline, plan_migrate, plan_repair, plan_rollback,
 )
@@ -96,6 +96,7 @@ class Settings:
     retry_backoff: float = 0.5
     allow_out_of_order: bool = False
     log_file: Optional[str] = None
+    layout: str = "auto"  # how the files are named: auto, poststack, golang-migrate, dbmate (files.LAYOUTS)
 
     def validate(self) -> None:
         if not _IDENTIFIER.match(self.tracking_schema or ""):
@@ -107,6 +108,8 @@ class Settings:
             raise MigrationError("lock_wait_timeout must be >= 0 seconds, got %r" % (self.lock_wait_timeout,))
         if self.retries is None or self.retries < 0:
             raise MigrationError("retries must be >= 0, got %r" % (self.retries,))
+        if self.layout not in LAYOUTS:
+            raise MigrationError("format %r is not one of %s" % (self.layout, ", ".join(LAYOUTS)))
         if self.retry_backoff is None or self.retry_backoff < 0:
             raise MigrationError("retry_backoff must be >= 0 seconds, got %r" % (self.retry_backoff,))
 
@@ -289,7 +292,7 @@ class Engine:
     def files(self) -> List[MigrationFile]:
         if self.settings.migrations_dir is None:
             raise MigrationError("a migrations directory is required for this operation")
-        return discover(self.settings.migrations_dir)
+        return discover(self.settings.migrations_dir, self.settings.layout)
 
     # -- operations ----------------------------------------------------------------------------------------
     def status(self) -> Status:
@@ -345,7 +348,7 @@ class Engine:
             if step.action == "apply":
                 check(item.filename, item.sql, item.no_transaction)
                 if item.rollback_sql is not None:
-                    check(os.path.basename(item.rollback_path), item.rollback_sql, item.rollback_no_transaction)
+                    check(item.rollback_filename, item.rollback_sql, item.rollback_no_transaction)
             elif step.action == "rollback":
                 row = history[step.version]
                 text = row.rollback_sql if row.rollback_sql is not None else item.rollback_sql
@@ -457,7 +460,7 @@ class Engine:
             elif step.action == "rollback":
                 row = history[step.version]
                 text = row.rollback_sql if row.rollback_sql is not None else item.rollback_sql
-                label = os.path.basename(item.rollback_path) if item and row.rollback_sql is None else \
+                label = item.rollback_filename if item and row.rollback_sql is None else \
                     "recorded rollback of %03d_%s" % (step.version, row.name)
                 if step.no_transaction:
                     self._run_no_transaction(label, text, lambda ms, version=step.version: self._delete_sql(version))

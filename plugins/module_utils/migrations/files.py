@@ -1,7 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: poststack developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Migration files on disk: names, versions, checksums, attached rollback and verify scripts."""
+"""Migration files on disk: names, versions, checksums, attached rollback and verify scripts.
+
+Three layouts are read in place, file by file (``layout`` ``auto``) or one only:
+
+- ``poststack``: ``NNN_name.sql``, ``NNN_name.rollback.sql``, ``NNN_name.verify.sql``;
+- ``golang-migrate``: ``NNN_title.up.sql``, ``NNN_title.down.sql``;
+- ``dbmate``: ``NNN_name.sql`` holding ``-- migrate:up`` and ``-- migrate:down`` parts (``transaction:false``
+  on a marker: that part runs without a transaction).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +27,9 @@ from ansible_collections.poststack.core.plugins.module_utils.migrations.sqltext 
 MAX_VERSION = 2 ** 63 - 1
 
 _FILE_NAME = re.compile(r"^(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)(?P<kind>\.rollback|\.verify)?\.sql$")
+_GOLANG_MIGRATE_NAME = re.compile(r"^(?P<version>[0-9]+)_(?P<name>[^/]+?)\.(?P<kind>up|down)\.sql$")
+_DBMATE_MARKER = re.compile(r"^--\s*migrate:(?P<part>up|down)(?P<options>[^\n]*)$", re.MULTILINE)
+LAYOUTS = ("auto", "poststack", "golang-migrate", "dbmate")
 
 
 def normalise_text(text: str) -> str:
@@ -59,6 +70,14 @@ class MigrationFile:
     def filename(self) -> str:
         return os.path.basename(self.path)
 
+    @property
+    def rollback_filename(self) -> Optional[str]:
+        if self.rollback_path is None:
+            return None
+        if self.rollback_path == self.path:
+            return "%s (its -- migrate:down part)" % self.filename
+        return os.path.basename(self.rollback_path)
+
 
 def _read_sql(path: str) -> str:
     try:
@@ -84,13 +103,16 @@ def _is_blank_sql(text: str) -> bool:
     return not strip_sql_comments(text).strip()
 
 
-def discover(directory: str) -> List[MigrationFile]:
+def discover(directory: str, layout: str = "auto") -> List[MigrationFile]:
     """All migrations in ``directory`` ordered by integer version.
 
     Errors (all of them in one exception, each naming its file): unparsable ``*.sql`` names, an upper-case
     extension, directories, broken links and other non-files named ``*.sql``, two files for one version, a rollback
-    or verify script without its migration, version 0 or above bigint, empty files, non-UTF-8 text.
+    or verify script without its migration, version 0 or above bigint, empty files, non-UTF-8 text, and with a
+    ``layout`` other than ``auto`` every file of another layout.
     """
+    if layout not in LAYOUTS:
+        raise DiscoveryError("format %r is not one of %s" % (layout, ", ".join(LAYOUTS)))
     if not os.path.isdir(directory):
         raise DiscoveryError("migrations directory %s does not exist or is not a directory" % directory)
     migrations: Dict[int, Dict[str, str]] = {}
@@ -115,18 +137,25 @@ def discover(directory: str) -> List[MigrationFile]:
             problems.append("%s: is not a regular file; replace it with one" % entry)
             continue
         match = _FILE_NAME.match(entry)
-        if not match:
+        golang = None if match else _GOLANG_MIGRATE_NAME.match(entry)
+        if not match and not golang:
             problems.append(
                 "%s: cannot parse the name; use NNN_name.sql, NNN_name.rollback.sql or NNN_name.verify.sql "
-                "(NNN digits, name of letters, digits, _ and -)" % entry
+                "(NNN digits, name of letters, digits, _ and -), or golang-migrate's NNN_title.up.sql and "
+                "NNN_title.down.sql" % entry
             )
             continue
+        if golang and layout not in ("auto", "golang-migrate") or match and layout == "golang-migrate":
+            problems.append("%s: is not a %s name (format %s); rename it or set the format to auto"
+                            % (entry, layout, layout))
+            continue
+        match = match or golang
         version = int(match.group("version"))
         if version < 1 or version > MAX_VERSION:
             problems.append("%s: version %d is out of range 1..%d" % (entry, version, MAX_VERSION))
             continue
         name = match.group("name")
-        kind = match.group("kind")
+        kind = {"up": None, "down": ".rollback"}.get(match.group("kind"), match.group("kind"))
         target = migrations if kind is None else (rollbacks if kind == ".rollback" else verifies)
         if version in target:
             existing = target[version]
@@ -141,7 +170,9 @@ def discover(directory: str) -> List[MigrationFile]:
         for version, (name, entry) in sorted(attached.items()):
             owner = migrations.get(version)
             if owner is None:
-                problems.append("%s: %s script without its migration %03d_%s.sql" % (entry, label, version, name))
+                problems.append("%s: %s script without its migration %s" % (
+                    entry, label, "%s_%s.up.sql" % (entry.split("_", 1)[0], name) if entry.endswith(".down.sql")
+                    else "%03d_%s.sql" % (version, name)))
             elif owner["name"] != name:
                 problems.append("%s: %s script name does not match its migration %s" % (entry, label, owner["file"]))
     # The contents of every file that has a usable name are read even when other files have problems, so that one
@@ -149,7 +180,8 @@ def discover(directory: str) -> List[MigrationFile]:
     result = []
     for version in sorted(migrations):
         try:
-            result.append(_load(directory, version, migrations[version], rollbacks.get(version), verifies.get(version)))
+            result.append(_load(directory, version, migrations[version], rollbacks.get(version), verifies.get(version),
+                                layout))
         except DiscoveryError as exc:
             problems.append(str(exc))
     if problems:
@@ -157,16 +189,56 @@ def discover(directory: str) -> List[MigrationFile]:
     return result
 
 
+def _dbmate_parts(path: str, text: str) -> Optional[Tuple[str, bool, Optional[str], bool]]:
+    """dbmate's one file: (up, up without transaction, down or None, down without transaction), each part
+    keeping the file's line numbers (the lines before it blank); None when the file has no markers."""
+    markers = list(_DBMATE_MARKER.finditer(text))
+    if not markers:
+        return None
+    parts = [marker.group("part") for marker in markers]
+    if parts not in (["up"], ["up", "down"]):
+        raise DiscoveryError("%s: dbmate markers must be one '-- migrate:up' and at most one '-- migrate:down' after "
+                             "it; found %s" % (path, ", ".join("migrate:" + part for part in parts)))
+    if text[:markers[0].start()].strip():
+        raise DiscoveryError("%s: SQL before '-- migrate:up' belongs to neither part; move it below the marker" % path)
+    for marker in markers:
+        options = marker.group("options").split()
+        if any(option not in ("transaction:false", "transaction:true") for option in options):
+            raise DiscoveryError("%s: unknown option(s) on its -- migrate:%s line: %s (known: transaction:false)"
+                                 % (path, marker.group("part"), " ".join(options)))
+    no_transaction = ["transaction:false" in marker.group("options").split() for marker in markers]
+    if len(markers) == 1:
+        return text, no_transaction[0], None, False
+    down_start = markers[1].start()
+    up = text[:down_start]
+    down = "\n" * text.count("\n", 0, down_start) + text[down_start:]
+    return up, no_transaction[0], (down if not _is_blank_sql(down) else None), no_transaction[1]
+
+
 def _load(directory: str, version: int, migration: Dict[str, str], rollback: Optional[Tuple[str, str]],
-          verify: Optional[Tuple[str, str]]) -> MigrationFile:
+          verify: Optional[Tuple[str, str]], layout: str = "auto") -> MigrationFile:
     path = os.path.join(directory, migration["file"])
     text = _read_sql(path)
-    if _is_blank_sql(text):
+    parts = _dbmate_parts(path, text)
+    if layout == "dbmate" and parts is None:
+        raise DiscoveryError("%s has no '-- migrate:up' line (format dbmate): add it, or set the format to auto" % path)
+    if layout not in ("auto", "dbmate") and parts is not None:
+        raise DiscoveryError("%s holds dbmate's '-- migrate:' lines, which format %s would run as one migration, down "
+                             "part included: set the format to auto or dbmate" % (path, layout))
+    if parts is not None and rollback:
+        raise DiscoveryError("%s is a dbmate file (-- migrate:up) and has %s too: put the rollback in its "
+                             "'-- migrate:down' part, or remove the marker lines" % (path, rollback[1]))
+    sql = parts[0] if parts else text
+    if _is_blank_sql(sql):
         raise DiscoveryError("%s is empty (only comments or whitespace): write its SQL or remove the file" % path)
     item = MigrationFile(
-        version=version, name=migration["name"], path=path, sql=text, checksum=checksum(text),
-        no_transaction=has_no_transaction_marker(text),
+        version=version, name=migration["name"], path=path, sql=sql, checksum=checksum(sql),
+        no_transaction=parts[1] if parts else has_no_transaction_marker(text),
     )
+    if parts is not None and parts[2] is not None:
+        item.rollback_path, item.rollback_sql = path, parts[2]
+        item.rollback_checksum = checksum(parts[2])
+        item.rollback_no_transaction = parts[3]
     if rollback:
         item.rollback_path = os.path.join(directory, rollback[1])
         item.rollback_sql = _read_sql(item.rollback_path)

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -105,7 +104,7 @@ def find_drift(files: Sequence[MigrationFile], history: Dict[int, AppliedMigrati
             drift.append(Drift(version, item.filename, "changed", row.checksum, item.checksum))
         elif item.rollback_checksum is not None and row.rollback_checksum is not None \
                 and item.rollback_checksum != row.rollback_checksum:
-            drift.append(Drift(version, os.path.basename(item.rollback_path or ""), "rollback_changed",
+            drift.append(Drift(version, item.rollback_filename or "", "rollback_changed",
                                row.rollback_checksum, item.rollback_checksum))
     return drift
 

@@ -186,3 +186,76 @@ def test_a_playbook_killed_mid_run_stops_its_module_between_two_migrations(pg_da
                            text=True, timeout=240, check=False)
     assert rerun.returncode == 0, rerun.stdout[-3000:]
     assert recorded(pg_database) == list(range(1, 11))
+
+
+# One logical set, written in each layout: (up, down) per version; 3 wraps itself, 4 needs no transaction.
+LOGICAL = {
+    1: ("CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL);\n", "DROP TABLE accounts;\n"),
+    2: ("ALTER TABLE accounts ADD COLUMN created timestamptz DEFAULT now();\n",
+        "ALTER TABLE accounts DROP COLUMN created;\n"),
+    3: ("BEGIN;\nCREATE TABLE orders (id bigint PRIMARY KEY, account bigint REFERENCES accounts);\n"
+        "INSERT INTO accounts (id, email) VALUES (1, 'a@example.org');\nCOMMIT;\n", "DROP TABLE orders;\n"),
+    4: (None, None),  # filled per layout: CREATE INDEX CONCURRENTLY, without a transaction
+    20230102150405: ("CREATE VIEW account_orders AS SELECT a.email, o.id FROM accounts a JOIN orders o ON o.account = a.id;\n",
+                     "DROP VIEW account_orders;\n"),
+}
+CIC_UP, CIC_DOWN = "CREATE INDEX CONCURRENTLY accounts_email ON accounts (email);\n", "DROP INDEX accounts_email;\n"
+
+
+def layout_files(layout):
+    files = {}
+    for version, (up, down) in LOGICAL.items():
+        name = "%03d_step%d" % (version, version % 100)
+        if layout == "poststack":
+            marker = "-- poststack:no-transaction\n" if up is None else ""
+            files[name + ".sql"], files[name + ".rollback.sql"] = marker + (up or CIC_UP), down or CIC_DOWN
+        elif layout == "golang-migrate":
+            marker = "-- poststack:no-transaction\n" if up is None else ""
+            files[name + ".up.sql"], files[name + ".down.sql"] = marker + (up or CIC_UP), down or CIC_DOWN
+        else:
+            option = " transaction:false" if up is None else ""
+            files[name + ".sql"] = "-- migrate:up%s\n%s\n-- migrate:down\n%s" % (option, up or CIC_UP, down or CIC_DOWN)
+    return files
+
+
+@pytest.mark.parametrize("layout", ["poststack", "golang-migrate", "dbmate"])
+def test_each_layout_is_read_in_place_and_round_trips_to_psqls_schema(runner, pg_database, pg_server, layout, tmp_path):
+    write_files(runner.directory, layout_files(layout))
+    versions = sorted(LOGICAL)
+    assert runner.run(layout=layout).done == versions
+    with pg_database.connect() as conn:
+        assert conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_email'::regclass").fetchone() == (True,)
+    applied = pg_database.schema_dump("-N", "poststack")
+    other = pg_server.create_database()
+    try:
+        ups = tmp_path / "psql"
+        write_files(ups, {"%020d.sql" % version: up or CIC_UP for version, (up, _down) in LOGICAL.items()})
+        for version in versions:  # psql -1 cannot run CREATE INDEX CONCURRENTLY: that one without -1
+            path = str(ups / ("%020d.sql" % version))
+            subprocess.run([os.path.join(pg_server.bin_dir, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+                           + ([] if LOGICAL[version][0] is None else ["-1"]) + ["-d", pg_server.dsn(other), "-f", path],
+                           env=pg_server.env, check=True, capture_output=True, text=True)
+        assert applied == pg_server.schema_dump(other)
+    finally:
+        pg_server.drop_database(other)
+    assert runner.run("rollback", 0, layout=layout).done == versions[::-1]
+    with pg_database.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace").fetchone() == (0,)
+    assert runner.run(layout=layout).done == versions
+    assert pg_database.schema_dump("-N", "poststack") == applied
+
+
+def test_the_role_reads_a_golang_migrate_set_in_place(pg_database, tmp_path):
+    directory = write_files(str(tmp_path / "migrations"), layout_files("golang-migrate"))
+    base = playbook_args(pg_database, tmp_path, directory)
+    env = dict(pg_database.env, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false")
+    for playbook, extra in (("playbooks/migrate.yml", "golang-migrate"), ("playbooks/migrate.yml", "golang-migrate"),
+                            ("playbooks/migration-status.yml", "golang-migrate"), ("playbooks/migrate.yml", "dbmate")):
+        proc = subprocess.run(base[:-1] + ["-e", "migrations_format=" + extra, playbook], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=240, check=False)
+        if extra == "dbmate":  # the files are not dbmate's: refused, naming them, nothing changed
+            assert proc.returncode != 0 and "001_step1.up.sql: is not a dbmate name (format dbmate)" in \
+                " ".join(proc.stdout.split()), proc.stdout[-3000:]
+        else:
+            assert proc.returncode == 0, proc.stdout[-3000:]
+    assert recorded(pg_database) == sorted(LOGICAL)

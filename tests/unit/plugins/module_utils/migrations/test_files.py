@@ -65,7 +65,8 @@ def test_no_transaction_marker_must_be_first_non_blank_line():
     ({"abc.sql": "SELECT 1;"}, "abc.sql: cannot parse the name"),
     ({"001-a.sql": "SELECT 1;"}, "001-a.sql: cannot parse the name"),
     ({"001_a b.sql": "SELECT 1;"}, "001_a b.sql: cannot parse the name"),
-    ({"001_a.down.sql": "SELECT 1;"}, "001_a.down.sql: cannot parse the name"),
+    ({"001_a.down.sql": "SELECT 1;"}, "001_a.down.sql: rollback script without its migration 001_a.up.sql"),
+    ({"001_a.sideways.sql": "SELECT 1;"}, "001_a.sideways.sql: cannot parse the name"),
     ({"002_b.rollback.sql": "DROP TABLE b;"}, "002_b.rollback.sql: rollback script without its migration 002_b.sql"),
     ({"002_b.verify.sql": "SELECT 1;"}, "002_b.verify.sql: verify script without its migration"),
     ({"002_b.sql": "SELECT 1;", "002_c.rollback.sql": "SELECT 1;"}, "002_c.rollback.sql: rollback script name does not match"),
@@ -101,7 +102,7 @@ def test_files_that_look_like_migrations_are_never_skipped_silently(tmp_path):
         "004_broken.sql: is a symbolic link to %s, which does not exist; fix or remove the link"
         % (tmp_path / "nowhere.sql"),
         "x.sql: cannot parse the name; use NNN_name.sql, NNN_name.rollback.sql or NNN_name.verify.sql "
-        "(NNN digits, name of letters, digits, _ and -)",
+        "(NNN digits, name of letters, digits, _ and -), or golang-migrate's NNN_title.up.sql and NNN_title.down.sql",
         "%s is empty (only comments or whitespace): write its SQL or remove the file" % (tmp_path / "005_empty.sql"),
         "%s is not valid UTF-8 (byte 8): save it as UTF-8" % (tmp_path / "006_latin1.sql"),
     ]
@@ -120,3 +121,62 @@ def test_a_link_to_a_file_is_a_migration(tmp_path):
 def test_missing_directory():
     with pytest.raises(DiscoveryError, match="does not exist"):
         discover("/nonexistent/poststack/migrations")
+
+
+def test_golang_migrate_files_are_read_in_place(tmp_path):
+    found = discover(write(tmp_path, {
+        "000001_create_users.up.sql": "CREATE TABLE users (id int);\n",
+        "000001_create_users.down.sql": "DROP TABLE users;\n",
+        "20230102150405_add.email.column.up.sql": "ALTER TABLE users ADD email text;\n",
+    }), "golang-migrate")
+    assert [(m.version, m.name, m.filename) for m in found] == [
+        (1, "create_users", "000001_create_users.up.sql"), (20230102150405, "add.email.column",
+                                                            "20230102150405_add.email.column.up.sql")]
+    assert found[0].rollback_sql == "DROP TABLE users;\n" and found[0].rollback_filename == "000001_create_users.down.sql"
+    assert found[1].rollback_sql is None
+    assert [m.version for m in discover(str(tmp_path))] == [1, 20230102150405]  # auto reads them too
+
+
+DBMATE = ("-- migrate:up\nCREATE TABLE users (id int);\nINSERT INTO users VALUES (1);\n\n"
+          "-- migrate:down\nDROP TABLE users;\n")
+
+
+def test_dbmate_files_are_split_into_their_parts_keeping_line_numbers(tmp_path):
+    item = discover(write(tmp_path, {"20151129054053_users.sql": DBMATE}), "dbmate")[0]
+    assert item.version == 20151129054053 and item.name == "users"
+    assert item.sql == "-- migrate:up\nCREATE TABLE users (id int);\nINSERT INTO users VALUES (1);\n\n"
+    assert item.rollback_sql == "\n" * 4 + "-- migrate:down\nDROP TABLE users;\n"  # DROP is on line 6, as in the file
+    assert item.checksum == checksum(item.sql) and item.rollback_checksum == checksum(item.rollback_sql)
+    assert item.rollback_filename == "20151129054053_users.sql (its -- migrate:down part)"
+    assert not item.no_transaction and not item.rollback_no_transaction
+
+
+def test_dbmate_transaction_false_and_an_empty_down_part(tmp_path):
+    item = discover(write(tmp_path, {"1_idx.sql": "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY i ON t (a);\n"
+                                                  "-- migrate:down\n"}))[0]
+    assert item.no_transaction and item.rollback_sql is None
+
+
+@pytest.mark.parametrize("files, layout, fragment", [
+    ({"1_a.sql": "-- migrate:down\nDROP TABLE a;\n-- migrate:up\nCREATE TABLE a ();\n"}, "auto",
+     "1_a.sql: dbmate markers must be one '-- migrate:up' and at most one '-- migrate:down' after it"),
+    ({"1_a.sql": "CREATE TABLE x ();\n-- migrate:up\nCREATE TABLE a ();\n"}, "auto", "SQL before '-- migrate:up'"),
+    ({"1_a.sql": "-- migrate:up transaction:maybe\nCREATE TABLE a ();\n"}, "auto", "unknown option(s)"),
+    ({"1_a.sql": DBMATE, "1_a.rollback.sql": "DROP TABLE a;"}, "auto", "is a dbmate file (-- migrate:up) and has "
+                                                                        "1_a.rollback.sql too"),
+    ({"1_a.sql": DBMATE}, "poststack", "which format poststack would run as one migration, down part included"),
+    ({"1_a.sql": "CREATE TABLE a ();"}, "dbmate", "has no '-- migrate:up' line (format dbmate)"),
+    ({"1_a.up.sql": "CREATE TABLE a ();"}, "poststack", "1_a.up.sql: is not a poststack name (format poststack)"),
+    ({"1_a.sql": "CREATE TABLE a ();"}, "golang-migrate", "1_a.sql: is not a golang-migrate name"),
+    ({"1_a.up.sql": "CREATE TABLE a ();", "1_b.up.sql": "SELECT 1;"}, "auto", "duplicate version 1"),
+    ({"2_a.down.sql": "DROP TABLE a;"}, "auto", "2_a.down.sql: rollback script without its migration 2_a.up.sql"),
+    ({"1_a.sql": "CREATE TABLE a ();", "1_a.down.sql": "DROP TABLE a;", "2_b.up.sql": "SELECT 1;"}, "auto",
+     None),
+])
+def test_layout_errors_name_the_file(tmp_path, files, layout, fragment):
+    if fragment is None:  # a poststack migration with a golang-migrate rollback: auto takes each file as it comes
+        assert [m.rollback_sql for m in discover(write(tmp_path, files), layout)] == ["DROP TABLE a;", None]
+        return
+    with pytest.raises(DiscoveryError) as caught:
+        discover(write(tmp_path, files), layout)
+    assert fragment in str(caught.value)
