@@ -15,13 +15,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 try:
     import psycopg
-    from psycopg import errors as pg_errors
     from psycopg import sql as pg_sql
 
     HAS_PSYCOPG = True
 except ImportError:  # the module reports missing_required_lib('psycopg')
     psycopg = None
-    pg_errors = None
     pg_sql = None
     HAS_PSYCOPG = False
 
@@ -191,27 +189,26 @@ class Engine:
                 % ("SELECT %s;\n" % again if again else ""))
 
     def acquire_lock(self) -> None:
-        timeout_ms = int(self.settings.lock_wait_timeout * 1000)
+        """Take the migration lock, waiting at most lock_wait_timeout. The wait is a poll of
+        pg_try_advisory_lock() in short statements, never one statement blocked in pg_advisory_lock(): a
+        blocked statement holds a snapshot, and CREATE INDEX CONCURRENTLY in the holder's run waits for every
+        snapshot older than its own, which is a deadlock (the one Flyway users meet)."""
         start = time.monotonic()
-        try:
-            self.conn.execute("SELECT set_config('lock_timeout', %s, false)", (str(max(timeout_ms, 1)),))
-            if timeout_ms == 0:
-                got = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0]
-                if not got:
-                    raise pg_errors.LockNotAvailable("lock held")
-            else:
-                self.conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
-        except pg_errors.LockNotAvailable:
-            holders = self.lock_holders()
-            who = "; ".join(holder.describe() for holder in holders) or "a session that has since ended"
-            raise LockTimeout(
-                "could not get the migration lock for schema %s within %ss: held by %s. Wait for it to finish, "
-                "raise lock_wait_timeout, or end a stuck holder with state=unlocked and terminate_holder=true"
-                % (self.schema, self.settings.lock_wait_timeout, who),
-                {"lock_holders": [asdict(holder) for holder in holders]},
-            )
-        finally:
-            self.conn.execute("SELECT set_config('lock_timeout', %s, false)", (str(self.settings.lock_timeout),))
+        deadline = start + self.settings.lock_wait_timeout
+        pause = 0.02
+        while not self.conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0]:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                holders = self.lock_holders()
+                who = "; ".join(holder.describe() for holder in holders) or "a session that has since ended"
+                raise LockTimeout(
+                    "could not get the migration lock for schema %s within %ss: held by %s. Wait for it to finish, "
+                    "raise lock_wait_timeout, or end a stuck holder with state=unlocked and terminate_holder=true"
+                    % (self.schema, self.settings.lock_wait_timeout, who),
+                    {"lock_holders": [asdict(holder) for holder in holders]},
+                )
+            self.sleep(min(pause, left))
+            pause = min(pause * 2, 0.25)
         self._locked = True
         self.log("lock acquired key=%d schema=%s after %d ms" % (self.key, self.schema, (time.monotonic() - start) * 1000))
 

@@ -74,3 +74,29 @@ def test_kill_9_mid_migration_leaves_no_partial_schema_and_no_lock(runner):
     assert result.done == [2]
     with runner.db.connect() as conn:
         assert conn.execute("SELECT count(*) FROM half_done").fetchone()[0] == 1000
+
+
+def test_create_index_concurrently_completes_while_five_runners_wait_for_the_lock(runner):
+    """CREATE INDEX CONCURRENTLY waits for every transaction that holds a snapshot; a runner blocked in
+    pg_advisory_lock() holds one while it waits for the lock the CIC's runner has: a deadlock (Flyway's). Waiting
+    runners poll for the lock in short statements instead, so the index is built and they find nothing to do."""
+    write_files(runner.directory, {
+        "001_big.sql": "CREATE TABLE big (id int, v text);\nINSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 20000) g;\n",
+        "002_idx.sql": "-- poststack:no-transaction\nSELECT pg_sleep(2);\nCREATE INDEX CONCURRENTLY big_v ON big (v);\n",
+    })
+    runner.run(target=1)
+    env = cli_env(runner.db)
+    first = subprocess.Popen(CLI + ["apply", "--dsn", runner.db.dsn, "--dir", runner.directory], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with runner.db.connect() as conn:
+        assert wait_for(lambda: conn.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE query LIKE %s AND state = 'active'", ("%pg_sleep(2)%",)).fetchone(), 15)
+    waiting = [subprocess.Popen(CLI + ["apply", "--dsn", runner.db.dsn, "--dir", runner.directory, "--lock-wait-timeout",
+                                       "60"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(5)]
+    outputs = [process.communicate(timeout=90) for process in [first] + waiting]
+    assert [process.returncode for process in [first] + waiting] == [0] * 6, outputs
+    assert json.loads(outputs[0][0])["done"] == [2]
+    assert all(json.loads(out)["done"] == [] for out, _err in outputs[1:])
+    with runner.db.connect() as conn:
+        assert conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'big_v'::regclass").fetchone() == (True,)
