@@ -183,7 +183,7 @@ class Engine:
         the migration lock (session-level) stays."""
         literal = pg_sql.Literal
         again = ", ".join("set_config(%s, %s, false)" % (literal(name).as_string(self.conn),
-                                                          literal(value).as_string(self.conn))
+                                                         literal(value).as_string(self.conn))
                           for name, value in self.session_settings)
         return ("RESET ALL;\nRESET SESSION AUTHORIZATION;\nDISCARD TEMP;\nUNLISTEN *;\n%s"
                 % ("SELECT %s;\n" % again if again else ""))

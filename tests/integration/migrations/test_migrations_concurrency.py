@@ -93,7 +93,7 @@ def test_create_index_concurrently_completes_while_five_runners_wait_for_the_loc
             "SELECT 1 FROM pg_stat_activity WHERE query LIKE %s AND state = 'active'", ("%pg_sleep(2)%",)).fetchone(), 15)
     waiting = [subprocess.Popen(CLI + ["apply", "--dsn", runner.db.dsn, "--dir", runner.directory, "--lock-wait-timeout",
                                        "60"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for _ in range(5)]
+               for dummy in range(5)]
     outputs = [process.communicate(timeout=90) for process in [first] + waiting]
     assert [process.returncode for process in [first] + waiting] == [0] * 6, outputs
     assert json.loads(outputs[0][0])["done"] == [2]

@@ -162,8 +162,8 @@ def test_dbmate_transaction_false_and_an_empty_down_part(tmp_path):
      "1_a.sql: dbmate markers must be one '-- migrate:up' and at most one '-- migrate:down' after it"),
     ({"1_a.sql": "CREATE TABLE x ();\n-- migrate:up\nCREATE TABLE a ();\n"}, "auto", "SQL before '-- migrate:up'"),
     ({"1_a.sql": "-- migrate:up transaction:maybe\nCREATE TABLE a ();\n"}, "auto", "unknown option(s)"),
-    ({"1_a.sql": DBMATE, "1_a.rollback.sql": "DROP TABLE a;"}, "auto", "is a dbmate file (-- migrate:up) and has "
-                                                                        "1_a.rollback.sql too"),
+    ({"1_a.sql": DBMATE, "1_a.rollback.sql": "DROP TABLE a;"}, "auto",
+     "is a dbmate file (-- migrate:up) and has 1_a.rollback.sql too"),
     ({"1_a.sql": DBMATE}, "poststack", "which format poststack would run as one migration, down part included"),
     ({"1_a.sql": "CREATE TABLE a ();"}, "dbmate", "has no '-- migrate:up' line (format dbmate)"),
     ({"1_a.up.sql": "CREATE TABLE a ();"}, "poststack", "1_a.up.sql: is not a poststack name (format poststack)"),
