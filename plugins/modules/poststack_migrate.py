@@ -93,6 +93,21 @@ options:
     type: str
     choices: [auto, poststack, golang-migrate, dbmate]
     default: auto
+  lint:
+    description:
+      - The safe-DDL lint of the migrations a run would apply, in check mode too, before anything runs: statements
+        that lock or rewrite a table other sessions use (C(CREATE INDEX) without C(CONCURRENTLY) or C(DROP INDEX)
+        without it, C(ADD CONSTRAINT) of a foreign key or check without C(NOT VALID), a unique or primary key
+        without C(USING INDEX), C(ALTER COLUMN ... TYPE), C(SET NOT NULL), a column added with a volatile
+        default, a serial or a stored generated column, a required column without a default, renames,
+        C(VACUUM FULL) and C(CLUSTER), and strong locks while O(lock_timeout) is V(0)). Tables created
+        earlier in the same run are exempt.
+      - V(warn) reports each finding (file, line, rule, the safer form) as a warning and in RV(lint); V(error)
+        refuses the run, naming them all; V(off) skips the lint.
+      - A file silences rules for itself with a line C(-- poststack:lint-ignore rule[, rule]).
+    type: str
+    choices: [error, warn, "off"]
+    default: warn
   dry_run:
     description:
       - Execute the whole plan in one transaction and roll it back, proving that the SQL works.
@@ -232,6 +247,15 @@ failed_version:
   description: The version whose step failed (absent when nothing failed, or before any step ran).
   returned: when a step failed
   type: int
+lint:
+  description: The lint's findings for the migrations the run applied or would apply (O(lint)).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"file": "004_idx.sql", "line": 2, "rule": "require-concurrent-index-creation",
+            "statement": "CREATE INDEX users_email ON users (email)",
+            "problem": "blocks every write to the table while the index builds",
+            "safer": "CREATE INDEX CONCURRENTLY, alone in a file whose first line is -- poststack:no-transaction"}]
 stopped:
   description: True when the run stopped between two migrations because the controller went away.
   returned: when the run stopped so
@@ -277,6 +301,7 @@ dsn:
 """
 
 import traceback
+from dataclasses import asdict
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -300,6 +325,7 @@ def build_module() -> AnsibleModule:
         tracking_schema=dict(type="str", default="poststack"),
         stream=dict(type="str", default="project"),
         format=dict(type="str", default="auto", choices=["auto", "poststack", "golang-migrate", "dbmate"]),
+        lint=dict(type="str", default="warn", choices=["error", "warn", "off"]),
         dry_run=dict(type="bool", default=False),
         allow_out_of_order=dict(type="bool", default=False),
         lock_wait_timeout=dict(type="float", default=60.0),
@@ -331,10 +357,12 @@ def run_migration_state(module: AnsibleModule, engine: Engine, action: str, resu
     if module.check_mode and not params["dry_run"]:
         plan = engine.plan(action, params["target_version"])[0]
         done, timings, skipped, total, after_version = plan.versions, {}, [], 0, plan.current_version
+        findings = [asdict(finding) for finding in engine.findings]
     else:
         outcome = engine.run(action, params["target_version"], dry_run=params["dry_run"])
         plan = outcome.plan
         done, timings, skipped, total, after_version = outcome.done, outcome.timings_ms, outcome.skipped, outcome.total_ms, outcome.after_version
+        findings = outcome.lint
     result.update(
         changed=bool(plan.steps),
         plan=plan.as_dicts(),
@@ -343,7 +371,11 @@ def run_migration_state(module: AnsibleModule, engine: Engine, action: str, resu
         timings_ms=timings,
         total_ms=total,
         dry_run_skipped=skipped,
+        lint=findings,
     )
+    for finding in findings:
+        module.warn("%s line %d [%s]: %s; instead: %s" % (finding["file"], finding["line"], finding["rule"],
+                                                         finding["problem"], finding["safer"]))
     result[RESULT_KEYS[action]] = done
     planned_after = plan.applied_after(before)
     if module.check_mode or params["dry_run"]:
@@ -374,6 +406,7 @@ def main() -> None:
         statement_timeout=params["statement_timeout"], retries=params["retries"], retry_backoff=params["retry_backoff"],
         allow_out_of_order=params["allow_out_of_order"], log_file=params["log_file"],
         layout=params["format"],
+        lint=params["lint"],
     )
     try:
         result["dsn"] = connection.describe()

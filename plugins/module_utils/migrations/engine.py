@@ -24,13 +24,14 @@ except ImportError:  # the module reports missing_required_lib('psycopg')
     HAS_PSYCOPG = False
 
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import (
-    DiscoveryError, ExecutionError, LockTimeout, MigrationError,
+    DiscoveryError, ExecutionError, LockTimeout, MigrationError, PlanError,
 )
 from ansible_collections.poststack.core.plugins.module_utils.migrations.files import LAYOUTS, MigrationFile, discover
+from ansible_collections.poststack.core.plugins.module_utils.migrations.lint import LEVELS as LINT_LEVELS, Finding, lint_file
 from ansible_collections.poststack.core.plugins.module_utils.migrations.plan import (
     AppliedMigration, Plan, current_version, find_drift, plan_baseline, plan_migrate, plan_repair, plan_rollback,
 )
-from ansible_collections.poststack.core.plugins.module_utils.migrations.sqltext import check_sql, line_of
+from ansible_collections.poststack.core.plugins.module_utils.migrations.sqltext import CheckedSql, check_sql, line_of
 
 TRACKING_TABLE = "schema_migrations"
 DEFAULT_SCHEMA = "poststack"
@@ -69,6 +70,7 @@ class RunResult:
     timings_ms: Dict[str, int] = field(default_factory=dict)
     skipped: List[Dict[str, Any]] = field(default_factory=list)
     total_ms: int = 0
+    lint: List[Dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -95,6 +97,7 @@ class Settings:
     allow_out_of_order: bool = False
     log_file: Optional[str] = None
     layout: str = "auto"  # how the files are named: auto, poststack, golang-migrate, dbmate (files.LAYOUTS)
+    lint: str = "warn"  # the safe-DDL lint of pending migrations: error (nothing runs), warn, off (lint.LEVELS)
 
     def validate(self) -> None:
         if not _IDENTIFIER.match(self.tracking_schema or ""):
@@ -106,6 +109,8 @@ class Settings:
             raise MigrationError("lock_wait_timeout must be >= 0 seconds, got %r" % (self.lock_wait_timeout,))
         if self.retries is None or self.retries < 0:
             raise MigrationError("retries must be >= 0, got %r" % (self.retries,))
+        if self.lint not in LINT_LEVELS:
+            raise MigrationError("lint %r is not one of %s" % (self.lint, ", ".join(LINT_LEVELS)))
         if self.layout not in LAYOUTS:
             raise MigrationError("format %r is not one of %s" % (self.layout, ", ".join(LAYOUTS)))
         if self.retry_backoff is None or self.retry_backoff < 0:
@@ -155,7 +160,8 @@ class Engine:
         self.table = "%s.%s" % (pg_sql.Identifier(self.schema).as_string(conn), TRACKING_TABLE)
         self.key = lock_key(self.schema)
         self._locked = False
-        self.bodies: Dict[str, str] = {}
+        self.checked: Dict[str, CheckedSql] = {}
+        self.findings: List[Finding] = []
         self.session_settings: List[Tuple[str, str]] = []
 
     # -- session -------------------------------------------------------------------------------------------
@@ -326,17 +332,18 @@ class Engine:
         else:
             raise MigrationError("unknown action %r" % action)
         self._preflight(plan, files, history)
+        self._lint(plan, files)
         return plan, files, history
 
     def _preflight(self, plan: Plan, files: Sequence[MigrationFile], history: Dict[int, AppliedMigration]) -> None:
         """The SQL of every step checked before anything runs; every offending file is named in one error. The
-        text each step will run is kept (``self.bodies``, by the file's text)."""
+        text each step will run is kept (``self.checked``, by the file's text)."""
         by_version = {item.version: item for item in files}
         problems: List[str] = []
 
         def check(label: str, text: str, no_transaction: bool) -> None:
             try:
-                self.bodies[text] = check_sql(label, text, no_transaction).body
+                self.checked[text] = check_sql(label, text, no_transaction)
             except DiscoveryError as exc:
                 problems.extend(exc.details.get("problems") or [str(exc)])
 
@@ -356,9 +363,27 @@ class Engine:
     def body(self, label: str, text: str) -> str:
         """The text a transaction step runs: the file without a BEGIN/COMMIT around it (checked in the
         pre-flight)."""
-        if text not in self.bodies:
-            self.bodies[text] = check_sql(label, text, False).body
-        return self.bodies[text]
+        if text not in self.checked:
+            self.checked[text] = check_sql(label, text, False)
+        return self.checked[text].body
+
+    def _lint(self, plan: Plan, files: Sequence[MigrationFile]) -> None:
+        """The safe-DDL lint of the migrations the plan applies (lint.py); with lint=error a finding stops the
+        run before anything runs."""
+        self.findings = []
+        if self.settings.lint == "off" or plan.action != "apply":
+            return
+        by_version = {item.version: item for item in files}
+        created: set = set()
+        disabled = str(self.settings.lock_timeout).strip() in ("0", "0s", "0ms")
+        for step in plan.steps:
+            item = by_version[step.version]
+            self.findings += lint_file(item.filename, item.sql, self.checked[item.sql].statements, created, disabled)
+        for finding in self.findings:
+            self.log("lint %s" % finding.describe())
+        if self.findings and self.settings.lint == "error":
+            raise PlanError("unsafe DDL (lint=error), nothing was run: %s" % "; ".join(
+                finding.describe() for finding in self.findings), {"lint": [asdict(f) for f in self.findings]})
 
     def run(self, action: str, target_version: Optional[int] = None, dry_run: bool = False) -> RunResult:
         """Plan under the lock and execute; ``dry_run`` executes in one transaction and rolls it back."""
@@ -368,6 +393,7 @@ class Engine:
         try:
             plan, files, history = self.plan(action, target_version)
             result = RunResult(action, bool(plan.steps), dry_run, plan, plan.current_version, plan.current_version)
+            result.lint = [asdict(finding) for finding in self.findings]
             if plan.steps:
                 by_version = {item.version: item for item in files}
                 if dry_run:

@@ -259,3 +259,33 @@ def test_the_role_reads_a_golang_migrate_set_in_place(pg_database, tmp_path):
         else:
             assert proc.returncode == 0, proc.stdout[-3000:]
     assert recorded(pg_database) == sorted(LOGICAL)
+
+
+def test_the_lint_warns_in_check_mode_refuses_with_error_and_changes_nothing(pg_database, tmp_path):
+    directory = write_files(str(tmp_path / "migrations"), {
+        "001_users.sql": "CREATE TABLE users (id int, email text);\nCREATE INDEX users_id ON users (id);\n",
+    })
+    base = playbook_args(pg_database, tmp_path, directory)
+    env = dict(pg_database.env, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false")
+
+    def run(*args):
+        return subprocess.run(base[:-1] + list(args) + [base[-1]], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=240, check=False)
+
+    first = run("-e", "migrations_lint=error")  # a new table: nothing to say
+    assert first.returncode == 0 and "[WARNING]" not in first.stdout + first.stderr, first.stdout[-3000:]
+    write_files(directory, {"002_email.sql": "CREATE INDEX users_email ON users (email);\n"
+                                             "ALTER TABLE users ALTER COLUMN id TYPE bigint;\n"})
+    before = pg_database.dump()
+    checked = run("--check")
+    assert checked.returncode == 0, checked.stdout[-3000:]
+    warnings = " ".join((checked.stdout + checked.stderr).split())
+    assert "002_email.sql line 1 [require-concurrent-index-creation]" in warnings, warnings[-3000:]
+    assert "002_email.sql line 2 [changing-column-type]" in warnings
+    refused = run("-e", "migrations_lint=error")
+    out = " ".join(refused.stdout.split())
+    assert refused.returncode != 0 and "unsafe DDL (lint=error), nothing was run:" in out, out[-3000:]
+    assert "002_email.sql line 2: ALTER TABLE users ALTER COLUMN id TYPE bigint [changing-column-type]" in out
+    assert pg_database.dump() == before
+    assert run("-e", "migrations_lint=off").returncode == 0
+    assert recorded(pg_database) == [1, 2]
