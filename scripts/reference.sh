@@ -22,6 +22,8 @@ if [ "${1:-}" = --check ]; then
   echo "docs/reference/ matches the code's documentation"
   exit 0
 fi
+# A documentation block that does not parse becomes an empty page without an error: lint first.
+antsibull-docs lint-collection-docs --plugin-docs .
 rm -rf docs/reference
 cp -r "$generated" docs/reference
 echo "wrote docs/reference/ ($(find docs/reference -name '*.rst' | wc -l) pages)"

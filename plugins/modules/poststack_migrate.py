@@ -95,8 +95,8 @@ options:
     default: auto
   lint:
     description:
-      - The safe-DDL lint of the migrations a run would apply, in check mode too, before anything runs: statements
-        that lock or rewrite a table other sessions use (C(CREATE INDEX) without C(CONCURRENTLY) or C(DROP INDEX)
+      - The safe-DDL lint of the migrations a run would apply, in check mode too, before anything runs. It
+        looks for statements that lock or rewrite a table other sessions use (C(CREATE INDEX) without C(CONCURRENTLY) or C(DROP INDEX)
         without it, C(ADD CONSTRAINT) of a foreign key or check without C(NOT VALID), a unique or primary key
         without C(USING INDEX), C(ALTER COLUMN ... TYPE), C(SET NOT NULL), a column added with a volatile
         default, a serial or a stored generated column, a required column without a default, renames,
@@ -374,8 +374,8 @@ def run_migration_state(module: AnsibleModule, engine: Engine, action: str, resu
         lint=findings,
     )
     for finding in findings:
-        module.warn("%s line %d [%s]: %s; instead: %s" % (finding["file"], finding["line"], finding["rule"],
-                                                         finding["problem"], finding["safer"]))
+        module.warn("%s line %d [%s]: %s; instead: %s"
+                    % (finding["file"], finding["line"], finding["rule"], finding["problem"], finding["safer"]))
     result[RESULT_KEYS[action]] = done
     planned_after = plan.applied_after(before)
     if module.check_mode or params["dry_run"]:

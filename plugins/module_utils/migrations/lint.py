@@ -65,8 +65,8 @@ class Finding:
     safer: str
 
     def describe(self) -> str:
-        return "%s line %d: %s [%s]: %s; instead: %s" % (self.file, self.line, self.statement, self.rule,
-                                                       self.problem, self.safer)
+        return "%s line %d: %s [%s]: %s; instead: %s" % (
+            self.file, self.line, self.statement, self.rule, self.problem, self.safer)
 
 
 def _norm(name: str) -> str:
@@ -91,8 +91,8 @@ def lint_file(filename: str, text: str, statements: Iterable[Statement], created
     def add(statement: Statement, rule: str, problem: str, safer: str) -> None:
         if rule not in ignore:
             head = statement.head
-            findings.append(Finding(filename, statement.line, rule, head if len(head) <= 80 else head[:77] + "...",
-                                    problem, safer))
+            shown = head if len(head) <= 80 else head[:77] + "..."
+            findings.append(Finding(filename, statement.line, rule, shown, problem, safer))
 
     for statement in statements:
         head = statement.head

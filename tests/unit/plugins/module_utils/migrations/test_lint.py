@@ -13,8 +13,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 5))
 
 def rules(sql, created=(), no_transaction=False, lock_timeout_disabled=False):
     checked = check_sql("009_x.sql", sql, no_transaction)
-    return [(f.rule, f.line) for f in lint_file("009_x.sql", sql, checked.statements, set(created),
-                                               lock_timeout_disabled)]
+    found = lint_file("009_x.sql", sql, checked.statements, set(created), lock_timeout_disabled)
+    return [(finding.rule, finding.line) for finding in found]
 
 
 @pytest.mark.parametrize("rule, unsafe, safe", [
