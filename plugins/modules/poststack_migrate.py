@@ -57,8 +57,8 @@ options:
         any needed rollback is missing, nothing runs.
       - V(verified) compares the checksums of applied migrations with the files and runs their verify scripts
         (each in a transaction that is rolled back); fails when anything does not match. Never changes anything.
-      - V(baselined) records the versions up to O(target_version) (required) as applied without running them,
-        to adopt an existing database.
+      - V(baselined) records the versions up to O(target_version) as applied without running them, to adopt an
+        existing database; or, with O(baseline_from), the versions another tool's history table says are applied.
       - V(repaired) accepts the current files' checksums and rollback SQL for applied migrations whose files changed.
       - V(unlocked) ends the session holding the migration lock, only with O(terminate_holder=true).
     type: str
@@ -108,6 +108,21 @@ options:
     type: str
     choices: [error, warn, "off"]
     default: warn
+  baseline_from:
+    description:
+      - With O(state=baselined), adopt a database another tool migrated. Its history table says which versions
+        are applied, and those are recorded without running them (each must have a file in O(path)).
+      - V(golang-migrate) reads C(version, dirty) and takes every version up to it; a dirty one is refused.
+      - V(dbmate) reads one row per applied version.
+      - V(flyway) reads C(flyway_schema_history), undo runs included; a failed run or a dotted version is refused.
+      - Mutually exclusive with O(target_version).
+    type: str
+    choices: [golang-migrate, dbmate, flyway]
+  baseline_table:
+    description:
+      - The other tool's history table, C(schema.table). The default is C(public.schema_migrations) for
+        golang-migrate and dbmate, and C(public.flyway_schema_history) for Flyway.
+    type: str
   dry_run:
     description:
       - Execute the whole plan in one transaction and roll it back, proving that the SQL works.
@@ -326,6 +341,8 @@ def build_module() -> AnsibleModule:
         stream=dict(type="str", default="project"),
         format=dict(type="str", default="auto", choices=["auto", "poststack", "golang-migrate", "dbmate"]),
         lint=dict(type="str", default="warn", choices=["error", "warn", "off"]),
+        baseline_from=dict(type="str", choices=["golang-migrate", "dbmate", "flyway"]),
+        baseline_table=dict(type="str"),
         dry_run=dict(type="bool", default=False),
         allow_out_of_order=dict(type="bool", default=False),
         lock_wait_timeout=dict(type="float", default=60.0),
@@ -343,9 +360,11 @@ def build_module() -> AnsibleModule:
             ("state", "applied", ("path",)),
             ("state", "rolled_back", ("path", "target_version")),
             ("state", "verified", ("path",)),
-            ("state", "baselined", ("path", "target_version")),
+            ("state", "baselined", ("path",)),
+            ("state", "baselined", ("target_version", "baseline_from"), True),
             ("state", "repaired", ("path",)),
         ],
+        mutually_exclusive=[("target_version", "baseline_from")],
         supports_check_mode=True,
     )
 
@@ -407,6 +426,7 @@ def main() -> None:
         allow_out_of_order=params["allow_out_of_order"], log_file=params["log_file"],
         layout=params["format"],
         lint=params["lint"],
+        baseline_from=params["baseline_from"], baseline_table=params["baseline_table"],
     )
     try:
         result["dsn"] = connection.describe()

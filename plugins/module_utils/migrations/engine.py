@@ -23,6 +23,9 @@ except ImportError:  # the module reports missing_required_lib('psycopg')
     pg_sql = None
     HAS_PSYCOPG = False
 
+from ansible_collections.poststack.core.plugins.module_utils.migrations.adopt import (
+    DEFAULT_TABLES, TOOLS, applied_versions, read_history,
+)
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import (
     DiscoveryError, ExecutionError, LockTimeout, MigrationError, PlanError,
 )
@@ -98,6 +101,8 @@ class Settings:
     log_file: Optional[str] = None
     layout: str = "auto"  # how the files are named: auto, poststack, golang-migrate, dbmate (files.LAYOUTS)
     lint: str = "warn"  # the safe-DDL lint of pending migrations: error (nothing runs), warn, off (lint.LEVELS)
+    baseline_from: Optional[str] = None  # baseline: adopt another tool's history (adopt.TOOLS) instead of a version
+    baseline_table: Optional[str] = None  # its table, when not the tool's default (adopt.DEFAULT_TABLES)
 
     def validate(self) -> None:
         if not _IDENTIFIER.match(self.tracking_schema or ""):
@@ -111,6 +116,8 @@ class Settings:
             raise MigrationError("retries must be >= 0, got %r" % (self.retries,))
         if self.lint not in LINT_LEVELS:
             raise MigrationError("lint %r is not one of %s" % (self.lint, ", ".join(LINT_LEVELS)))
+        if self.baseline_from not in (None,) + TOOLS:
+            raise MigrationError("baseline_from %r is not one of %s" % (self.baseline_from, ", ".join(TOOLS)))
         if self.layout not in LAYOUTS:
             raise MigrationError("format %r is not one of %s" % (self.layout, ", ".join(LAYOUTS)))
         if self.retry_backoff is None or self.retry_backoff < 0:
@@ -325,6 +332,14 @@ class Engine:
             plan = plan_migrate(files, history, target_version, self.settings.allow_out_of_order)
         elif action == "rollback":
             plan = plan_rollback(files, history, target_version)
+        elif action == "baseline" and self.settings.baseline_from:
+            tool = self.settings.baseline_from
+            if target_version is not None:
+                raise PlanError("baseline takes target_version or baseline_from, not both")
+            rows = read_history(self.conn, tool, self.settings.baseline_table, self.table)
+            versions, _highest = applied_versions(tool, rows, [item.version for item in files])
+            plan = plan_baseline(files, history, None, versions,
+                                 "%s's history (%s)" % (tool, self.settings.baseline_table or DEFAULT_TABLES[tool]))
         elif action == "baseline":
             plan = plan_baseline(files, history, target_version)
         elif action == "repair":

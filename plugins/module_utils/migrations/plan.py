@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Set, Union
 
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import PlanError
 from ansible_collections.poststack.core.plugins.module_utils.migrations.files import MAX_VERSION, MigrationFile
@@ -180,16 +180,29 @@ def plan_rollback(files: Sequence[MigrationFile], history: Dict[int, AppliedMigr
     return Plan("rollback", current, target_version, steps, pending)
 
 
-def plan_baseline(files: Sequence[MigrationFile], history: Dict[int, AppliedMigration], baseline_version: int) -> Plan:
-    if baseline_version is None or baseline_version < 1:
-        raise PlanError("baseline needs target_version >= 1: the highest version the database already contains")
+def plan_baseline(files: Sequence[MigrationFile], history: Dict[int, AppliedMigration], baseline_version: Optional[int],
+                  versions: Optional[Set[int]] = None, source: str = "") -> Plan:
+    """Record versions as applied without running them: every file up to ``baseline_version``, or exactly
+    ``versions`` (what another tool's history says is applied, read by adopt.py; ``source`` names it)."""
     known = {item.version for item in files}
-    if baseline_version not in known:
-        raise PlanError("baseline version %d matches no migration file (known: %s)"
-                        % (baseline_version, _short_list(sorted(known))))
-    _refuse_drift([item for item in find_drift(files, history) if item.version <= baseline_version])
+    if versions is not None:
+        missing = sorted(versions - known)
+        if missing:
+            raise PlanError("%s records version(s) %s that no migration file has: add their files (or rename the "
+                            "files to those versions) before adopting it" % (source, _short_list(missing)))
+        baseline_version = max(versions) if versions else 0
+        if not versions:
+            return Plan("baseline", current_version(history), 0, [], [v for v in sorted(known) if v not in history])
+    else:
+        if baseline_version is None or baseline_version < 1:
+            raise PlanError("baseline needs target_version >= 1: the highest version the database already contains")
+        if baseline_version not in known:
+            raise PlanError("baseline version %d matches no migration file (known: %s)"
+                            % (baseline_version, _short_list(sorted(known))))
+        versions = {version for version in known if version <= baseline_version}
+    _refuse_drift([item for item in find_drift(files, history) if item.version in versions])
     steps = [Step("baseline", item.version, item.name, item.no_transaction, item.filename)
-             for item in files if item.version <= baseline_version and item.version not in history]
+             for item in files if item.version in versions and item.version not in history]
     above = [version for version in history if version > baseline_version]
     if steps and above:
         raise PlanError("cannot baseline to %d: versions %s are already applied above it" % (baseline_version, _short_list(above)))

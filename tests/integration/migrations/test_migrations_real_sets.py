@@ -289,3 +289,54 @@ def test_the_lint_warns_in_check_mode_refuses_with_error_and_changes_nothing(pg_
     assert pg_database.dump() == before
     assert run("-e", "migrations_lint=off").returncode == 0
     assert recorded(pg_database) == [1, 2]
+
+
+FOREIGN = {  # each tool's own history table, as it leaves it after applying versions 1 and 2 of LOGICAL_SMALL
+    "golang-migrate": "CREATE TABLE public.schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL);\n"
+                      "INSERT INTO public.schema_migrations VALUES (2, false);\n",
+    "dbmate": "CREATE TABLE public.schema_migrations (version varchar(128) PRIMARY KEY);\n"
+              "INSERT INTO public.schema_migrations VALUES ('1'), ('2');\n",
+    "flyway": "CREATE TABLE public.flyway_schema_history (installed_rank int PRIMARY KEY, version varchar(50),"
+              " description varchar(200), type varchar(20), script varchar(1000), checksum int, installed_by varchar(100),"
+              " installed_on timestamp DEFAULT now(), execution_time int, success boolean);\n"
+              "INSERT INTO public.flyway_schema_history (installed_rank, version, type, script, success) VALUES"
+              " (1, '1', 'SQL', 'V1__accounts.sql', true), (2, '2', 'SQL', 'V2__created.sql', true),"
+              " (3, '3', 'SQL', 'V3__orders.sql', true), (4, '3', 'UNDO_SQL', 'U3__orders.sql', true);\n",
+}
+
+
+@pytest.mark.parametrize("tool", sorted(FOREIGN))
+def test_a_database_another_tool_migrated_is_adopted_from_its_history(runner, pg_database, tool):
+    files = {name: text for name, text in layout_files("poststack").items() if name.startswith(("001_", "002_", "003_"))}
+    write_files(runner.directory, files)
+    with pg_database.connect() as conn:  # what the other tool did: versions 1 and 2, and its history
+        conn.execute(LOGICAL[1][0] + LOGICAL[2][0] + FOREIGN[tool])
+    before = pg_database.dump()
+    dry = runner.run("baseline", dry_run=True, baseline_from=tool)
+    assert dry.plan.versions == [1, 2] and pg_database.dump() == before
+    result = runner.run("baseline", baseline_from=tool)
+    assert result.done == [1, 2] and result.after_version == 2
+    with pg_database.connect() as conn:
+        rows = conn.execute("SELECT version, baselined FROM poststack.schema_migrations ORDER BY version").fetchall()
+        assert rows == [(1, True), (2, True)]
+    assert runner.run("baseline", baseline_from=tool).done == []  # once
+    assert runner.run().done == [3]
+
+
+def test_adopting_a_dirty_or_unknown_history_changes_nothing(runner, pg_database):
+    write_files(runner.directory, {name: text for name, text in layout_files("poststack").items()
+                                   if name.startswith(("001_", "002_"))})
+    with pg_database.connect() as conn:
+        conn.execute(FOREIGN["golang-migrate"].replace("(2, false)", "(2, true)"))
+    before = pg_database.dump()
+    with pytest.raises(m.PlanError, match="golang-migrate's history is dirty at version 2"):
+        runner.run("baseline", baseline_from="golang-migrate")
+    with pytest.raises(m.PlanError, match="flyway's history table public.flyway_schema_history does not exist"):
+        runner.run("baseline", baseline_from="flyway")
+    with pytest.raises(m.PlanError, match="does not look like dbmate's history table"):
+        runner.run("baseline", baseline_from="dbmate", baseline_table="pg_catalog.pg_class")
+    runner.run(target=1)  # poststack's own history exists now
+    before = pg_database.dump()
+    with pytest.raises(m.PlanError, match="poststack.schema_migrations is poststack's own history table"):
+        runner.run("baseline", baseline_from="dbmate", baseline_table="poststack.schema_migrations")
+    assert pg_database.dump() == before

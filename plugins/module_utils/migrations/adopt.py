@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+# Copyright: poststack developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Adopting a database another tool migrated: which versions its history table says are applied.
+
+golang-migrate keeps one row (the version, and ``dirty`` when a migration failed half-way): every version up
+to it is applied. dbmate keeps one row per applied version. Flyway keeps one row per migration run, undo runs
+included, with ``success``. A history that says a migration failed, or that holds versions poststack cannot
+name (Flyway's dotted ones), is refused: adopting it would record a state nobody knows.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, List, Optional, Sequence, Set, Tuple
+
+from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import PlanError
+
+TOOLS = ("golang-migrate", "dbmate", "flyway")
+DEFAULT_TABLES = {"golang-migrate": "public.schema_migrations", "dbmate": "public.schema_migrations",
+                  "flyway": "public.flyway_schema_history"}
+QUERIES = {
+    "golang-migrate": "SELECT version, dirty FROM {table}",
+    "dbmate": "SELECT version FROM {table}",
+    "flyway": "SELECT installed_rank, version, type, success, script FROM {table} ORDER BY installed_rank",
+}
+_TABLE = re.compile(r"^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$")
+
+
+def check_table(table: str) -> str:
+    if not _TABLE.match(table or ""):
+        raise PlanError("baseline_table %r must be [schema.]table in lower case" % (table,))
+    return table
+
+
+def _version(tool: str, value: Any) -> int:
+    text = str(value).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise PlanError("%s's history holds version %r, which is not a whole number >= 1: poststack versions are "
+                        "integers (rename the files and the history, or leave this one out)" % (tool, value))
+    return int(text)
+
+
+def applied_versions(tool: str, rows: Sequence[Tuple[Any, ...]], file_versions: Sequence[int]) -> Tuple[Set[int], int]:
+    """(the versions the tool's history says are applied, the highest of them) from its table's rows."""
+    if tool == "golang-migrate":
+        if len(rows) != 1:
+            raise PlanError("golang-migrate's history holds %d rows; it keeps exactly one (the version)" % len(rows))
+        version, dirty = rows[0]
+        if dirty:
+            raise PlanError("golang-migrate's history is dirty at version %s: that migration failed half-way. Repair "
+                            "the schema by hand and clear the flag (migrate force %s) first" % (version, version))
+        highest = _version(tool, version)
+        return {v for v in file_versions if v <= highest} | {highest}, highest
+    if tool == "dbmate":
+        versions = {_version(tool, row[0]) for row in rows}
+        return versions, max(versions) if versions else 0
+    applied: Set[int] = set()
+    for rank, version, kind, success, script in rows:
+        if not success:
+            raise PlanError("flyway's history records a failed run (installed_rank %s, %s): repair it with flyway "
+                            "first" % (rank, script))
+        if version is None or kind in ("SCHEMA", "DELETE"):  # repeatable migrations, the schema-creation marker
+            continue
+        number = _version(tool, version)
+        if kind == "UNDO_SQL":
+            applied.discard(number)
+        else:  # SQL, BASELINE, JDBC...
+            applied.add(number)
+    return applied, max(applied) if applied else 0
+
+
+def read_history(conn: Any, tool: str, table: Optional[str], own_table: str) -> List[Tuple[Any, ...]]:
+    """The rows of the other tool's history table (never poststack's own)."""
+    table = check_table(table or DEFAULT_TABLES[tool])
+    found = conn.execute("SELECT to_regclass(%s)::text", (table,)).fetchone()[0]
+    if found is None:
+        raise PlanError("%s's history table %s does not exist in this database: name it with baseline_table" % (tool, table))
+    if found.replace('"', "") == own_table.replace('"', ""):
+        raise PlanError("%s is poststack's own history table, not %s's: name the other tool's with baseline_table"
+                        % (table, tool))
+    try:
+        return [tuple(row) for row in conn.execute(QUERIES[tool].format(table=table)).fetchall()]
+    except Exception as exc:  # pylint: disable=broad-except  # a table of that name with other columns
+        raise PlanError("%s does not look like %s's history table: %s" % (table, tool, str(exc).splitlines()[0]))
