@@ -264,7 +264,7 @@ failed_version:
   type: int
 lint:
   description: The lint's findings for the migrations the run applied or would apply (O(lint)).
-  returned: always
+  returned: when state is applied, rolled_back, baselined or repaired
   type: list
   elements: dict
   sample: [{"file": "004_idx.sql", "line": 2, "rule": "require-concurrent-index-creation",

@@ -44,6 +44,8 @@ def _version(tool: str, value: Any) -> int:
 def applied_versions(tool: str, rows: Sequence[Tuple[Any, ...]], file_versions: Sequence[int]) -> Tuple[Set[int], int]:
     """(the versions the tool's history says are applied, the highest of them) from its table's rows."""
     if tool == "golang-migrate":
+        if not rows:  # after a full "migrate down"
+            return set(), 0
         if len(rows) != 1:
             raise PlanError("golang-migrate's history holds %d rows; it keeps exactly one (the version)" % len(rows))
         version, dirty = rows[0]
@@ -63,23 +65,34 @@ def applied_versions(tool: str, rows: Sequence[Tuple[Any, ...]], file_versions: 
         if version is None or kind in ("SCHEMA", "DELETE"):  # repeatable migrations, the schema-creation marker
             continue
         number = _version(tool, version)
-        if kind == "UNDO_SQL":
+        if str(kind).startswith("UNDO"):  # UNDO_SQL, UNDO_JDBC, UNDO_SCRIPT...
             applied.discard(number)
-        else:  # SQL, BASELINE, JDBC...
+        elif str(kind).endswith("BASELINE"):  # BASELINE, SQL_BASELINE...: everything up to it was there
+            applied |= {v for v in file_versions if v <= number} | {number}
+        else:  # SQL, JDBC, SCRIPT...
             applied.add(number)
     return applied, max(applied) if applied else 0
 
 
+COLUMNS = {"golang-migrate": ({"version", "dirty"}, set()), "dbmate": ({"version"}, {"dirty"}),
+           "flyway": ({"installed_rank", "version", "type", "success", "script"}, set())}
+
+
 def read_history(conn: Any, tool: str, table: Optional[str], own_table: str) -> List[Tuple[Any, ...]]:
-    """The rows of the other tool's history table (never poststack's own)."""
+    """The rows of the other tool's history table: never poststack's own (compared by object, not by name), and
+    only a table with that tool's columns (golang-migrate and dbmate both default to public.schema_migrations)."""
     table = check_table(table or DEFAULT_TABLES[tool])
-    found = conn.execute("SELECT to_regclass(%s)::text", (table,)).fetchone()[0]
+    found, own = conn.execute("SELECT to_regclass(%s)::oid, to_regclass(%s)::oid", (table, own_table)).fetchone()
     if found is None:
         raise PlanError("%s's history table %s does not exist in this database: name it with baseline_table" % (tool, table))
-    if found.replace('"', "") == own_table.replace('"', ""):
+    if found == own:
         raise PlanError("%s is poststack's own history table, not %s's: name the other tool's with baseline_table"
                         % (table, tool))
-    try:
-        return [tuple(row) for row in conn.execute(QUERIES[tool].format(table=table)).fetchall()]
-    except Exception as exc:  # pylint: disable=broad-except  # a table of that name with other columns
-        raise PlanError("%s does not look like %s's history table: %s" % (table, tool, str(exc).splitlines()[0]))
+    columns = {row[0] for row in conn.execute(
+        "SELECT attname::text FROM pg_attribute WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped", (found,))}
+    needed, absent = COLUMNS[tool]
+    if not needed <= columns or absent & columns:
+        raise PlanError("%s does not look like %s's history table (columns %s; it has %s)" % (
+            table, tool, ", ".join(sorted(needed)) + ("" if not absent else ", without " + ", ".join(sorted(absent))),
+            ", ".join(sorted(columns))))
+    return [tuple(row) for row in conn.execute(QUERIES[tool].format(table=table)).fetchall()]

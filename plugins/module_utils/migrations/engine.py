@@ -192,13 +192,15 @@ class Engine:
     def reset_session_sql(self) -> str:
         """What puts the session back as the run found it before each migration but the first: settings made by
         an earlier migration (``SET search_path``, ``SET ROLE``...), its temporary tables and LISTENs do not
-        reach the next one, whether both run in one run or in two. The engine's own settings are made again;
-        the migration lock (session-level) stays."""
+        reach the next one, whether both run in one run or in two. ``RESET ROLE`` after ``RESET SESSION
+        AUTHORIZATION`` restores a role the login gets by default (``ALTER ROLE ... SET role``, ``-c role=``),
+        which the latter alone drops. The engine's own settings are made again; the migration lock
+        (session-level) stays."""
         literal = pg_sql.Literal
         again = ", ".join("set_config(%s, %s, false)" % (literal(name).as_string(self.conn),
                                                          literal(value).as_string(self.conn))
                           for name, value in self.session_settings)
-        return ("RESET ALL;\nRESET SESSION AUTHORIZATION;\nDISCARD TEMP;\nUNLISTEN *;\n%s"
+        return ("RESET ALL;\nRESET SESSION AUTHORIZATION;\nRESET ROLE;\nDISCARD TEMP;\nUNLISTEN *;\n%s"
                 % ("SELECT %s;\n" % again if again else ""))
 
     def acquire_lock(self) -> None:
@@ -477,8 +479,9 @@ class Engine:
             reason = self.should_stop() if index and self.should_stop is not None else None
             if reason:
                 raise ExecutionError(
-                    "stopped before %03d_%s: %s. The %d migration(s) before it are applied and recorded, nothing of "
-                    "this one ran; run again to go on" % (step.version, step.name, reason, index),
+                    "stopped before %s%03d_%s: %s. The %d step(s) before it are done and recorded, nothing of this "
+                    "one ran; run again to go on" % ("the rollback of " if step.action == "rollback" else "",
+                                                     step.version, step.name, reason, index),
                     {"stopped": True})
             reset = self.reset_session_sql() if index else ""
             if reset and step.no_transaction:

@@ -28,7 +28,7 @@ MAX_VERSION = 2 ** 63 - 1
 
 _FILE_NAME = re.compile(r"^(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)(?P<kind>\.rollback|\.verify)?\.sql$")
 _GOLANG_MIGRATE_NAME = re.compile(r"^(?P<version>[0-9]+)_(?P<name>[^/]+?)\.(?P<kind>up|down)\.sql$")
-_DBMATE_MARKER = re.compile(r"^--\s*migrate:(?P<part>up|down)(?P<options>[^\n]*)$", re.MULTILINE)
+_DBMATE_MARKER = re.compile(r"^--[ \t]*migrate:(?P<part>up|down)(?=[ \t]|$)(?P<options>[^\n]*)$", re.MULTILINE)
 LAYOUTS = ("auto", "poststack", "golang-migrate", "dbmate")
 
 
@@ -199,7 +199,7 @@ def _dbmate_parts(path: str, text: str) -> Optional[Tuple[str, bool, Optional[st
     if parts not in (["up"], ["up", "down"]):
         raise DiscoveryError("%s: dbmate markers must be one '-- migrate:up' and at most one '-- migrate:down' after "
                              "it; found %s" % (path, ", ".join("migrate:" + part for part in parts)))
-    if text[:markers[0].start()].strip():
+    if not _is_blank_sql(text[:markers[0].start()]):  # comments above it are fine, as in dbmate
         raise DiscoveryError("%s: SQL before '-- migrate:up' belongs to neither part; move it below the marker" % path)
     for marker in markers:
         options = marker.group("options").split()

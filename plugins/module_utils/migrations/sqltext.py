@@ -23,7 +23,7 @@ _WRAP_BEGIN = re.compile(r"^(begin(\s+(work|transaction))?|start\s+transaction)$
 _WRAP_BEGIN_WITH_MODES = re.compile(r"^(begin|start\s+transaction)\b", re.IGNORECASE)
 _WRAP_COMMIT = re.compile(r"^(commit|end)(\s+(work|transaction))?$", re.IGNORECASE)
 # Savepoints work inside the migration's transaction.
-_SAVEPOINT = re.compile(r"^(savepoint|release|rollback\s+to)\b", re.IGNORECASE)
+_SAVEPOINT = re.compile(r"^(savepoint|release|rollback(\s+(work|transaction))?\s+to)\b", re.IGNORECASE)
 _NEEDS_NO_TRANSACTION = re.compile(
     r"^(create\s+(unique\s+)?index\s+concurrently|drop\s+index\s+concurrently|reindex\b.*\bconcurrently\b|vacuum\b"
     r"|create\s+database|drop\s+database|alter\s+system|create\s+tablespace|drop\s+tablespace"
@@ -31,6 +31,7 @@ _NEEDS_NO_TRANSACTION = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _PSQL_META = re.compile(r"^\\[a-zA-Z!?]")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
 
 class SqlLexError(ValueError):
@@ -136,8 +137,22 @@ def split_sql(text: str) -> List[Statement]:
     statements: List[Statement] = []
     start = 0
     first_token: Optional[int] = None
+    atomic, previous = 0, ""  # inside a BEGIN ATOMIC ... END body (SQL-standard function bodies): how deep
     for kind, begin, end in list(_scan(text)) + [("semicolon", len(text), len(text))]:
+        if kind == "code":
+            for word in _WORD.findall(text, begin, end):
+                word = word.lower()
+                if previous == "begin" and word == "atomic" and not atomic:
+                    atomic = 1
+                elif atomic and word == "case":
+                    atomic += 1
+                elif atomic and word == "end":
+                    atomic -= 1
+                previous = word
+        if kind == "semicolon" and atomic and end < len(text):
+            continue  # a semicolon inside the body: the statement goes on
         if kind == "semicolon":
+            atomic, previous = 0, ""
             if first_token is not None:
                 statements.append(Statement(sql=text[start:begin].strip(), line=line_of(text, first_token),
                                             start=first_token, end=end))

@@ -335,8 +335,37 @@ def test_adopting_a_dirty_or_unknown_history_changes_nothing(runner, pg_database
         runner.run("baseline", baseline_from="flyway")
     with pytest.raises(m.PlanError, match="does not look like dbmate's history table"):
         runner.run("baseline", baseline_from="dbmate", baseline_table="pg_catalog.pg_class")
+    with pytest.raises(m.PlanError, match=r"public.schema_migrations does not look like dbmate's history table "
+                                          r"\(columns version, without dirty; it has dirty, version\)"):
+        runner.run("baseline", baseline_from="dbmate")  # golang-migrate's table, at dbmate's default place
     runner.run(target=1)  # poststack's own history exists now
     before = pg_database.dump()
     with pytest.raises(m.PlanError, match="poststack.schema_migrations is poststack's own history table"):
         runner.run("baseline", baseline_from="dbmate", baseline_table="poststack.schema_migrations")
     assert pg_database.dump() == before
+    assert pg_database.dump() == before
+
+
+def test_a_role_the_login_gets_by_default_stays_for_every_migration_of_a_run(runner, pg_database):
+    """ALTER ... SET role: the session's role from the start. The clean session of each migration keeps it (RESET
+    SESSION AUTHORIZATION alone would make the login user current again)."""
+    owner = "owner_%s" % pg_database.name[-12:]
+    write_files(runner.directory, {"001_a.sql": "CREATE TABLE a (id int);\n", "002_b.sql": "CREATE TABLE b (id int);\n",
+                                   "003_c.sql": "SET ROLE NONE;\nCREATE TABLE c (id int);\n", "004_d.sql": "CREATE TABLE d ();\n"})
+    with pg_database.connect() as conn:
+        conn.execute("CREATE ROLE %s NOLOGIN" % owner)
+        conn.execute("GRANT ALL ON DATABASE %s TO %s" % (pg_database.name, owner))
+        conn.execute("GRANT ALL ON SCHEMA public TO %s" % owner)
+        conn.execute("ALTER DATABASE %s SET role = %s" % (pg_database.name, owner))
+    try:
+        assert runner.run().done == [1, 2, 3, 4]
+        with pg_database.connect() as conn:
+            owners = dict(conn.execute("SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'").fetchall())
+            login = conn.execute("SELECT session_user").fetchone()[0]
+        assert owners == {"a": owner, "b": owner, "c": login, "d": owner}, owners
+    finally:
+        with pg_database.connect() as conn:
+            conn.execute("SET ROLE NONE")  # this connection got the database's role too
+            conn.execute("ALTER DATABASE %s RESET role" % pg_database.name)
+            conn.execute("DROP OWNED BY %s" % owner)
+            conn.execute("DROP ROLE %s" % owner)

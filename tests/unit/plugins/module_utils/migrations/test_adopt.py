@@ -13,6 +13,7 @@ def test_golang_migrate_keeps_one_row_and_everything_up_to_it_is_applied():
     assert applied_versions("golang-migrate", [("4", False)], FILES) == ({1, 2, 3, 4}, 4)  # 4 has no file
     with pytest.raises(PlanError, match="dirty at version 3: that migration failed half-way.*migrate force 3"):
         applied_versions("golang-migrate", [(3, True)], FILES)
+    assert applied_versions("golang-migrate", [], FILES) == (set(), 0)  # after a full migrate down
     with pytest.raises(PlanError, match="holds 2 rows"):
         applied_versions("golang-migrate", [(3, False), (4, False)], FILES)
 
@@ -28,6 +29,9 @@ def test_flyway_runs_in_order_undo_included():
             (3, "2", "SQL", True, "V2__b.sql"), (4, None, "SQL", True, "R__views.sql"), (5, "3", "SQL", True, "V3__c.sql"),
             (6, "3", "UNDO_SQL", True, "U3__c.sql")]
     assert applied_versions("flyway", rows, FILES) == ({1, 2}, 2)
+    baseline = [(1, "3", "BASELINE", True, "<< Flyway Baseline >>"), (2, "5", "SQL", True, "V5__e.sql"),
+                (3, "5", "UNDO_SCRIPT", True, "U5__e.sh")]
+    assert applied_versions("flyway", baseline, FILES) == ({1, 2, 3}, 3)
     with pytest.raises(PlanError, match=r"failed run \(installed_rank 7, V5__e.sql\)"):
         applied_versions("flyway", rows + [(7, "5", "SQL", False, "V5__e.sql")], FILES)
     with pytest.raises(PlanError, match="version '1.1', which is not a whole number"):

@@ -180,3 +180,10 @@ def test_layout_errors_name_the_file(tmp_path, files, layout, fragment):
     with pytest.raises(DiscoveryError) as caught:
         discover(write(tmp_path, files), layout)
     assert fragment in str(caught.value)
+
+
+def test_dbmate_comments_above_the_marker_and_look_alike_lines(tmp_path):
+    text = ("-- Created by someone\n\n-- migrate:up\nCREATE TABLE a ();\n"
+            "-- migrate:upgrade notes: none\n-- migrate:down\nDROP TABLE a;\n")
+    item = discover(write(tmp_path, {"1_a.sql": text}))[0]
+    assert "migrate:upgrade" in item.sql and item.rollback_sql.strip().endswith("DROP TABLE a;")

@@ -95,3 +95,32 @@ def test_the_collections_and_the_examples_migrations_are_clean():
         for item in discover(directory):
             checked = check_sql(item.filename, item.sql, item.no_transaction)
             assert lint_file(item.filename, item.sql, checked.statements, created) == [], directory
+
+
+@pytest.mark.parametrize("sql, expected", [
+    # a column called "type" is not a type change
+    ("ALTER TABLE t ALTER COLUMN type SET DEFAULT 'x';", []),
+    ("ALTER TABLE t ALTER COLUMN type DROP NOT NULL;", []),
+    ("ALTER TABLE t ALTER COLUMN type TYPE text;", ["changing-column-type"]),
+    ("ALTER TABLE t RENAME COLUMN type TO kind;", ["renaming-column"]),
+    # commas inside parentheses and strings do not end an action; each action is linted
+    ("ALTER TABLE t ADD COLUMN price numeric(10,2) NOT NULL;", ["adding-required-field"]),
+    ("ALTER TABLE t ADD COLUMN price numeric(10,2) DEFAULT random();", ["adding-field-with-volatile-default"]),
+    ("ALTER TABLE t ADD COLUMN c text GENERATED ALWAYS AS (coalesce(a, b)) STORED;",
+     ["adding-field-with-volatile-default"]),
+    ("ALTER TABLE t ADD COLUMN c text DEFAULT 'a,b' NOT NULL, ADD COLUMN d int;", []),
+    ("ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID, ADD CONSTRAINT f FOREIGN KEY (u) REFERENCES u (id);",
+     ["adding-foreign-key-constraint"]),
+    ("ALTER TABLE t ADD COLUMN a int, ALTER COLUMN b TYPE bigint, ALTER COLUMN c SET NOT NULL;",
+     ["changing-column-type", "adding-not-nullable-field"]),
+])
+def test_actions_are_linted_one_by_one(sql, expected):
+    assert [rule for rule, _line in rules(sql)] == expected
+
+
+def test_a_first_deployment_warns_about_nothing_even_without_a_lock_timeout():
+    sql = ("CREATE TABLE n (a int);\nALTER TABLE n ADD COLUMN b int NOT NULL;\nCREATE INDEX n_a ON n (a);\n"
+           "DROP INDEX n_a;\nDROP INDEX IF EXISTS public.n_a CASCADE;\n")
+    assert rules(sql, lock_timeout_disabled=True) == []
+    assert rules("DROP INDEX old_idx;", lock_timeout_disabled=True) == [
+        ("require-timeout-settings", 1), ("require-concurrent-index-deletion", 1)]

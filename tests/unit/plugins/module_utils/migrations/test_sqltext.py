@@ -129,3 +129,17 @@ def test_every_problem_of_a_file_is_named_in_one_error():
     assert [p.split(":")[0] for p in problems] == ["004_d.sql line 1", "004_d.sql line 3", "004_d.sql line 4",
                                                    "004_d.sql line 5"]
     assert all(p in str(caught.value) for p in problems)
+
+
+def test_a_sql_standard_function_body_is_one_statement():
+    text = ("CREATE FUNCTION add(a int, b int) RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n  SELECT CASE WHEN a > 0 THEN a "
+            "ELSE 0 END;\n  SELECT a + b;\nEND;\nCREATE TABLE after_it (id int);\n")
+    assert [s.line for s in split_sql(text)] == [1, 6]
+    checked = check_sql("007_f.sql", "BEGIN;\n" + text + "COMMIT;\n", False)
+    assert checked.unwrapped and [s.line for s in checked.statements] == [2, 7]
+
+
+@pytest.mark.parametrize("savepoint", ["ROLLBACK TO SAVEPOINT a", "ROLLBACK TRANSACTION TO SAVEPOINT a",
+                                       "rollback work to a", "RELEASE SAVEPOINT a", "RELEASE a"])
+def test_every_spelling_of_a_savepoint_works_inside(savepoint):
+    assert len(check_sql("f", "SAVEPOINT a;\n%s;" % savepoint, False).statements) == 2
