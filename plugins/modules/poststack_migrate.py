@@ -35,6 +35,7 @@ author:
   - poststack developers (@poststack)
 extends_documentation_fragment:
   - poststack.core.postgres
+  - poststack.core.migration_files
   - poststack.core.attributes
   - poststack.core.attributes.actiongroup_poststack
 attributes:
@@ -81,18 +82,6 @@ options:
         without their version numbers clashing. The collection's own core schema uses V(core).
     type: str
     default: project
-  format:
-    description:
-      - How the files in O(path) are named and laid out, read in place without renaming.
-      - V(poststack) is C(NNN_name.sql) with C(NNN_name.rollback.sql) and C(NNN_name.verify.sql).
-      - V(golang-migrate) is C(NNN_title.up.sql) with C(NNN_title.down.sql).
-      - V(dbmate) is one C(NNN_name.sql) per version with a C(-- migrate:up) and an optional C(-- migrate:down)
-        part (C(transaction:false) on a marker line runs that part without a transaction).
-      - V(auto) takes each file as its name and content say; with any other value a file of another layout is
-        an error that names it.
-    type: str
-    choices: [auto, poststack, golang-migrate, dbmate]
-    default: auto
   lint:
     description:
       - The safe-DDL lint of the migrations a run would apply, in check mode too, before anything runs. It
@@ -325,7 +314,7 @@ from ansible_collections.poststack.core.plugins.module_utils.database import (
     HAS_PSYCOPG, PSYCOPG_IMPORT_ERROR, ConnectionSettingsError, connect, connection_argument_spec, settings_from_params,
 )
 from ansible_collections.poststack.core.plugins.module_utils.migrations import (
-    Engine, MigrationError, Settings, current_version,
+    FORMAT_ARGUMENT_SPEC, Engine, MigrationError, Settings, current_version,
 )
 
 ACTIONS = {"applied": "apply", "rolled_back": "rollback", "baselined": "baseline", "repaired": "repair"}
@@ -339,7 +328,7 @@ def build_module() -> AnsibleModule:
         target_version=dict(type="int"),
         tracking_schema=dict(type="str", default="poststack"),
         stream=dict(type="str", default="project"),
-        format=dict(type="str", default="auto", choices=["auto", "poststack", "golang-migrate", "dbmate"]),
+        **FORMAT_ARGUMENT_SPEC,
         lint=dict(type="str", default="warn", choices=["error", "warn", "off"]),
         baseline_from=dict(type="str", choices=["golang-migrate", "dbmate", "flyway"]),
         baseline_table=dict(type="str"),

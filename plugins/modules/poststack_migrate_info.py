@@ -18,6 +18,7 @@ author:
   - poststack developers (@poststack)
 extends_documentation_fragment:
   - poststack.core.postgres
+  - poststack.core.migration_files
   - poststack.core.attributes
   - poststack.core.attributes.info_module
   - poststack.core.attributes.actiongroup_poststack
@@ -33,18 +34,6 @@ options:
     description: Namespace of the versions in the history table (V(core) for the collection's own schema).
     type: str
     default: project
-  format:
-    description:
-      - How the files in O(path) are named and laid out, read in place without renaming.
-      - V(poststack) is C(NNN_name.sql) with C(NNN_name.rollback.sql) and C(NNN_name.verify.sql).
-      - V(golang-migrate) is C(NNN_title.up.sql) with C(NNN_title.down.sql).
-      - V(dbmate) is one C(NNN_name.sql) per version with a C(-- migrate:up) and an optional C(-- migrate:down)
-        part (C(transaction:false) on a marker line runs that part without a transaction).
-      - V(auto) takes each file as its name and content say; with any other value a file of another layout is
-        an error that names it.
-    type: str
-    choices: [auto, poststack, golang-migrate, dbmate]
-    default: auto
 seealso:
   - module: poststack.core.poststack_migrate
 """
@@ -109,7 +98,9 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.poststack.core.plugins.module_utils.database import (
     HAS_PSYCOPG, PSYCOPG_IMPORT_ERROR, ConnectionSettingsError, connect, connection_argument_spec, settings_from_params,
 )
-from ansible_collections.poststack.core.plugins.module_utils.migrations import Engine, MigrationError, Settings
+from ansible_collections.poststack.core.plugins.module_utils.migrations import (
+    FORMAT_ARGUMENT_SPEC, Engine, MigrationError, Settings,
+)
 
 
 def main() -> None:
@@ -117,7 +108,7 @@ def main() -> None:
         path=dict(type="path"),
         tracking_schema=dict(type="str", default="poststack"),
         stream=dict(type="str", default="project"),
-        format=dict(type="str", default="auto", choices=["auto", "poststack", "golang-migrate", "dbmate"]),
+        **FORMAT_ARGUMENT_SPEC,
     )
     spec.update(connection_argument_spec())
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)

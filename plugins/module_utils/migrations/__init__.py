@@ -29,7 +29,7 @@ from ansible_collections.poststack.core.plugins.module_utils.migrations.errors i
     DiscoveryError, ExecutionError, LockTimeout, MigrationError, PlanError,
 )
 from ansible_collections.poststack.core.plugins.module_utils.migrations.files import (
-    MAX_VERSION, MigrationFile, checksum, discover, has_no_transaction_marker, normalise_text,
+    FORMAT_ARGUMENT_SPEC, MAX_VERSION, MigrationFile, checksum, discover, has_no_transaction_marker, normalise_text,
 )
 from ansible_collections.poststack.core.plugins.module_utils.migrations.plan import (
     AppliedMigration, Drift, Plan, Step, current_version, find_drift, plan_baseline, plan_migrate, plan_repair,
@@ -51,6 +51,7 @@ __all__ = [
     "LOCK_NOT_AVAILABLE",
     "LockHolder",
     "LockTimeout",
+    "FORMAT_ARGUMENT_SPEC",
     "MAX_VERSION",
     "MigrationError",
     "MigrationFile",

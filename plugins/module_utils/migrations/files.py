@@ -30,6 +30,8 @@ _FILE_NAME = re.compile(r"^(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9][A-Za-z0-9_-]
 _GOLANG_MIGRATE_NAME = re.compile(r"^(?P<version>[0-9]+)_(?P<name>[^/]+?)\.(?P<kind>up|down)\.sql$")
 _DBMATE_MARKER = re.compile(r"^--[ \t]*migrate:(?P<part>up|down)(?=[ \t]|$)(?P<options>[^\n]*)$", re.MULTILINE)
 LAYOUTS = ("auto", "poststack", "golang-migrate", "dbmate")
+# The modules' option for it (documented once, in the doc fragment poststack.core.migration_files).
+FORMAT_ARGUMENT_SPEC = {"format": {"type": "str", "default": "auto", "choices": list(LAYOUTS)}}
 
 
 def normalise_text(text: str) -> str:

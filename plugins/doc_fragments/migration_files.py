@@ -1,0 +1,26 @@
+# -*- coding: utf-8 -*-
+# Copyright: poststack developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    """How migration files are laid out: the option poststack_migrate and poststack_migrate_info share (their
+    argument spec is migrations.FORMAT_ARGUMENT_SPEC)."""
+
+    DOCUMENTATION = r"""
+options:
+  format:
+    description:
+      - How the files in O(path) are named and laid out, read in place without renaming.
+      - V(poststack) is C(NNN_name.sql) with C(NNN_name.rollback.sql) and C(NNN_name.verify.sql).
+      - V(golang-migrate) is C(NNN_title.up.sql) with C(NNN_title.down.sql).
+      - V(dbmate) is one C(NNN_name.sql) per version with a C(-- migrate:up) and an optional C(-- migrate:down)
+        part (C(transaction:false) on a marker line runs that part without a transaction).
+      - V(auto) takes each file as its name and content say; with any other value a file of another layout is
+        an error that names it.
+    type: str
+    choices: [auto, poststack, golang-migrate, dbmate]
+    default: auto
+"""
