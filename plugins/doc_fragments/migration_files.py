@@ -18,9 +18,11 @@ options:
       - V(golang-migrate) is C(NNN_title.up.sql) with C(NNN_title.down.sql).
       - V(dbmate) is one C(NNN_name.sql) per version with a C(-- migrate:up) and an optional C(-- migrate:down)
         part (C(transaction:false) on a marker line runs that part without a transaction).
+      - V(flyway) is C(VNNN__description.sql) with the undo C(UNNN__description.sql); versions must be whole
+        numbers, and repeatable C(R__) migrations are refused (not supported yet).
       - V(auto) takes each file as its name and content say; with any other value a file of another layout is
         an error that names it.
     type: str
-    choices: [auto, poststack, golang-migrate, dbmate]
+    choices: [auto, poststack, golang-migrate, dbmate, flyway]
     default: auto
 """

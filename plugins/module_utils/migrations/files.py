@@ -8,7 +8,9 @@ Three layouts are read in place, file by file (``layout`` ``auto``) or one only:
 - ``poststack``: ``NNN_name.sql``, ``NNN_name.rollback.sql``, ``NNN_name.verify.sql``;
 - ``golang-migrate``: ``NNN_title.up.sql``, ``NNN_title.down.sql``;
 - ``dbmate``: ``NNN_name.sql`` holding ``-- migrate:up`` and ``-- migrate:down`` parts (``transaction:false``
-  on a marker: that part runs without a transaction).
+  on a marker: that part runs without a transaction);
+- ``flyway``: ``VNNN__description.sql`` with the undo ``UNNN__description.sql`` (whole-number versions; repeatable
+  ``R__`` migrations are not taken yet).
 """
 
 from __future__ import annotations
@@ -28,8 +30,13 @@ MAX_VERSION = 2 ** 63 - 1
 
 _FILE_NAME = re.compile(r"^(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)(?P<kind>\.rollback|\.verify)?\.sql$")
 _GOLANG_MIGRATE_NAME = re.compile(r"^(?P<version>[0-9]+)_(?P<name>[^/]+?)\.(?P<kind>up|down)\.sql$")
+_FLYWAY_NAME = re.compile(r"^(?P<kind>[VU])(?P<version>[0-9]+(?:[._][0-9]+)*)__(?P<name>.+)\.sql$")
+_FLYWAY_REPEATABLE = re.compile(r"^R__.+\.sql$")
+# Which formats take a name of each shape (a dbmate file is named as poststack's are).
+_NAME_FORMATS = {"poststack": ("auto", "poststack", "dbmate"), "golang-migrate": ("auto", "golang-migrate"),
+                 "flyway": ("auto", "flyway")}
 _DBMATE_MARKER = re.compile(r"^--[ \t]*migrate:(?P<part>up|down)(?=[ \t]|$)(?P<options>[^\n]*)$", re.MULTILINE)
-LAYOUTS = ("auto", "poststack", "golang-migrate", "dbmate")
+LAYOUTS = ("auto", "poststack", "golang-migrate", "dbmate", "flyway")
 # The modules' option for it (documented once, in the doc fragment poststack.core.migration_files).
 FORMAT_ARGUMENT_SPEC = {"format": {"type": "str", "default": "auto", "choices": list(LAYOUTS)}}
 
@@ -138,26 +145,31 @@ def discover(directory: str, layout: str = "auto") -> List[MigrationFile]:
         if not os.path.isfile(path):
             problems.append("%s: is not a regular file; replace it with one" % entry)
             continue
-        match = _FILE_NAME.match(entry)
-        golang = None if match else _GOLANG_MIGRATE_NAME.match(entry)
-        if not match and not golang:
+        parsed = _parse_name(entry)
+        if _FLYWAY_REPEATABLE.match(entry):
+            problems.append("%s: Flyway's repeatable migrations (R__) are not supported yet; keep them out of this "
+                            "directory (run them another way) or turn each into a versioned migration" % entry)
+            continue
+        if parsed is None:
             problems.append(
                 "%s: cannot parse the name; use NNN_name.sql, NNN_name.rollback.sql or NNN_name.verify.sql "
                 "(NNN digits, name of letters, digits, _ and -), or golang-migrate's NNN_title.up.sql and "
-                "NNN_title.down.sql" % entry
+                "NNN_title.down.sql, or Flyway's VNNN__description.sql and UNNN__description.sql" % entry
             )
             continue
-        if golang and layout not in ("auto", "golang-migrate") or match and layout == "golang-migrate":
+        shape, version_text, name, kind = parsed
+        if layout not in _NAME_FORMATS[shape]:
             problems.append("%s: is not a %s name (format %s); rename it or set the format to auto"
                             % (entry, layout, layout))
             continue
-        match = match or golang
-        version = int(match.group("version"))
+        if not version_text.isdigit():
+            problems.append("%s: version %s is not a whole number; poststack versions are integers: rename the file"
+                            % (entry, version_text))
+            continue
+        version = int(version_text)
         if version < 1 or version > MAX_VERSION:
             problems.append("%s: version %d is out of range 1..%d" % (entry, version, MAX_VERSION))
             continue
-        name = match.group("name")
-        kind = {"up": None, "down": ".rollback"}.get(match.group("kind"), match.group("kind"))
         target = migrations if kind is None else (rollbacks if kind == ".rollback" else verifies)
         if version in target:
             existing = target[version]
@@ -172,9 +184,7 @@ def discover(directory: str, layout: str = "auto") -> List[MigrationFile]:
         for version, (name, entry) in sorted(attached.items()):
             owner = migrations.get(version)
             if owner is None:
-                problems.append("%s: %s script without its migration %s" % (
-                    entry, label, "%s_%s.up.sql" % (entry.split("_", 1)[0], name) if entry.endswith(".down.sql")
-                    else "%03d_%s.sql" % (version, name)))
+                problems.append("%s: %s script without its migration %s" % (entry, label, _migration_name(entry, name)))
             elif owner["name"] != name:
                 problems.append("%s: %s script name does not match its migration %s" % (entry, label, owner["file"]))
     # The contents of every file that has a usable name are read even when other files have problems, so that one
@@ -189,6 +199,30 @@ def discover(directory: str, layout: str = "auto") -> List[MigrationFile]:
     if problems:
         raise DiscoveryError("invalid migration files in %s: %s" % (directory, "; ".join(problems)), {"problems": problems})
     return result
+
+
+def _parse_name(entry: str) -> Optional[Tuple[str, str, str, Optional[str]]]:
+    """(the layout the name belongs to, the version as written, the name, None or .rollback or .verify)."""
+    match = _FILE_NAME.match(entry)
+    if match:
+        return "poststack", match.group("version"), match.group("name"), match.group("kind")
+    match = _GOLANG_MIGRATE_NAME.match(entry)
+    if match:
+        return "golang-migrate", match.group("version"), match.group("name"), \
+            None if match.group("kind") == "up" else ".rollback"
+    match = _FLYWAY_NAME.match(entry)
+    if match:
+        return "flyway", match.group("version"), match.group("name"), None if match.group("kind") == "V" else ".rollback"
+    return None
+
+
+def _migration_name(entry: str, name: str) -> str:
+    """The migration a rollback or verify script belongs to, named in its own layout."""
+    if entry.endswith(".down.sql"):
+        return "%s_%s.up.sql" % (entry.split("_", 1)[0], name)
+    if entry.startswith("U"):
+        return "V%s" % entry[1:]
+    return "%s_%s.sql" % (entry.split("_", 1)[0], name)
 
 
 def _dbmate_parts(path: str, text: str) -> Optional[Tuple[str, bool, Optional[str], bool]]:

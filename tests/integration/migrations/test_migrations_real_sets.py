@@ -212,13 +212,17 @@ def layout_files(layout):
         elif layout == "golang-migrate":
             marker = "-- poststack:no-transaction\n" if up is None else ""
             files[name + ".up.sql"], files[name + ".down.sql"] = marker + (up or CIC_UP), down or CIC_DOWN
+        elif layout == "flyway":
+            marker = "-- poststack:no-transaction\n" if up is None else ""
+            described = "%d__step%d.sql" % (version, version % 100)
+            files["V" + described], files["U" + described] = marker + (up or CIC_UP), down or CIC_DOWN
         else:
             option = " transaction:false" if up is None else ""
             files[name + ".sql"] = "-- migrate:up%s\n%s\n-- migrate:down\n%s" % (option, up or CIC_UP, down or CIC_DOWN)
     return files
 
 
-@pytest.mark.parametrize("layout", ["poststack", "golang-migrate", "dbmate"])
+@pytest.mark.parametrize("layout", ["poststack", "golang-migrate", "dbmate", "flyway"])
 def test_each_layout_is_read_in_place_and_round_trips_to_psqls_schema(runner, pg_database, pg_server, layout, tmp_path):
     write_files(runner.directory, layout_files(layout))
     versions = sorted(LOGICAL)
@@ -307,7 +311,11 @@ FOREIGN = {  # each tool's own history table, as it leaves it after applying ver
 
 @pytest.mark.parametrize("tool", sorted(FOREIGN))
 def test_a_database_another_tool_migrated_is_adopted_from_its_history(runner, pg_database, tool):
-    files = {name: text for name, text in layout_files("poststack").items() if name.startswith(("001_", "002_", "003_"))}
+    # each tool's own files, as they are (golang-migrate's, dbmate's with its markers, Flyway's V/U)
+    layout = {"golang-migrate": "golang-migrate", "dbmate": "dbmate", "flyway": "flyway"}[tool]
+    files = {name: text for name, text in layout_files(layout).items()
+             if name.lstrip("VU").startswith(("001_", "002_", "003_", "1__", "2__", "3__"))}
+    assert len(files) == (3 if tool == "dbmate" else 6), sorted(files)
     write_files(runner.directory, files)
     with pg_database.connect() as conn:  # what the other tool did: versions 1 and 2, and its history
         conn.execute(LOGICAL[1][0] + LOGICAL[2][0] + FOREIGN[tool])

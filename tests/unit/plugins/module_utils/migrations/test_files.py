@@ -102,7 +102,8 @@ def test_files_that_look_like_migrations_are_never_skipped_silently(tmp_path):
         "004_broken.sql: is a symbolic link to %s, which does not exist; fix or remove the link"
         % (tmp_path / "nowhere.sql"),
         "x.sql: cannot parse the name; use NNN_name.sql, NNN_name.rollback.sql or NNN_name.verify.sql "
-        "(NNN digits, name of letters, digits, _ and -), or golang-migrate's NNN_title.up.sql and NNN_title.down.sql",
+        "(NNN digits, name of letters, digits, _ and -), or golang-migrate's NNN_title.up.sql and NNN_title.down.sql, "
+        "or Flyway's VNNN__description.sql and UNNN__description.sql",
         "%s is empty (only comments or whitespace): write its SQL or remove the file" % (tmp_path / "005_empty.sql"),
         "%s is not valid UTF-8 (byte 8): save it as UTF-8" % (tmp_path / "006_latin1.sql"),
     ]
@@ -187,3 +188,26 @@ def test_dbmate_comments_above_the_marker_and_look_alike_lines(tmp_path):
             "-- migrate:upgrade notes: none\n-- migrate:down\nDROP TABLE a;\n")
     item = discover(write(tmp_path, {"1_a.sql": text}))[0]
     assert "migrate:upgrade" in item.sql and item.rollback_sql.strip().endswith("DROP TABLE a;")
+
+
+def test_flyway_files_are_read_in_place(tmp_path):
+    found = discover(write(tmp_path, {"V1__create_users.sql": "CREATE TABLE users (id int);",
+                                      "U1__create_users.sql": "DROP TABLE users;",
+                                      "V002__add email.sql": "ALTER TABLE users ADD email text;"}), "flyway")
+    assert [(m.version, m.name, m.rollback_filename) for m in found] == [
+        (1, "create_users", "U1__create_users.sql"), (2, "add email", None)]
+
+
+@pytest.mark.parametrize("files, layout, fragment", [
+    ({"V1_1__x.sql": "SELECT 1;"}, "auto", "V1_1__x.sql: version 1_1 is not a whole number"),
+    ({"V1.2__x.sql": "SELECT 1;"}, "flyway", "V1.2__x.sql: version 1.2 is not a whole number"),
+    ({"R__views.sql": "SELECT 1;"}, "auto", "R__views.sql: Flyway's repeatable migrations (R__) are not supported yet"),
+    ({"U3__x.sql": "SELECT 1;"}, "auto", "U3__x.sql: rollback script without its migration V3__x.sql"),
+    ({"V1__x.sql": "SELECT 1;"}, "poststack", "V1__x.sql: is not a poststack name (format poststack)"),
+    ({"1_x.sql": "SELECT 1;"}, "flyway", "1_x.sql: is not a flyway name (format flyway)"),
+    ({"V1__x.sql": "SELECT 1;", "1_y.sql": "SELECT 1;"}, "auto", "duplicate version 1"),
+])
+def test_flyway_names_that_are_refused(tmp_path, files, layout, fragment):
+    with pytest.raises(DiscoveryError) as caught:
+        discover(write(tmp_path, files), layout)
+    assert fragment in str(caught.value)
