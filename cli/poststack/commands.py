@@ -80,15 +80,29 @@ def container_clean(args) -> Plan:
 
 # --- database -------------------------------------------------------------------------------------------------
 
+FORMAT_OPTION = (("--format",), dict(choices=["auto", "poststack", "golang-migrate", "dbmate", "flyway"],
+                                     help="how the migration files are laid out (default auto)"))
+
+
+def _files(args, values: Dict[str, Any]) -> Dict[str, Any]:
+    """--format and --lint, when given (the role's defaults otherwise)."""
+    if getattr(args, "format", None):
+        values["migrations_format"] = args.format
+    if getattr(args, "lint", None):
+        values["migrations_lint"] = args.lint
+    return values
+
+
 def database_migrate(args) -> Plan:
     values: Dict[str, Any] = {"migrations_dry_run": args.dry_run}
     if args.target_version is not None:
         values["migrations_target_version"] = args.target_version
-    return Plan("migrate", values)
+    return Plan("migrate", _files(args, values))
 
 
 def database_rollback(args) -> Plan:
-    return Plan("rollback", {"migrations_target_version": args.target_version, "migrations_dry_run": args.dry_run})
+    return Plan("rollback", _files(args, {"migrations_target_version": args.target_version,
+                                          "migrations_dry_run": args.dry_run}))
 
 
 def database_drop_schema(args) -> Plan:
@@ -164,10 +178,14 @@ VERBS: Dict[Any, List[Verb]] = {
           (("--dry-run",), dict(action="store_true", help=argparse.SUPPRESS))]),
         ("migrate", "apply pending migrations", database_migrate,
          [(("--target-version",), dict(type=_version, metavar="V", help="stop at this version")),
-          (("--dry-run",), dict(action="store_true", help="run them in a transaction that is rolled back"))]),
+          (("--dry-run",), dict(action="store_true", help="run them in a transaction that is rolled back")),
+          FORMAT_OPTION,
+          (("--lint",), dict(choices=["error", "warn", "off"], help="the safe-DDL lint: warn (default), error "
+                                                                   "(refuse unsafe DDL), off"))]),
         ("rollback", "roll back to a version (its rollback scripts, newest first)", database_rollback,
          [(("--target-version",), dict(type=_version, metavar="V", required=True, help="the version to keep")),
-          (("--dry-run",), dict(action="store_true", help="run them in a transaction that is rolled back"))]),
+          (("--dry-run",), dict(action="store_true", help="run them in a transaction that is rolled back")),
+          FORMAT_OPTION]),
         ("drop-schema", "roll back every migration of the project", database_drop_schema,
          [(("--yes",), dict(action="store_true", help="confirm that the project's tables and data go"))]),
         ("show-schema", "the applied and pending migrations", lambda _a: Plan("migration-status"), []),

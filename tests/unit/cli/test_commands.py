@@ -32,6 +32,10 @@ def plan_of(*argv):
      {"migrations_dry_run": False, "migrations_target_version": 4}),
     (["database", "rollback", "--target-version", "0"], "rollback",
      {"migrations_target_version": 0, "migrations_dry_run": False}),
+    (["database", "migrate", "--format", "golang-migrate", "--lint", "error"], "migrate",
+     {"migrations_dry_run": False, "migrations_format": "golang-migrate", "migrations_lint": "error"}),
+    (["database", "rollback", "--target-version", "2", "--format", "dbmate"], "rollback",
+     {"migrations_target_version": 2, "migrations_dry_run": False, "migrations_format": "dbmate"}),
     (["database", "drop-schema", "--yes"], "rollback", {"migrations_target_version": 0}),
     (["database", "verify-migrations"], "migration-admin", {"migrations_admin_state": "verified"}),
     (["database", "unlock-migrations", "--terminate"], "migration-admin",
@@ -53,6 +57,7 @@ def test_each_verb_runs_its_playbook_with_its_variables(argv, playbook, extra_va
     (["container", "start", "--postgres-port", "0"], "'0' is not a port number from 1 to 65535"),
     (["database", "rollback"], "the following arguments are required: --target-version"),
     (["database", "migrate", "--target-version", "v4"], "'v4' is not a migration version"),
+    (["database", "migrate", "--format", "liquibase"], "invalid choice: 'liquibase'"),
     (["logs", "clean", "--days", "0"], "'0' is not a number of days"),
     (["cluster", "switchover"], "the following arguments are required: --to"),
 ])
