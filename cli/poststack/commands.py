@@ -180,8 +180,8 @@ VERBS: Dict[Any, List[Verb]] = {
          [(("--target-version",), dict(type=_version, metavar="V", help="stop at this version")),
           (("--dry-run",), dict(action="store_true", help="run them in a transaction that is rolled back")),
           FORMAT_OPTION,
-          (("--lint",), dict(choices=["error", "warn", "off"], help="the safe-DDL lint: warn (default), error "
-                                                                   "(refuse unsafe DDL), off"))]),
+          (("--lint",), dict(choices=["error", "warn", "off"],
+                             help="the safe-DDL lint: warn (default), error (refuse unsafe DDL), off"))]),
         ("rollback", "roll back to a version (its rollback scripts, newest first)", database_rollback,
          [(("--target-version",), dict(type=_version, metavar="V", required=True, help="the version to keep")),
           (("--dry-run",), dict(action="store_true", help="run them in a transaction that is rolled back")),
