@@ -377,3 +377,20 @@ def test_a_role_the_login_gets_by_default_stays_for_every_migration_of_a_run(run
             conn.execute("ALTER DATABASE %s RESET role" % pg_database.name)
             conn.execute("DROP OWNED BY %s" % owner)
             conn.execute("DROP ROLE %s" % owner)
+
+
+def test_the_format_and_the_lint_come_from_the_projects_settings(pg_database, tmp_path):
+    """POSTSTACK_MIGRATIONS_FORMAT and POSTSTACK_MIGRATIONS_LINT, as a seed 003 user sets them in .env."""
+    directory = write_files(str(tmp_path / "migrations"), {"001_t.sql": "CREATE TABLE t (id int);\n"})
+    base = playbook_args(pg_database, tmp_path, directory)
+    env = dict(pg_database.env, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false",
+               POSTSTACK_MIGRATIONS_FORMAT="golang-migrate")
+    refused = subprocess.run(base, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False)
+    assert refused.returncode != 0 and "001_t.sql: is not a golang-migrate name" in " ".join(refused.stdout.split())
+    env.update(POSTSTACK_MIGRATIONS_FORMAT="auto", POSTSTACK_MIGRATIONS_LINT="error")
+    assert subprocess.run(base, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+                          check=False).returncode == 0
+    write_files(directory, {"002_i.sql": "CREATE INDEX t_id ON t (id);\n"})
+    refused = subprocess.run(base, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False)
+    assert refused.returncode != 0 and "unsafe DDL (lint=error)" in " ".join(refused.stdout.split())
+    assert recorded(pg_database) == [1]
