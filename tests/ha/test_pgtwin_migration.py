@@ -18,11 +18,8 @@ SHIP = ("-e", "pgtwin_image_from_controller=true")  # step 1: the nodes have no 
 @pytest.fixture(scope="module", params=[mode for mode in MODES if mode == "host"])  # from host mode
 def cluster(request, node_image, postgres_image):  # pylint: disable=unused-argument
     """A host-mode cluster on nodes that can also run containers (privileged, an empty podman store of their
-    own: the runbook ships the image from the controller). Corosync's own default token, 3000 ms, instead of
-    the role's 1000: shipping the image into both nodes' stores while the other mode's tests run kept this
-    2-core machine busy enough that a 1000 ms token timed out, and node1 fenced node2 (seen in two of three
-    whole HA runs). What this module tests does not depend on how fast a lost node is noticed."""
-    yield from running_cluster(request, nested_podman=True, shared_images=False, token_ms=3000)
+    own: the runbook ships the image from the controller)."""
+    yield from running_cluster(request, nested_podman=True, shared_images=False)
 
 
 def stop_resource(cluster):
