@@ -41,11 +41,11 @@ def _version(tool: str, value: Any) -> int:
     return int(text)
 
 
-def applied_versions(tool: str, rows: Sequence[Tuple[Any, ...]], file_versions: Sequence[int]) -> Tuple[Set[int], int]:
-    """(the versions the tool's history says are applied, the highest of them) from its table's rows."""
+def applied_versions(tool: str, rows: Sequence[Tuple[Any, ...]], file_versions: Sequence[int]) -> Set[int]:
+    """The versions the tool's history says are applied, from its table's rows."""
     if tool == "golang-migrate":
         if not rows:  # after a full "migrate down"
-            return set(), 0
+            return set()
         if len(rows) != 1:
             raise PlanError("golang-migrate's history holds %d rows; it keeps exactly one (the version)" % len(rows))
         version, dirty = rows[0]
@@ -53,10 +53,9 @@ def applied_versions(tool: str, rows: Sequence[Tuple[Any, ...]], file_versions: 
             raise PlanError("golang-migrate's history is dirty at version %s: that migration failed half-way. Repair "
                             "the schema by hand and clear the flag (migrate force %s) first" % (version, version))
         highest = _version(tool, version)
-        return {v for v in file_versions if v <= highest} | {highest}, highest
+        return {v for v in file_versions if v <= highest} | {highest}
     if tool == "dbmate":
-        versions = {_version(tool, row[0]) for row in rows}
-        return versions, max(versions) if versions else 0
+        return {_version(tool, row[0]) for row in rows}
     applied: Set[int] = set()
     for rank, version, kind, success, script in rows:
         if not success:
@@ -71,7 +70,7 @@ def applied_versions(tool: str, rows: Sequence[Tuple[Any, ...]], file_versions: 
             applied |= {v for v in file_versions if v <= number} | {number}
         else:  # SQL, JDBC, SCRIPT...
             applied.add(number)
-    return applied, max(applied) if applied else 0
+    return applied
 
 
 COLUMNS = {"golang-migrate": ({"version", "dirty"}, set()), "dbmate": ({"version"}, {"dirty"}),

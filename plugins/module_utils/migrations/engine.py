@@ -167,29 +167,31 @@ class Engine:
         self.table = "%s.%s" % (pg_sql.Identifier(self.schema).as_string(conn), TRACKING_TABLE)
         self.key = lock_key(self.schema)
         self._locked = False
-        self.checked: Dict[str, CheckedSql] = {}
+        self.checked: Dict[Tuple[str, bool], CheckedSql] = {}
         self.findings: List[Finding] = []
-        self.session_settings: List[Tuple[str, str]] = []
+        self.reset_sql = ""
 
     # -- session -------------------------------------------------------------------------------------------
     def prepare_session(self) -> None:
-        """Validate and apply the timeouts (bad values fail here, before any lock or change)."""
-        self.session_settings = []
+        """Validate and apply the timeouts (bad values fail here, before any lock or change); what makes them
+        again after a session reset goes into ``reset_sql``."""
+        made = []
         for name in ("lock_timeout", "statement_timeout"):
             value = getattr(self.settings, name)
             try:
                 self.conn.execute("SELECT set_config(%s, %s, false)", (name, str(value)))
             except psycopg.Error as exc:
                 raise MigrationError("invalid %s %r: %s" % (name, value, _pg_message(exc)))
-            self.session_settings.append((name, str(value)))
+            made.append((name, str(value)))
         # A client killed mid-migration is noticed by the server within a second: it rolls back and frees the lock.
         try:
             self.conn.execute("SELECT set_config('client_connection_check_interval', '1000', false)")
-            self.session_settings.append(("client_connection_check_interval", "1000"))
+            made.append(("client_connection_check_interval", "1000"))
         except psycopg.Error:
             pass
+        self.reset_sql = self._reset_session_sql(made)
 
-    def reset_session_sql(self) -> str:
+    def _reset_session_sql(self, made: List[Tuple[str, str]]) -> str:
         """What puts the session back as the run found it before each migration but the first: settings made by
         an earlier migration (``SET search_path``, ``SET ROLE``...), its temporary tables and LISTENs do not
         reach the next one, whether both run in one run or in two. ``RESET ROLE`` after ``RESET SESSION
@@ -199,7 +201,7 @@ class Engine:
         literal = pg_sql.Literal
         again = ", ".join("set_config(%s, %s, false)" % (literal(name).as_string(self.conn),
                                                          literal(value).as_string(self.conn))
-                          for name, value in self.session_settings)
+                          for name, value in made)
         return ("RESET ALL;\nRESET SESSION AUTHORIZATION;\nRESET ROLE;\nDISCARD TEMP;\nUNLISTEN *;\n%s"
                 % ("SELECT %s;\n" % again if again else ""))
 
@@ -339,7 +341,7 @@ class Engine:
             if target_version is not None:
                 raise PlanError("baseline takes target_version or baseline_from, not both")
             rows = read_history(self.conn, tool, self.settings.baseline_table, self.table)
-            versions, _highest = applied_versions(tool, rows, [item.version for item in files])
+            versions = applied_versions(tool, rows, [item.version for item in files])
             plan = plan_baseline(files, history, None, versions,
                                  "%s's history (%s)" % (tool, self.settings.baseline_table or DEFAULT_TABLES[tool]))
         elif action == "baseline":
@@ -354,13 +356,13 @@ class Engine:
 
     def _preflight(self, plan: Plan, files: Sequence[MigrationFile], history: Dict[int, AppliedMigration]) -> None:
         """The SQL of every step checked before anything runs; every offending file is named in one error. The
-        text each step will run is kept (``self.checked``, by the file's text)."""
+        text each step will run is kept (``self.checked``, by the file's text and how it runs)."""
         by_version = {item.version: item for item in files}
         problems: List[str] = []
 
         def check(label: str, text: str, no_transaction: bool) -> None:
             try:
-                self.checked[text] = check_sql(label, text, no_transaction)
+                self.checked[(text, no_transaction)] = check_sql(label, text, no_transaction)
             except DiscoveryError as exc:
                 problems.extend(exc.details.get("problems") or [str(exc)])
 
@@ -377,12 +379,13 @@ class Engine:
         if problems:
             raise DiscoveryError("invalid SQL, nothing was run: %s" % "; ".join(problems), {"problems": problems})
 
-    def body(self, label: str, text: str) -> str:
-        """The text a transaction step runs: the file without a BEGIN/COMMIT around it (checked in the
-        pre-flight)."""
-        if text not in self.checked:
-            self.checked[text] = check_sql(label, text, False)
-        return self.checked[text].body
+    def checked_sql(self, label: str, text: str, no_transaction: bool = False) -> CheckedSql:
+        """A step's SQL as the pre-flight checked it: its statements, and the text a transaction step runs (the
+        file without a BEGIN/COMMIT around it)."""
+        key = (text, no_transaction)
+        if key not in self.checked:
+            self.checked[key] = check_sql(label, text, no_transaction)
+        return self.checked[key]
 
     def _lint(self, plan: Plan, files: Sequence[MigrationFile]) -> None:
         """The safe-DDL lint of the migrations the plan applies (lint.py); with lint=error a finding stops the
@@ -395,7 +398,8 @@ class Engine:
         disabled = str(self.settings.lock_timeout).strip() in ("0", "0s", "0ms")
         for step in plan.steps:
             item = by_version[step.version]
-            self.findings += lint_file(item.filename, item.sql, self.checked[item.sql].statements, created, disabled)
+            statements = self.checked_sql(item.filename, item.sql, item.no_transaction).statements
+            self.findings += lint_file(item.filename, item.sql, statements, created, disabled)
         for finding in self.findings:
             self.log("lint %s" % finding.describe())
         if self.findings and self.settings.lint == "error":
@@ -475,7 +479,6 @@ class Engine:
             tick = time.monotonic()
             # Only the last commit waits for the WAL flush; it makes every earlier commit durable too.
             sync = step is last
-            # Each migration starts from a clean session; for a transaction step the reset goes in its transaction.
             reason = self.should_stop() if index and self.should_stop is not None else None
             if reason:
                 raise ExecutionError(
@@ -483,7 +486,8 @@ class Engine:
                     "one ran; run again to go on" % ("the rollback of " if step.action == "rollback" else "",
                                                      step.version, step.name, reason, index),
                     {"stopped": True})
-            reset = self.reset_session_sql() if index else ""
+            # Each migration starts from a clean session; for a transaction step the reset goes in its transaction.
+            reset = self.reset_sql if index else ""
             if reset and step.no_transaction:
                 self.conn.execute(reset)
                 reset = ""
@@ -495,7 +499,7 @@ class Engine:
                     self._run_no_transaction(item.filename, item.sql, lambda ms, item=item: self._insert_sql(item, ms))
                 else:
                     prefix = reset + (self.tracking_ddl() if need_tracking else "")
-                    self._run_transaction(item.filename, self.body(item.filename, item.sql), prefix,
+                    self._run_transaction(item.filename, self.checked_sql(item.filename, item.sql).body, prefix,
                                           self._insert_sql(item, -1), sync)
                     need_tracking = False
             elif step.action == "rollback":
@@ -506,7 +510,7 @@ class Engine:
                 if step.no_transaction:
                     self._run_no_transaction(label, text, lambda ms, version=step.version: self._delete_sql(version))
                 else:
-                    self._run_transaction(label, self.body(label, text), reset, self._delete_sql(step.version), sync)
+                    self._run_transaction(label, self.checked_sql(label, text).body, reset, self._delete_sql(step.version), sync)
             elif step.action == "baseline":
                 prefix = self.tracking_ddl() if need_tracking else ""
                 need_tracking = False
@@ -587,7 +591,7 @@ class Engine:
     def _run_no_transaction(self, label: str, text: str, tracking_sql: Callable[[int], str]) -> None:
         """Statement by statement in autocommit; tracked only when all succeeded and no index was left invalid."""
         tick = time.monotonic()
-        statements = check_sql(label, text, True).statements
+        statements = self.checked_sql(label, text, True).statements
         invalid_before = set(self._invalid_indexes())
         for number, statement in enumerate(statements, 1):
             failure = self._execute_retrying("%s statement %d" % (label, number), statement.sql)
@@ -644,16 +648,17 @@ class Engine:
                 tick = time.monotonic()
                 if step.action == "apply":
                     label, tracking = item.filename, self._insert_sql(item, -1)
-                    text = self.body(label, item.sql)
+                    text = self.checked_sql(label, item.sql).body
                 elif step.action == "rollback":
                     row = history[step.version]
                     label, tracking = "rollback of version %d" % step.version, self._delete_sql(step.version)
-                    text = self.body(label, row.rollback_sql if row.rollback_sql is not None else item.rollback_sql)
+                    text = self.checked_sql(label, row.rollback_sql if row.rollback_sql is not None
+                                            else item.rollback_sql).body
                 elif step.action == "baseline":
                     label, text, tracking = item.filename, "SELECT 1", self._insert_sql(item, 0, baselined=True)
                 else:
                     label, text, tracking = item.filename, "SELECT 1", self._repair_sql(item)
-                reset = self.reset_session_sql() if index else ""
+                reset = self.reset_sql if index else ""
                 try:
                     self.conn.execute("%s%s\n;\n%s" % (reset, text, tracking))
                 except psycopg.Error as exc:
