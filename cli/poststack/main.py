@@ -73,14 +73,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_url(url: str, name: str = "--url") -> None:
+    """Refuse a database URL that lacks a part the playbooks need, naming the part; the URL itself may hold a
+    password, so only its form is shown."""
+    form = "write it as postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        port = parsed.port
+    except ValueError:
+        raise UsageError("%s has a port that is not a number from 1 to 65535: %s" % (name, form)) from None
+    if parsed.scheme not in ("postgresql", "postgres"):
+        raise UsageError("%s must start with postgresql:// (or postgres://): %s" % (name, form))
+    missing = [part for part, value in (("host", parsed.hostname), ("user", parsed.username),
+                                        ("database", parsed.path.lstrip("/"))) if not value]
+    if missing:
+        raise UsageError("%s names no %s: %s" % (name, " and no ".join(missing), form))
+    if port == 0:
+        raise UsageError("%s has port 0: %s" % (name, form))
+
+
 def with_url(plan: Plan, args) -> Plan:
     """The database verbs (those with --url) work on --url, else POSTSTACK_DATABASE_URL, when one is given."""
     url = getattr(args, "url", None) or (os.environ.get("POSTSTACK_DATABASE_URL") if hasattr(args, "url") else None)
     if url:
+        check_url(url, "--url" if getattr(args, "url", None) else "POSTSTACK_DATABASE_URL")
         parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("postgresql", "postgres") or not parsed.hostname:
-            # the URL may hold a password: only its form is named
-            raise UsageError("--url must look like postgresql://user:password@host:port/database")
         plan.extra_vars["migrations_dsn"] = url
         if parsed.password is not None:
             plan.extra_vars["migrations_db_password"] = urllib.parse.unquote(parsed.password)

@@ -138,6 +138,9 @@ def run(plan: Plan, options: Options, project_dir: Optional[str] = None) -> int:
         returncode = subprocess.run(argv, cwd=project_dir, env=env, check=False).returncode
     # ansible-playbook says 2 for failed tasks, 4 for unreachable hosts, 5 for bad options: all a failed run here
     # (2 is the command's own usage error)
+    if returncode != 0:
+        shown = os.path.relpath(log_path, project_dir)
+        print("poststack: the whole run is in %s" % (log_path if shown.startswith("..") else shown), file=sys.stderr)
     return 0 if returncode == 0 else 1
 
 

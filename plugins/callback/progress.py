@@ -23,6 +23,7 @@ requirements:
   - set as the stdout callback (C(ANSIBLE_STDOUT_CALLBACK=poststack.core.progress))
 """
 
+import re
 import sys
 
 from ansible.plugins.callback import CallbackBase
@@ -30,12 +31,19 @@ from ansible.plugins.callback import CallbackBase
 DEBUG_ACTIONS = ("debug", "ansible.builtin.debug", "ansible.legacy.debug")
 
 
+# Ansible wraps what one of this collection's lookups or filters refused in the story of how it got there
+# ("Validating arguments against arg spec 'main' - ...: Task failed: Finalization of task args for 'x' failed: Error
+# while resolving value for 'y': The lookup plugin 'poststack.core.project' failed: <the message>"). The message is
+# written for the user; the story is not.
+OWN_PLUGIN_FAILED = re.compile(r"^.*The (?:lookup|filter|test) plugin 'poststack\.core\.[a-z_]+' failed: ", re.DOTALL)
+
+
 def _message(result):
     """The readable part of a failed result: its msg, else the end of its stderr or stdout."""
     for key in ("msg", "stderr", "stdout"):
         value = result.get(key)
         if value:
-            return str(value).strip()
+            return OWN_PLUGIN_FAILED.sub("", str(value).strip())
     return "failed (no message)"
 
 

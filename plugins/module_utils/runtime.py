@@ -86,8 +86,10 @@ class ContainerRuntime:
         result = run_command(argv, stdin=stdin, env=self._env(), timeout=timeout, stdout=stdout)
         self.history.append(result)
         if check and result.rc != 0:
+            said = (result.stderr or result.stdout).strip()
             raise RuntimeCommandError(
-                f"'{' '.join(argv[:3])} ...' failed with rc={result.rc}: {(result.stderr or result.stdout).strip()[-2000:]}",
+                engine_unreachable(self.name, said, self._env())
+                or f"'{' '.join(argv[:3])} ...' failed with rc={result.rc}: {said[-2000:]}",
                 result)
         return result
 
@@ -108,6 +110,17 @@ class ContainerRuntime:
         except ValueError:
             return None
         return data[0] if data else None
+
+
+def engine_unreachable(runtime_name: str, said: str, env: Dict[str, str]) -> Optional[str]:
+    """What to tell the user when the runtime's client cannot reach its engine (Docker's daemon), else None."""
+    if runtime_name != "docker" or "Cannot connect to the Docker daemon" not in said:
+        return None
+    where = env.get("DOCKER_HOST")
+    return (f"the Docker engine does not answer at {'DOCKER_HOST=' + where if where else 'its default socket'} "
+            f"({said.splitlines()[0].strip()}). Start it (systemctl start docker, or a private engine as "
+            "docs/runtime.md shows), point DOCKER_HOST at an engine that answers, or run with podman "
+            "(POSTSTACK_CONTAINER_RUNTIME=podman).")
 
 
 def pull_never(runtime_name: str) -> List[str]:

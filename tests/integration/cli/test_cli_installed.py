@@ -6,6 +6,7 @@ code 2), a second start that changes nothing, and the log in logs/main/."""
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -118,6 +119,15 @@ def test_seed_003_quick_start_and_migration_verbs(installed, project):
     again = poststack(installed, project, "container", "start", "--postgres-port", port)
     assert again.returncode == 0 and "done: 0 changed, 0 failed" in again.stdout, again.stdout
 
+    # seed 003's step 4 as it is written, with this server's port and password in the URL
+    password = project_password(project.name)
+    url = "postgresql://poststack:%s@localhost:%s/poststack" % (password, port)
+    schema = poststack(installed, project, "database", "create-schema", "--url", url)
+    assert schema.returncode == 0 and "core: 0 applied, version 3; project: 0 applied, version 2" in schema.stdout, \
+        schema.stdout + schema.stderr
+    assert poststack(installed, project, "database", "migrate", "--url", url).returncode == 0
+    assert password not in schema.stdout + schema.stderr
+
     status = poststack(installed, project, "database", "migration-status")
     assert "project: version 2, 2 applied, pending []" in status.stdout, status.stdout
     rolled = poststack(installed, project, "database", "rollback", "--target-version", "1")
@@ -143,19 +153,85 @@ def test_seed_003_quick_start_and_migration_verbs(installed, project):
     assert 'password authentication failed for user "poststack"' in wrong.stdout
     assert "not-the-Pw-9" not in wrong.stdout + wrong.stderr
 
+    # a URL without the password, from a directory that is another project: the password tried is named, never shown
+    elsewhere = project.parent / "elsewhere"
+    (elsewhere / "migrations").mkdir(parents=True)
+    nopassword = poststack(installed, elsewhere, "database", "test-connection", "--url",
+                           "postgresql://poststack@127.0.0.1:%s/poststack" % port)
+    assert nopassword.returncode == 1, nopassword.stdout
+    assert ("password authentication failed for user \"poststack\". The password tried was this project's"
+            in nopassword.stdout), nopassword.stdout
+    assert "Give the server's password in the URL" in nopassword.stdout
+    assert "the whole run is in logs/main/poststack.log" in nopassword.stderr
+    nouser = poststack(installed, elsewhere, "database", "test-connection", "--url",
+                       "postgresql://127.0.0.1:%s/poststack" % port)
+    assert nouser.returncode == 2 and "--url names no user: write it as postgresql://USER[:PASSWORD]@" in nouser.stderr
+
     log = (project / "logs" / "main" / "poststack.log").read_text()
     assert "done: 0 changed, 0 failed" in log and "rolled back [2]" in log
-    password_files = [os.path.join(base, "postgres-password")
-                      for base, _dirs, files in os.walk(os.path.expanduser("~/.local/state/poststack/projects"))
-                      if os.path.basename(base).startswith(project.name + "-") and "postgres-password" in files]
-    assert len(password_files) == 1
-    with open(password_files[0], encoding="utf-8") as handle:
-        password = handle.read().strip()
     everything = started.stdout + started.stderr + again.stdout + log
     assert password and password not in everything
 
     stopped = poststack(installed, project, "container", "stop")
     assert stopped.returncode == 0 and "changed: Stop them (%s-postgres)" % project.name in stopped.stdout
+
+
+def project_password(name):
+    """The password poststack generated for the project (its state directory)."""
+    password_files = [os.path.join(base, "postgres-password")
+                      for base, _dirs, files in os.walk(os.path.expanduser("~/.local/state/poststack/projects"))
+                      if os.path.basename(base).startswith(name + "-") and "postgres-password" in files]
+    assert len(password_files) == 1
+    with open(password_files[0], encoding="utf-8") as handle:
+        return handle.read().strip()
+
+
+def project_objects(name):
+    """The project's containers, volumes, networks and state directories on the host: what a refused command must
+    not have created."""
+    label = "label=io.poststack.project=%s" % name
+    return (podman("ps", "-a", "-q", "--filter", label).stdout.split(),
+            podman("volume", "ls", "-q", "--filter", label).stdout.split(),
+            [n for n in podman("network", "ls", "--format", "{{.Name}}").stdout.split() if n.startswith(name)]
+            + [d for d in os.listdir("/var/lib/poststack") if d.startswith(name)]
+            if os.path.isdir("/var/lib/poststack") else [])
+
+
+def test_bad_input_is_refused_and_creates_nothing(installed, project):
+    """A bad .env line, a port something else holds, a runtime whose engine does not answer: each one message
+    (exit code 1) that says what to do, the log named, and no container, volume or network made."""
+    name = project.name
+    (project / ".env").write_text("POSTSTACK_PROJECT_NAME=%s\nnot a setting Hush-Secret-1\n" % name)
+    bad_env = poststack(installed, project, "container", "start", "--postgres-port", str(free_port()))
+    assert bad_env.returncode == 1
+    assert ("FAILED: postgres: Validating arguments against arg spec 'main' - Run PostgreSQL in a container per "
+            "project: %s/.env line 2: expected KEY=VALUE but the line has no '='" % project) in bad_env.stdout, \
+        bad_env.stdout
+    assert "write it as KEY=VALUE or start it with #" in bad_env.stdout
+    assert "lookup plugin" not in bad_env.stdout and "Hush-Secret-1" not in bad_env.stdout + bad_env.stderr
+    assert "the whole run is in logs/main/poststack.log" in bad_env.stderr
+    assert "Hush-Secret-1" not in (project / "logs" / "main" / "poststack.log").read_text()
+    assert project_objects(name) == ([], [], [])
+    (project / ".env").write_text("POSTSTACK_PROJECT_NAME=%s\n" % name)
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        held = holder.getsockname()[1]
+        busy = poststack(installed, project, "container", "start", "--postgres-port", str(held))
+    assert busy.returncode == 1
+    assert ("Host port 127.0.0.1:%d is already in use by another process. Choose another postgres_host_port (or "
+            "POSTSTACK_POSTGRES_HOST_PORT) for %s-postgres." % (held, name)) in busy.stdout, busy.stdout
+    assert project_objects(name) == ([], [], [])
+
+    no_engine = subprocess.run([str(installed), "container", "start", "--postgres-port", str(free_port())],
+                               cwd=project, capture_output=True, text=True, check=False, timeout=600,
+                               env=dict(user_env(), POSTSTACK_CONTAINER_RUNTIME="docker",
+                                        DOCKER_HOST="unix://%s/no-engine.sock" % project))
+    assert no_engine.returncode == 1
+    assert ("the Docker engine does not answer at DOCKER_HOST=unix://%s/no-engine.sock" % project) in no_engine.stdout
+    assert "point DOCKER_HOST at an engine that answers, or run with podman" in no_engine.stdout, no_engine.stdout
+    assert project_objects(name) == ([], [], [])
 
 
 @pytest.fixture

@@ -91,6 +91,26 @@ def test_a_bad_url_is_refused_without_showing_it(monkeypatch):
     assert "topsecret" not in str(refused.value)
 
 
+@pytest.mark.parametrize("url, says", [
+    ("postgresql://127.0.0.1:5433/poststack", "--url names no user: write it as postgresql://USER[:PASSWORD]@"),
+    ("postgresql://app:topsecret@db:5433", "--url names no database: "),
+    ("postgresql://app:topsecret@db:5433/", "--url names no database: "),
+    ("postgresql:///shop", "--url names no host and no user: "),
+    ("postgresql://app:topsecret@db:99999/shop", "--url has a port that is not a number from 1 to 65535"),
+    ("postgresql://app:topsecret@db:port/shop", "--url has a port that is not a number"),
+    ("http://app:topsecret@db/shop", "--url must start with postgresql://"),
+])
+def test_a_url_missing_a_part_names_the_part(monkeypatch, url, says):
+    monkeypatch.delenv("POSTSTACK_DATABASE_URL", raising=False)
+    with pytest.raises(UsageError) as refused:
+        plan_of("database", "test-connection", "--url", url)
+    assert says in str(refused.value) and "topsecret" not in str(refused.value)
+    monkeypatch.setenv("POSTSTACK_DATABASE_URL", url)
+    with pytest.raises(UsageError) as refused:
+        plan_of("database", "test-connection")
+    assert says.replace("--url", "POSTSTACK_DATABASE_URL") in str(refused.value)
+
+
 def test_variables_go_in_a_file_never_in_the_arguments(tmp_path, monkeypatch):
     monkeypatch.setattr("poststack.runner.ansible_playbook", lambda: "/venv/bin/ansible-playbook")
     collection = Collection(str(tmp_path / "core"), None)

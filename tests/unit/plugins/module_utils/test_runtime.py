@@ -51,6 +51,24 @@ def test_runner_records_history_and_raises_with_output(tmp_path):
     assert rt.ContainerRuntime("/usr/local/bin/docker").name == "docker"
 
 
+@pytest.mark.parametrize("docker_host, where", [("unix:///run/nothing.sock", "at DOCKER_HOST=unix:///run/nothing.sock"),
+                                                (None, "at its default socket")])
+def test_an_engine_that_does_not_answer_says_where_and_what_to_do(tmp_path, monkeypatch, docker_host, where):
+    client = tmp_path / "docker"
+    client.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///run/nothing.sock. "
+                      "Is the docker daemon running?' >&2\nexit 1\n")
+    client.chmod(0o755)
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    runtime = rt.ContainerRuntime(str(client), env={"DOCKER_HOST": docker_host} if docker_host else None)
+    with pytest.raises(rt.RuntimeCommandError) as err:
+        runtime.run(["volume", "ls"])
+    message = str(err.value)
+    assert message.startswith("the Docker engine does not answer " + where), message
+    assert "point DOCKER_HOST at an engine that answers" in message and "POSTSTACK_CONTAINER_RUNTIME=podman" in message
+    # podman's own failures keep their text
+    assert rt.engine_unreachable("podman", "Cannot connect to the Docker daemon", {}) is None
+
+
 def test_uptime_parses_runtime_timestamps():
     from datetime import datetime, timezone
     now = datetime(2026, 11, 25, 14, 0, 0, tzinfo=timezone.utc)
