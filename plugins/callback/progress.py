@@ -47,6 +47,23 @@ def _message(result):
     return "failed (no message)"
 
 
+def _render(message):
+    """A debug message as lines: a list one item a line, a mapping (a status record) one key a line with its lists
+    indented below it."""
+    if isinstance(message, (list, tuple)):
+        return "\n".join(str(line) for line in message)
+    if isinstance(message, dict):
+        lines = []
+        for key, value in message.items():
+            if isinstance(value, (list, tuple)):
+                lines.append("%s:%s" % (key, "" if value else " (none)"))
+                lines.extend("  %s" % line for line in value)
+            else:
+                lines.append("%s: %s" % (key, value))
+        return "\n".join(lines)
+    return str(message)
+
+
 def _task_name(result):
     """``poststack.core.postgres : Run the container`` -> ``postgres: Run the container``."""
     name = result._task.get_name().strip()
@@ -87,10 +104,7 @@ class CallbackModule(CallbackBase):
         label = " (%s)" % item if item is not None else ""
         result_data = result._result
         if result._task.action in DEBUG_ACTIONS and "msg" in result_data:
-            message = result_data["msg"]
-            if isinstance(message, (list, tuple)):
-                message = "\n".join(str(line) for line in message)
-            self._line(str(message))
+            self._line(_render(result_data["msg"]))
         elif result_data.get("changed"):
             self._line("changed: %s%s" % (task, label), color="yellow")
 

@@ -113,6 +113,8 @@ class ImageJob:
 
         try:
             build_hash = compute_hash(spec, base_image_id)
+        except RuntimeCommandError as exc:
+            raise ImageJobError(str(exc), image=tags[0])
         except (BuildInputError, OSError, UnicodeDecodeError) as exc:
             raise ImageJobError("cannot hash the build inputs of %s: %s" % (tags[0], exc), image=tags[0])
         if spec.exclude and runtime.name != "podman":
@@ -123,7 +125,10 @@ class ImageJob:
                     "--ignorefile): add %s to %s/.dockerignore; nothing was built"
                     % (context, ", ".join(leaking), runtime.name, tags[0], ", ".join(leaking), context),
                     image=tags[0])
-        state, inspect = current_state(runtime, tags)
+        try:
+            state, inspect = current_state(runtime, tags)
+        except RuntimeCommandError as exc:
+            raise ImageJobError(str(exc), image=tags[0])
         plan = plan_build(build_hash.value, tags, state, params["force"])
         # podman reads the context's ignore file with the excluded paths appended from a file of its own
         ignore_path = (os.path.join(tempfile.gettempdir(), "poststack-build-%s.ignore" % build_hash.value[:16])

@@ -104,6 +104,9 @@ class ContainerRuntime:
     def _inspect_one(self, kind: str, ref: str) -> Optional[dict]:
         result = self.run([kind, "inspect", ref], check=False)
         if result.rc != 0:
+            unreachable = engine_unreachable(self.name, result.stderr or result.stdout, self._env())
+            if unreachable:  # not "no such image": nothing could be asked
+                raise RuntimeCommandError(unreachable, result)
             return None
         try:
             data = json.loads(result.stdout or "[]")

@@ -155,6 +155,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.poststack.core.plugins.module_utils.container_health import check_containers
 from ansible_collections.poststack.core.plugins.module_utils.runtime import (
     ContainerRuntime,
+    RuntimeCommandError,
     RuntimeNotFound,
     detect_runtime,
     find_containers,
@@ -184,6 +185,22 @@ def main():
         runtime = ContainerRuntime(detect_runtime(params["runtime"]))
     except RuntimeNotFound as exc:
         module.fail_json(msg=str(exc), containers=[], database=None, commands=[])
+    if params["log_lines"] < 0:
+        module.fail_json(msg="log_lines must be 0 or more, got %d; nothing was checked" % params["log_lines"],
+                         containers=[], database=None, commands=[])
+    try:
+        report = check(module, runtime, params)
+    except RuntimeCommandError as exc:  # the runtime could not be asked (an engine that does not answer)
+        module.fail_json(msg=str(exc), containers=[], database=None, commands=[r.argv for r in runtime.history])
+    result = dict(changed=False, containers=report["containers"], database=report["database"],
+                  commands=[r.argv for r in runtime.history])
+    if report["problems"]:
+        module.fail_json(msg="; ".join(report["problems"]), **result)
+    module.exit_json(**result)
+
+
+def check(module, runtime, params):
+    """The containers' (and the database's) health; in check mode only what exists yet."""
     names = params["containers"]
     if module.check_mode:
         existing = find_containers(runtime, names)
@@ -191,16 +208,8 @@ def main():
         network = params["database"]["network"] if params["database"] else None
         if network and not find_resources(runtime, "network", [network]):
             params["database"] = None  # the network would be created: nothing to probe yet
-    if params["log_lines"] < 0:
-        module.fail_json(msg="log_lines must be 0 or more, got %d; nothing was checked" % params["log_lines"],
-                         containers=[], database=None, commands=[])
-    report = check_containers(runtime, names, params["timeout"], params["database"], params["secrets"],
-                              params["log_lines"])
-    result = dict(changed=False, containers=report["containers"], database=report["database"],
-                  commands=[r.argv for r in runtime.history])
-    if report["problems"]:
-        module.fail_json(msg="; ".join(report["problems"]), **result)
-    module.exit_json(**result)
+    return check_containers(runtime, names, params["timeout"], params["database"], params["secrets"],
+                            params["log_lines"])
 
 
 if __name__ == "__main__":

@@ -141,6 +141,7 @@ from ansible_collections.poststack.core.plugins.module_utils.postgres_config imp
 from ansible_collections.poststack.core.plugins.module_utils.tls import check_pair
 from ansible_collections.poststack.core.plugins.module_utils.runtime import (
     ContainerRuntime,
+    RuntimeCommandError,
     RuntimeNotFound,
     detect_runtime,
 )
@@ -170,17 +171,20 @@ def main():
     problems += cidr_problems(params["hba_cidrs"]) + cidr_problems(params["replication_cidrs"], "postgres_replication_cidrs")
     problems += name_problems(params["settings"])
     version = ""
-    running = running_with_image(runtime, params["container"], params["image"])
-    image = runtime.image_inspect(params["image"])
-    image_id = (image or {}).get("Id", "")
-    if image is None:
-        problems.append("postgres_image '%s' does not exist on this host: build it first (playbooks/images.yml) "
-                        "or pull it" % params["image"])
-    if not problems:
-        checked = check_settings(runtime, params["image"], params["settings"], running)
-        problems, version = checked["problems"], checked["version"]
+    try:
+        running = running_with_image(runtime, params["container"], params["image"])
+        image = runtime.image_inspect(params["image"])
+        image_id = (image or {}).get("Id", "")
+        if image is None:
+            problems.append("postgres_image '%s' does not exist on this host: build it first (playbooks/images.yml) "
+                            "or pull it" % params["image"])
         if not problems:
-            problems = check_libraries(runtime, params["image"], params["settings"], running)
+            checked = check_settings(runtime, params["image"], params["settings"], running)
+            problems, version = checked["problems"], checked["version"]
+            if not problems:
+                problems = check_libraries(runtime, params["image"], params["settings"], running)
+    except RuntimeCommandError as exc:  # the runtime could not be asked (an engine that does not answer)
+        module.fail_json(msg=str(exc), problems=[str(exc)], version="", commands=[r.argv for r in runtime.history])
     commands = [r.argv for r in runtime.history]
     tls = None
     if params["tls_cert"] or params["tls_key"]:

@@ -406,6 +406,13 @@ class Cluster:
             output = {}
         return proc, output
 
+    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        """The ``poststack`` command of this checkout against the nodes (``--inventory``), the replication password
+        from the 0600 secrets file (``--config-file``); run in the cluster's work directory, its log there."""
+        argv = [os.path.join(ROOT, "bin", "poststack"), "--inventory", os.path.join(self.workdir, "inventory.json"),
+                "--config-file", os.path.join(self.workdir, "secrets.json"), *args]
+        return subprocess.run(argv, cwd=self.workdir, capture_output=True, text=True, timeout=timeout, check=False)
+
     def playbook(self, name: str, *extra: str) -> Dict[str, object]:
         """Run playbooks/<name> against the nodes; returns the recap counters summed over the hosts, and the
         names of the tasks that changed something (``changed_tasks``)."""

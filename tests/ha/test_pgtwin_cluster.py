@@ -184,6 +184,38 @@ def test_planned_switchover(cluster, load):
     assert_no_loss(cluster, writer, sampler)
 
 
+def test_poststack_command_shows_and_switches_the_cluster(cluster, load):
+    """`poststack cluster status` and `poststack cluster switchover --to NODE` (issue 15) with --inventory naming
+    this cluster: the status shows each node's record, the switchover moves the primary, a node that is not in the
+    cluster is refused and the primary stays."""
+    writer, sampler = load
+    old, standby = wait_for("a healthy pair", cluster.healthy, 120, 0.5)
+    status = cluster.cli("cluster", "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    for node in cluster.nodes:
+        assert "node: %s\nmode: %s" % (node.name, "container (podman, " if cluster.container_mode else "host") \
+            in status.stdout, status.stdout
+    assert "Promoted: [ %s ]" % old.name in status.stdout and status.stdout.rstrip().endswith("0 failed")
+    assert cluster.rep_password not in status.stdout + status.stderr
+
+    unknown = cluster.cli("cluster", "switchover", "--to", "node9")
+    assert unknown.returncode == 1 and "node9" in unknown.stdout, unknown.stdout
+    assert "the whole run is in logs/main/poststack.log" in unknown.stderr
+    assert cluster.primary() == old
+
+    began = time.monotonic()
+    switched = cluster.cli("cluster", "switchover", "--to", standby.name)
+    assert switched.returncode == 0, switched.stdout + switched.stderr
+    assert "primary: %s (" % standby.name in switched.stdout, switched.stdout
+    assert cluster.pg_role(standby) == "primary"
+    wait_for("a commit on the new primary", lambda: writer.first_ack_after(began, standby), 60, 0.1)
+    assert wait_for("the old primary back as sync standby", cluster.healthy, 120, 0.5) == (standby, old)
+    assert "cli-prefer" not in cluster.live_node().sh("cibadmin --query --scope constraints")
+    assert cluster.rep_password not in open(os.path.join(cluster.workdir, "logs", "main", "poststack.log"),
+                                            encoding="utf-8").read()
+    assert_no_loss(cluster, writer, sampler)
+
+
 def test_kill9_postgres_cycles(cluster, load):
     """kill -9 of the primary's postmaster: the standby takes over; the old primary rejoins via pg_rewind."""
     writer, sampler = load

@@ -85,3 +85,23 @@ def test_make_run_on_a_new_debian_system(system):
     assert page["status"] == 200, page
     assert page["body"]["raw"].strip() == "Hello from PostgreSQL, migrated by poststack", page
     assert newcomer.http_json(system, system.web_port)["status"] == 200, "the demo stopped answering"
+
+    # The poststack command as docs/cli.md installs it: pip into a fresh venv (from the clone), then seed 003's quick
+    # start in a project directory of its own, with none of the checkout's environment (podman's settings aside).
+    cli_port = PORTS.get(system.suite, (55453, 0))[0] + 1
+    command = system.sh(
+        "unset POSTSTACK_PROJECT_NAME POSTSTACK_POSTGRES_HOST_PORT POSTSTACK_WEB_PORT; set -e; "
+        "export CONTAINERS_CONF=/root/poststack/scripts/podman/containers.conf; "
+        # no registry here: the base image make run made locally (docs/cli.md, "Install")
+        "export POSTSTACK_BASE_IMAGE=$(cat /root/poststack/.cache/base-image); "
+        "python3 -m venv /root/venvs/poststack && /root/venvs/poststack/bin/pip install -q /root/poststack; "
+        "export PATH=/root/venvs/poststack/bin:$PATH; mkdir -p /root/quick/migrations && cd /root/quick; "
+        "printf 'CREATE TABLE items (id int PRIMARY KEY);\\n' > migrations/001_items.sql; "
+        "printf 'DROP TABLE items;\\n' > migrations/001_items.rollback.sql; "
+        "poststack container build && poststack container start --postgres-port %d "
+        "&& poststack database migration-status && poststack version" % cli_port, log="cli")
+    output = system.log("cli")
+    print("%s: pip install and the quick start %.0f s" % (system.suite, command.seconds))
+    assert command.returncode == 0, tail(output)
+    assert "project: version 1, 1 applied, pending []" in output and "site-packages/ansible_collections" in output, \
+        tail(output)

@@ -2,7 +2,7 @@
 took to it; other messages as they are."""
 import pytest
 
-from ansible_collections.poststack.core.plugins.callback.progress import _message
+from ansible_collections.poststack.core.plugins.callback.progress import _message, _render
 
 REFUSAL = ("/tmp/p (the current directory) is not a poststack project: it has none of .env, poststack.yml, "
            "migrations, containers")
@@ -25,3 +25,9 @@ def test_other_messages_are_kept_whole():
     assert _message({"msg": other}) == other
     assert _message({"stderr": "  boom\n"}) == "boom"
     assert _message({}) == "failed (no message)"
+
+
+def test_a_status_record_is_shown_a_key_a_line():
+    record = {"node": "node1", "mode": "host", "containers": [], "cluster": ["Node List:", "  * Online: [ node1 ]"]}
+    assert _render(record) == "node: node1\nmode: host\ncontainers: (none)\ncluster:\n  Node List:\n    * Online: [ node1 ]"
+    assert _render(["a", 1]) == "a\n1" and _render("text") == "text"

@@ -65,6 +65,8 @@ def test_an_engine_that_does_not_answer_says_where_and_what_to_do(tmp_path, monk
     message = str(err.value)
     assert message.startswith("the Docker engine does not answer " + where), message
     assert "point DOCKER_HOST at an engine that answers" in message and "POSTSTACK_CONTAINER_RUNTIME=podman" in message
+    with pytest.raises(rt.RuntimeCommandError, match="^the Docker engine does not answer"):
+        runtime.image_inspect("localhost/x")  # not "there is no such image"
     # podman's own failures keep their text
     assert rt.engine_unreachable("podman", "Cannot connect to the Docker daemon", {}) is None
 
