@@ -285,10 +285,30 @@ def list_containers(runtime: ContainerRuntime, label_filters: Sequence[str], ref
     details = _run_details_and_checks(runtime, databases, health_checks)
     if health_checks:
         summaries = _inspect_containers(runtime, names)
+    elif refresh_health:
+        _docker_health_now(runtime, summaries)
     for summary in summaries:
         if summary["name"] in details:
             summary.update(details[summary["name"]])
     return summaries
+
+
+def _docker_health_now(runtime: ContainerRuntime, summaries: Sequence[dict]) -> None:
+    """Docker has no `healthcheck run`: its daemon runs the check on the image's interval, so a container that
+    has just started shows `starting` for up to that long. For those, run the check once now (`exec` of its
+    health command, as podman's `healthcheck run` does) and report `healthy` when it passes."""
+    starting = [s for s in summaries if s["state"] == "running" and s["health"] == "starting"]
+    for summary in starting:
+        test = runtime.run(["inspect", "--format", "{{json .Config.Healthcheck.Test}}", summary["name"]], check=False)
+        try:
+            command = json.loads(test.stdout or "null") if test.rc == 0 else None
+        except ValueError:
+            command = None
+        if not command or command[0] not in ("CMD", "CMD-SHELL") or len(command) < 2:
+            continue
+        argv = command[1:] if command[0] == "CMD" else ["/bin/sh", "-c", command[1]]
+        if runtime.run(["exec", summary["name"]] + argv, check=False, timeout=30).rc == 0:
+            summary["health"] = "healthy"
 
 
 def _run_details_and_checks(runtime: ContainerRuntime, databases: Sequence[dict],

@@ -51,8 +51,11 @@ options:
     type: bool
     default: true
   refresh_health:
-    description: Run each running container's health check first, so that C(health) is current even on hosts
-      where no systemd timer runs the checks.
+    description:
+      - Run each running container's health check first, so that C(health) is current even on hosts where no
+        systemd timer runs the checks (podman's C(healthcheck run)).
+      - Docker's daemon runs the checks itself on the image's interval; a container it still reports as
+        C(starting) gets its health command run once (C(exec)) and is reported C(healthy) when it passes.
     type: bool
     default: false
   check_ports:

@@ -1,22 +1,48 @@
 """Fixtures for the runtime roles: unique project names, free ports, cleanup of containers/volumes/networks."""
+import os
 import shutil
+import subprocess
 import uuid
 
 import pytest
 
+import docker_engine
+from ansible_run import run_playbook
 # The runtime tests import these from here.
 from lab import free_port, podman  # noqa: F401  pylint: disable=unused-import
+
+# What the runtime tests run: poststack's PostgreSQL image and the base image the project containers build on.
+IMAGES = ("localhost/poststack/postgres-debian:latest",
+          os.environ.get("POSTSTACK_BASE_IMAGE", "localhost/debian:bookworm-slim"))
+
+
+class Runtime:
+    """The container runtime a test runs on: its CLI for the checks (podman and docker spell these alike)."""
+
+    def __init__(self, name="podman"):
+        self.name = name
+
+    def cli(self, *args, check=True):
+        return subprocess.run([self.name, *args], capture_output=True, text=True, check=check)
+
+    def exists(self, kind, name):
+        """Whether the container, volume, network or image ``name`` exists (``kind`` as the CLI names it)."""
+        return self.cli(kind, "inspect", name, check=False).returncode == 0
+
+
+PODMAN = Runtime("podman")
 
 
 class Project:
     """A throwaway poststack project: name, port, password; removes everything it created."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, runtime=PODMAN):
         self.name = f"it{uuid.uuid4().hex[:6]}"
         self.port = free_port()
         self.password = f"pw-{uuid.uuid4().hex[:8]}'\"$;"
         self.dir = tmp_path / self.name
         self.dir.mkdir()
+        self.runtime = runtime
 
     @property
     def container(self):
@@ -30,34 +56,69 @@ class Project:
             "postgres_host_port": self.port,
             "postgres_password": self.password,
         }
+        if self.runtime.name != "podman":
+            values["poststack_container_runtime"] = self.runtime.name
         values.update(extra)
         return values
 
     def cleanup(self):
-        names = podman("ps", "-a", "--format", "{{.Names}}", "--filter", f"label=io.poststack.project={self.name}",
-                       check=False).stdout.split()
+        cli = self.runtime.cli
+        names = cli("ps", "-a", "--format", "{{.Names}}", "--filter", f"label=io.poststack.project={self.name}",
+                    check=False).stdout.split()
         for name in names:
-            podman("rm", "-f", "-t", "0", name, check=False)
-        for volume in podman("volume", "ls", "-q", "--filter", f"label=io.poststack.project={self.name}",
-                             check=False).stdout.split():
-            podman("volume", "rm", "-f", volume, check=False)
-        podman("network", "rm", "-f", f"{self.name}-net", check=False)
+            cli("rm", "-f", *(["-t", "0"] if self.runtime.name == "podman" else []), name, check=False)
+        for volume in cli("volume", "ls", "-q", "--filter", f"label=io.poststack.project={self.name}",
+                          check=False).stdout.split():
+            cli("volume", "rm", "-f", volume, check=False)
+        cli("network", "rm", f"{self.name}-net", check=False)
         shutil.rmtree(f"/var/lib/poststack/{self.container}", ignore_errors=True)
         shutil.rmtree(f"/var/lib/poststack/{self.name}-containers", ignore_errors=True)
-        for image in podman("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
-                            f"reference=localhost/{self.name}/*", check=False).stdout.split():
-            podman("rmi", "-f", image, check=False)
+        for image in cli("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
+                         f"reference=localhost/{self.name}/*", check=False).stdout.split():
+            cli("rmi", "-f", image, check=False)
+
+
+@pytest.fixture(scope="module")
+def docker_engine_with_images():
+    """A Docker engine (DOCKER_HOST for the rest of the module's run) holding the images podman built: poststack's
+    images are built by images.yml with podman once, and moved into Docker's store (building with Docker is
+    poststack_image's own test)."""
+    built = run_playbook("playbooks/images.yml", inventory="inventories/local")
+    assert built.rc == 0 and built.failed == 0, built.stdout[-3000:]
+    host, started = docker_engine.start()
+    before = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = host
+    try:
+        for image in IMAGES:
+            if docker_engine.docker(host, "image", "inspect", image, check=False).returncode != 0:
+                docker_engine.load_from_podman(host, image)
+        yield host
+    finally:
+        if before is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = before
+        if started:
+            docker_engine.stop()
+
+
+@pytest.fixture(params=["podman", "docker"])
+def runtime(request):
+    """Each test that takes it runs on podman and on a real Docker engine."""
+    if request.param == "docker":
+        request.getfixturevalue("docker_engine_with_images")
+    return Runtime(request.param)
 
 
 @pytest.fixture
-def project(tmp_path):
-    created = Project(tmp_path)
+def project(tmp_path, request):
+    created = Project(tmp_path, request.getfixturevalue("runtime") if "runtime" in request.fixturenames else PODMAN)
     yield created
     created.cleanup()
 
 
 @pytest.fixture
-def other_project(tmp_path):
-    created = Project(tmp_path)
+def other_project(tmp_path, request):
+    created = Project(tmp_path, request.getfixturevalue("runtime") if "runtime" in request.fixturenames else PODMAN)
     yield created
     created.cleanup()

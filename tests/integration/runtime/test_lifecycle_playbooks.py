@@ -1,8 +1,8 @@
-"""status.yml, stop.yml and remove.yml as a user runs them, against a real project's PostgreSQL."""
+"""status.yml, stop.yml, remove.yml and clean.yml as a user runs them, against a real project's PostgreSQL, on
+podman and on a real Docker engine (the ``runtime`` fixture)."""
 import psycopg
 
 from ansible_run import run_playbook
-from conftest import podman
 
 
 def start(project):
@@ -20,7 +20,7 @@ def playbook(name, project, **extra):
     return run_playbook(f"playbooks/{name}.yml", extra_vars=project.vars(**extra), inventory=str(inventory))
 
 
-def test_status_stop_remove(project):
+def test_status_stop_remove(runtime, project):
     start(project)
     with psycopg.connect(host="127.0.0.1", port=project.port, user="poststack", dbname="poststack",
                          password=project.password, connect_timeout=5) as conn:
@@ -32,7 +32,7 @@ def test_status_stop_remove(project):
 
     refused = playbook("remove", project)
     assert refused.rc != 0 and f"{project.container}" in refused.stdout and "still running" in refused.stdout
-    assert podman("container", "exists", project.container, check=False).returncode == 0
+    assert runtime.exists("container", project.container)
 
     stopped = playbook("stop", project)
     assert stopped.rc == 0 and stopped.changed == 1
@@ -40,12 +40,12 @@ def test_status_stop_remove(project):
 
     no_confirm = playbook("remove", project, remove_volumes=True)
     assert no_confirm.rc != 0 and f"-e remove_confirm={project.name}" in no_confirm.stdout
-    assert podman("container", "exists", project.container, check=False).returncode == 0
+    assert runtime.exists("container", project.container)
 
     kept = playbook("remove", project)
-    assert kept.rc == 0 and podman("container", "exists", project.container, check=False).returncode == 1
-    assert podman("network", "exists", f"{project.name}-net", check=False).returncode == 1
-    assert podman("volume", "exists", f"{project.container}-data", check=False).returncode == 0
+    assert kept.rc == 0 and not runtime.exists("container", project.container)
+    assert not runtime.exists("network", f"{project.name}-net")
+    assert runtime.exists("volume", f"{project.container}-data")
 
     start(project)  # same volume: the data is back
     with psycopg.connect(host="127.0.0.1", port=project.port, user="poststack", dbname="poststack",
@@ -54,18 +54,18 @@ def test_status_stop_remove(project):
 
     gone = playbook("remove", project, remove_force=True, remove_volumes=True, remove_confirm=project.name)
     assert gone.rc == 0, gone.stdout[-3000:]
-    assert podman("container", "exists", project.container, check=False).returncode == 1
-    assert podman("volume", "exists", f"{project.container}-data", check=False).returncode == 1
+    assert not runtime.exists("container", project.container)
+    assert not runtime.exists("volume", f"{project.container}-data")
     # the whole project went: its network too (what the role made for it)
-    assert podman("network", "exists", f"{project.name}-net", check=False).returncode == 1
+    assert not runtime.exists("network", f"{project.name}-net")
     assert playbook("remove", project).changed == 0
 
 
-def test_status_and_clean_keep_to_the_project(project, other_project):
+def test_status_and_clean_keep_to_the_project(runtime, project, other_project):
     """status.yml and clean.yml act on the current project (-e status_all=true lists every project)."""
     start(project)
     start(other_project)
-    podman("stop", "-t", "5", other_project.container)
+    runtime.cli("stop", "-t", "5", other_project.container)
 
     own = playbook("status", project).results("Print the status table")["msg"]
     assert project.container in own and other_project.container not in own
@@ -74,9 +74,9 @@ def test_status_and_clean_keep_to_the_project(project, other_project):
 
     cleaned = playbook("clean", project)
     assert cleaned.rc == 0, cleaned.stdout[-3000:]
-    assert podman("container", "exists", other_project.container, check=False).returncode == 0, \
+    assert runtime.exists("container", other_project.container), \
         "clean.yml of one project removed another project's stopped container"
     # (clean_all=true is not run here: it would remove every stopped poststack container of this machine)
     cleaned = playbook("clean", other_project)
-    assert cleaned.rc == 0 and podman("container", "exists", other_project.container, check=False).returncode == 1
-    assert podman("volume", "exists", f"{other_project.container}-data", check=False).returncode == 0
+    assert cleaned.rc == 0 and not runtime.exists("container", other_project.container)
+    assert runtime.exists("volume", f"{other_project.container}-data")

@@ -182,3 +182,29 @@ def test_networks_without_poststack_labels_list_the_containers_on_them(tmp_path)
         {"name": "mine", "project": "", "component": ""}]
     # the labelled network cost no container lookup
     assert not any("network=demo-net" in " ".join(r.argv) for r in runtime.history)
+
+
+def test_docker_health_is_run_once_for_a_container_still_starting(tmp_path):
+    """Docker has no `healthcheck run`: a container it reports `starting` gets its health command run (exec) and is
+    healthy when that passes; one whose check fails stays `starting`; others are not touched."""
+    client = tmp_path / "docker"
+    client.write_text("""#!/bin/sh
+echo "$*" >> %s/calls
+case "$*" in
+  "inspect --format {{json .Config.Healthcheck.Test}} passes") echo '["CMD","/usr/local/bin/health-check.sh"]' ;;
+  "inspect --format {{json .Config.Healthcheck.Test}} fails") echo '["CMD-SHELL","exit 3"]' ;;
+  "exec passes /usr/local/bin/health-check.sh") exit 0 ;;
+  "exec fails /bin/sh -c exit 3") exit 1 ;;
+  *) exit 9 ;;
+esac
+""" % tmp_path)
+    client.chmod(0o755)
+    summaries = [{"name": "passes", "state": "running", "health": "starting"},
+                 {"name": "fails", "state": "running", "health": "starting"},
+                 {"name": "healthy", "state": "running", "health": "healthy"},
+                 {"name": "stopped", "state": "exited", "health": "starting"}]
+    rt._docker_health_now(rt.ContainerRuntime(str(client)), summaries)
+    assert [s["health"] for s in summaries] == ["healthy", "starting", "healthy", "starting"]
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert [c for c in calls if c.startswith("exec")] == ["exec passes /usr/local/bin/health-check.sh",
+                                                          "exec fails /bin/sh -c exit 3"]
