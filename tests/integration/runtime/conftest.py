@@ -11,8 +11,8 @@ from ansible_run import run_playbook
 # The runtime tests import these from here.
 from lab import free_port, podman  # noqa: F401  pylint: disable=unused-import
 
-# What the runtime tests run: poststack's PostgreSQL image and the base image the project containers build on.
-IMAGES = ("localhost/poststack/postgres-debian:latest",
+# What the runtime tests run: poststack's PostgreSQL image, and the images project containers build on.
+IMAGES = ("localhost/poststack/postgres-debian:latest", "localhost/poststack/base-debian:latest",
           os.environ.get("POSTSTACK_BASE_IMAGE", "localhost/debian:bookworm-slim"))
 
 

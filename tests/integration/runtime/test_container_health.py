@@ -1,5 +1,6 @@
 """A run never says ok when the stack does not work: project containers that are unhealthy, or that cannot reach the
-database they were given, fail the play with the container's name and what its health check said (real podman)."""
+database they were given, fail the play with the container's name and what its health check said. The tests that take
+the ``runtime`` fixture run on podman and on a real Docker engine."""
 import json
 import os
 import subprocess
@@ -45,7 +46,7 @@ def stack(project, run_entry, **role_vars):
     return run_playbook(play, extra_vars=extra)
 
 
-def test_healthy_container_that_reaches_the_database_passes(project):
+def test_healthy_container_that_reaches_the_database_passes(runtime, project):
     run = stack(project, {"name": "app", "env": {"HEALTH": "ok"}})
     assert run.rc == 0, run.stdout[-3000:]
     result = run.results(HEALTH_TASK)
@@ -57,17 +58,17 @@ def test_healthy_container_that_reaches_the_database_passes(project):
     assert again.rc == 0 and again.changed == 0
 
 
-def test_a_rebuilt_image_replaces_the_running_container(project):
+def test_a_rebuilt_image_replaces_the_running_container(runtime, project):
     """A forced --no-cache rebuild (containers.yml -e project_containers_force=true -e project_containers_no_cache=true)
     makes a new image: the running container is recreated on it, and the next run changes nothing."""
     entry = {"name": "app", "env": {"HEALTH": "ok"}}
     assert stack(project, entry).rc == 0
 
     def container_image():
-        return podman("container", "inspect", "--format", "{{.Image}}", f"{project.name}-app").stdout.strip()
+        return runtime.cli("container", "inspect", "--format", "{{.Image}}", f"{project.name}-app").stdout.strip()
 
     def image_id():
-        return podman("image", "inspect", "--format", "{{.Id}}", f"localhost/{project.name}/app:latest").stdout.strip()
+        return runtime.cli("image", "inspect", "--format", "{{.Id}}", f"localhost/{project.name}/app:latest").stdout.strip()
 
     before = container_image()
     assert before == image_id()
@@ -79,7 +80,7 @@ def test_a_rebuilt_image_replaces_the_running_container(project):
     assert again.rc == 0 and again.changed == 0
 
 
-def test_unhealthy_container_fails_the_run_with_its_name_and_output(project):
+def test_unhealthy_container_fails_the_run_with_its_name_and_output(runtime, project):
     run = stack(project, {"name": "app", "env": {"HEALTH": "broken"}})
     assert run.rc != 0
     result = run.results(HEALTH_TASK)
@@ -91,7 +92,7 @@ def test_unhealthy_container_fails_the_run_with_its_name_and_output(project):
     assert project.password not in run.stdout
 
 
-def test_container_that_cannot_reach_its_database_fails_the_run(project):
+def test_container_that_cannot_reach_its_database_fails_the_run(runtime, project):
     run = stack(project, {"name": "app", "env": {"HEALTH": "ok"}}, project_containers_db_host="no-such-database")
     assert run.rc != 0
     result = run.results(HEALTH_TASK)
@@ -100,7 +101,7 @@ def test_container_that_cannot_reach_its_database_fails_the_run(project):
     assert result["containers"][0]["ok"] is True
 
 
-def test_container_that_exits_fails_the_run(project):
+def test_container_that_exits_fails_the_run(runtime, project):
     # It prints its database password (as careless apps do) and the reason it stops: the error quotes the end of
     # its log with the password masked.
     run = stack(project, {"name": "app", "env": {"HEALTH": "ok"}, "restart_policy": "no",
@@ -108,7 +109,7 @@ def test_container_that_exits_fails_the_run(project):
                                                   ' upload directory" >&2; exit 7']})
     assert run.rc != 0
     result = run.results(HEALTH_TASK)
-    assert (f"container {project.name}-app is exited (exit code 7; `podman logs {project.name}-app` shows its log); "
+    assert (f"container {project.name}-app is exited (exit code 7; `{runtime.name} logs {project.name}-app` shows its log); "
             "the end of its log: connecting as ") in result["msg"]
     assert " with ********" in result["msg"] and "cannot open the upload directory" in result["msg"]
     assert project.password not in run.stdout
@@ -133,7 +134,7 @@ def verbose_run(project, run_entry):
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def test_the_password_is_never_shown_at_any_verbosity(project):
+def test_the_password_is_never_shown_at_any_verbosity(runtime, project):
     """The containers' environment holds DB_PASS and POSTSTACK_DATABASE_URL: neither appears at -vvv, when the
     container starts nor when it cannot be run (the error names the container, password masked)."""
     forms = {project.password, quote(project.password, safe="")}
