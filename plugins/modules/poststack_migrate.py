@@ -49,8 +49,39 @@ options:
   path:
     description:
       - Directory holding the migration files.
-      - Not needed for O(state=unlocked).
+      - Not needed for O(state=unlocked), nor with O(streams).
     type: path
+  streams:
+    description:
+      - Several streams in one call, in order, on one connection (O(state=applied) only); for example the
+        collection's core schema and then a project's migrations. The work that does not depend on the files
+        (starting the module, connecting, preparing the session) is done once.
+      - A stream that fails stops the call; the streams before it stay applied.
+      - Replaces O(path), O(stream), O(format), O(lint) and O(target_version), which each entry gives.
+    type: list
+    elements: dict
+    suboptions:
+      stream:
+        description: The stream's name (O(stream)).
+        type: str
+        required: true
+      path:
+        description: Its migrations directory (O(path)).
+        type: path
+        required: true
+      format:
+        description: How its files are named (O(format)).
+        type: str
+        choices: [auto, poststack, golang-migrate, dbmate, flyway]
+        default: auto
+      lint:
+        description: Its safe-DDL lint (O(lint)).
+        type: str
+        choices: [error, warn, "off"]
+        default: warn
+      target_version:
+        description: Stop at this version (O(target_version)).
+        type: int
   state:
     description:
       - V(applied) applies pending migrations (up to O(target_version) when given).
@@ -198,6 +229,13 @@ EXAMPLES = r"""
     dsn: postgresql://app@db.example.com/app
     state: unlocked
     terminate_holder: true
+
+- name: The collection's core schema, then the project's migrations, in one call
+  poststack.core.poststack_migrate:
+    dsn: "{{ app_dsn }}"
+    streams:
+      - {stream: core, path: "{{ poststack_core_migrations }}"}
+      - {stream: project, path: migrations/, lint: error}
 """
 
 RETURN = r"""
@@ -297,6 +335,16 @@ tracking_table:
   returned: always
   type: str
   sample: '"poststack".schema_migrations'
+streams:
+  description:
+    - With O(streams), each stream's result, in the order run, with the keys above (C(stream) names it); the
+      top-level keys are those of the last stream run.
+    - A stream that failed is the last one, with C(failed=true) and C(msg).
+  returned: when O(streams) is given
+  type: list
+  elements: dict
+  sample: [{stream: core, applied: [], current_version: 3, pending: []},
+           {stream: project, applied: [4], current_version: 4, pending: []}]
 dsn:
   description: The connection target, password masked.
   returned: always
@@ -305,7 +353,8 @@ dsn:
 """
 
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from typing import Optional
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -324,6 +373,13 @@ RESULT_KEYS = {"apply": "applied", "rollback": "rolled_back", "baseline": "basel
 def build_module() -> AnsibleModule:
     spec = dict(
         path=dict(type="path"),
+        streams=dict(type="list", elements="dict", options=dict(
+            stream=dict(type="str", required=True),
+            path=dict(type="path", required=True),
+            format=FORMAT_ARGUMENT_SPEC["format"],
+            lint=dict(type="str", default="warn", choices=["error", "warn", "off"]),
+            target_version=dict(type="int"),
+        )),
         state=dict(type="str", default="applied", choices=["applied", "rolled_back", "verified", "baselined", "unlocked", "repaired"]),
         target_version=dict(type="int"),
         tracking_schema=dict(type="str", default="poststack"),
@@ -346,28 +402,29 @@ def build_module() -> AnsibleModule:
     return AnsibleModule(
         argument_spec=spec,
         required_if=[
-            ("state", "applied", ("path",)),
+            ("state", "applied", ("path", "streams"), True),
             ("state", "rolled_back", ("path", "target_version")),
             ("state", "verified", ("path",)),
             ("state", "baselined", ("path",)),
             ("state", "baselined", ("target_version", "baseline_from"), True),
             ("state", "repaired", ("path",)),
         ],
-        mutually_exclusive=[("target_version", "baseline_from")],
+        mutually_exclusive=[("target_version", "baseline_from"), ("streams", "path"), ("streams", "target_version")],
         supports_check_mode=True,
     )
 
 
-def run_migration_state(module: AnsibleModule, engine: Engine, action: str, result: dict) -> None:
+def run_migration_state(module: AnsibleModule, engine: Engine, action: str, result: dict,
+                        target_version: Optional[int]) -> None:
     params = module.params
     history = engine.history()
     before = sorted(history)
     if module.check_mode and not params["dry_run"]:
-        plan = engine.plan(action, params["target_version"])[0]
+        plan = engine.plan(action, target_version)[0]
         done, timings, skipped, total, after_version = plan.versions, {}, [], 0, plan.current_version
         findings = [asdict(finding) for finding in engine.findings]
     else:
-        outcome = engine.run(action, params["target_version"], dry_run=params["dry_run"])
+        outcome = engine.run(action, target_version, dry_run=params["dry_run"])
         plan = outcome.plan
         done, timings, skipped, total, after_version = outcome.done, outcome.timings_ms, outcome.skipped, outcome.total_ms, outcome.after_version
         findings = outcome.lint
@@ -399,6 +456,42 @@ def run_migration_state(module: AnsibleModule, engine: Engine, action: str, resu
         }
 
 
+def run_streams(module: AnsibleModule, conn, settings: Settings, result: dict) -> None:
+    """O(streams): each stream in order on the one connection; exits the module (a failed stream fails it)."""
+    template = dict(result)
+    done = []
+    watch = ControllerWatch()
+    try:
+        with conn:
+            for entry in module.params["streams"]:
+                stream_result = dict(template, stream=entry["stream"])
+                done.append(stream_result)
+                engine = Engine(conn, replace(settings, migrations_dir=entry["path"], stream=entry["stream"],
+                                              layout=entry["format"], lint=entry["lint"]), should_stop=watch.gone)
+                engine.log("state=applied connected to %s (stream %s)" % (result["dsn"], entry["stream"]))
+                stream_result["tracking_table"] = engine.table
+                engine.prepare_session()
+                try:
+                    run_migration_state(module, engine, "apply", stream_result, entry["target_version"])
+                except MigrationError as exc:
+                    details = dict(exc.details)
+                    if "done" in details:
+                        stream_result["applied"] = details.pop("done")
+                    stream_result.update(details, failed=True, msg=str(exc))
+                    raise
+    except MigrationError as exc:
+        result.update({k: v for k, v in done[-1].items() if k not in ("failed", "msg")}, streams=done,
+                      changed=any(r.get("changed") or r.get("applied") for r in done))
+        module.fail_json(msg="stream %s: %s" % (done[-1]["stream"], exc), **result)
+    except Exception as exc:  # a database error outside a step: report it, never the password
+        module.fail_json(msg="unexpected error: %s" % exc, exception=traceback.format_exc(),
+                         **dict(result, streams=done))
+    result.update(done[-1] if done else {}, streams=done, changed=any(r["changed"] for r in done))
+    if module._diff:
+        result["diff"] = {side: {r["stream"]: r["diff"][side] for r in done if "diff" in r} for side in ("before", "after")}
+    module.exit_json(**result)
+
+
 def main() -> None:
     module = build_module()
     if not HAS_PSYCOPG:
@@ -422,6 +515,10 @@ def main() -> None:
         conn = connect(connection)
     except ConnectionSettingsError as exc:
         module.fail_json(msg=str(exc), **result)
+    if params["streams"]:
+        if state != "applied":
+            module.fail_json(msg="streams is for state=applied only; nothing was changed", **result)
+        run_streams(module, conn, settings, result)
     try:
         with conn:
             engine = Engine(conn, settings, should_stop=ControllerWatch().gone)
@@ -429,7 +526,7 @@ def main() -> None:
             result["tracking_table"] = engine.table
             engine.prepare_session()
             if state in ACTIONS:
-                run_migration_state(module, engine, ACTIONS[state], result)
+                run_migration_state(module, engine, ACTIONS[state], result, params["target_version"])
             elif state == "verified":
                 report = engine.verify()
                 result.update(verify=report, current_version=report["current_version"],

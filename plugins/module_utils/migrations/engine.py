@@ -170,6 +170,7 @@ class Engine:
         self.checked: Dict[Tuple[str, bool], CheckedSql] = {}
         self.findings: List[Finding] = []
         self.reset_sql = ""
+        self._files: Optional[List[MigrationFile]] = None  # read once per engine: plan, run and status share them
 
     # -- session -------------------------------------------------------------------------------------------
     def prepare_session(self) -> None:
@@ -306,7 +307,9 @@ class Engine:
     def files(self) -> List[MigrationFile]:
         if self.settings.migrations_dir is None:
             raise MigrationError("a migrations directory is required for this operation")
-        return discover(self.settings.migrations_dir, self.settings.layout)
+        if self._files is None:
+            self._files = discover(self.settings.migrations_dir, self.settings.layout)
+        return self._files
 
     # -- operations ----------------------------------------------------------------------------------------
     def status(self) -> Status:

@@ -43,20 +43,27 @@ def playbook(db, tmp_path, path, *args, extra_vars=None, password_in_vars=False,
     return proc.returncode, tasks, report["stats"].get("localhost", {}), proc.stdout
 
 
+def applied(tasks):
+    """What the role's one migration task applied, by stream."""
+    return {r["stream"]: r["applied"] for r in tasks[MIGRATE_TASK]["streams"]}
+
+
+MIGRATE_TASK = "Apply the collection's core schema and the project's migrations"
+
+
 def test_migrate_status_rollback_playbooks(pg_database, tmp_path):
     db = pg_database
     project = {"migrations_path": EXAMPLE, "migrations_log_file": str(tmp_path / "logs" / "database" / "migrations.log")}
     before = db.dump()
 
     rc, tasks, stats, out = playbook(db, tmp_path, "playbooks/migrate.yml", extra_vars=project, check=True)
-    assert rc == 0 and stats["changed"] == 2, out[-4000:]
-    assert tasks["Apply the project's migrations"]["applied"] == [1, 2]
+    assert rc == 0 and stats["changed"] == 1, out[-4000:]
+    assert applied(tasks) == {"core": [1, 2, 3], "project": [1, 2]}
     assert db.dump() == before, "check mode changed the database"
 
     rc, tasks, stats, dummy = playbook(db, tmp_path, "playbooks/migrate.yml", extra_vars=project, password_in_vars=True)
-    assert rc == 0 and stats["changed"] == 2, stats
-    assert tasks["Apply the collection's core schema (stream core)"]["applied"] == [1, 2, 3]
-    assert tasks["Apply the project's migrations"]["applied"] == [1, 2]
+    assert rc == 0 and stats["changed"] == 1, stats
+    assert applied(tasks) == {"core": [1, 2, 3], "project": [1, 2]}  # one module call for both streams
     with db.connect() as conn:
         assert conn.execute("SELECT count(*) FROM public.notes").fetchone()[0] == 2
         assert conn.execute("SELECT to_regclass('poststack.containers')").fetchone()[0] is not None
@@ -90,7 +97,7 @@ def test_migrate_status_rollback_playbooks(pg_database, tmp_path):
     # Pointing migrations_path at the collection's own migrations/ runs the core stream only, never twice.
     rc, tasks, stats, dummy = playbook(db, tmp_path, "playbooks/migrate.yml", extra_vars={"migrations_path": os.path.join(ROOT, "migrations")})
     assert rc == 0 and stats["changed"] == 0, stats
-    assert tasks["Apply the project's migrations"].get("skipped") is True
+    assert applied(tasks) == {"core": []}
 
 
 MODULE_PLAY = """
@@ -268,3 +275,49 @@ def test_module_result_tells_what_a_failed_run_did(pg_database, tmp_path):
     assert "FAILED apply version=2 name=b after 1 of 2 step(s)" in log_file.read_text()
     with db.connect() as conn:
         assert conn.execute("SELECT version FROM poststack.schema_migrations").fetchall() == [(1,)]
+
+
+STREAMS_PLAY = """
+- name: streams in one call
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: apply
+      poststack.core.poststack_migrate:
+        dsn: "{{ dsn }}"
+        streams:
+          - {stream: core, path: "{{ core }}"}
+          - {stream: shop, path: "{{ path }}", lint: error}
+      register: applied
+      ignore_errors: true
+"""
+
+
+def test_streams_in_one_call_stop_at_the_stream_that_fails(pg_database, tmp_path):
+    """core then a project stream in one module call: a failing project migration fails the call with the stream
+    named; core and the project's first migration stay applied, the result says so per stream; fixed, the next
+    call applies the rest and a third changes nothing."""
+    db = pg_database
+    path = write_files(tmp_path / "m", {"001_a.sql": "CREATE TABLE a (id int);\n",
+                                        "002_b.sql": "INSERT INTO a VALUES ('x');\n"})
+    play = tmp_path / "streams.yml"
+    play.write_text(STREAMS_PLAY)
+    extra = {"dsn": db.dsn, "path": path, "core": os.path.join(ROOT, "migrations")}
+    rc, tasks, stats, out = playbook(db, tmp_path, play, extra_vars=extra)
+    result = tasks["apply"]
+    assert result["failed"] and result["msg"].startswith("stream shop: 002_b.sql failed at line 1"), out[-3000:]
+    assert [(s["stream"], s["applied"], s["current_version"], s.get("failed", False)) for s in result["streams"]] == [
+        ("core", [1, 2, 3], 3, False), ("shop", [1], 1, True)]
+    assert result["changed"] is True and result["stream"] == "shop" and result["failed_version"] == 2
+    with db.connect() as conn:
+        assert conn.execute("SELECT stream, version FROM poststack.schema_migrations ORDER BY 1, 2").fetchall() == [
+            ("core", 1), ("core", 2), ("core", 3), ("shop", 1)]
+
+    write_files(path, {"002_b.sql": "INSERT INTO a VALUES (2);\n"})
+    rc, tasks, stats, out = playbook(db, tmp_path, play, extra_vars=extra)
+    result = tasks["apply"]
+    assert not result.get("failed") and result["changed"], out[-3000:]
+    assert [(s["stream"], s["applied"], s["pending"]) for s in result["streams"]] == [("core", [], []),
+                                                                                      ("shop", [2], [])]
+    rc, tasks, stats, out = playbook(db, tmp_path, play, extra_vars=extra)
+    assert tasks["apply"]["changed"] is False and stats["changed"] == 0
