@@ -292,6 +292,9 @@ class BuildSpec:
     no_cache: bool = False
     image_format: str = "docker"
     extra_args: List[str] = field(default_factory=list)
+    # The network of the build's RUN steps (--network), e.g. host on an engine without NAT. Not part of the hash:
+    # it changes how a build reaches the outside, not what it makes.
+    network: Optional[str] = None
     # Context paths (ignore-file patterns) never sent to the build nor hashed, whatever the ignore file says.
     exclude: List[str] = field(default_factory=list)
 
@@ -359,6 +362,8 @@ def build_command(runtime_name: str, spec: BuildSpec, build_hash: str,
         args += [f"--pull={spec.pull}", "--format", spec.image_format]
     elif spec.pull == "always":
         args.append("--pull")
+    if spec.network:
+        args += ["--network", spec.network]
     args += list(spec.extra_args)
     args.append(spec.context)
     return args

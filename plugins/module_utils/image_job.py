@@ -101,6 +101,7 @@ class ImageJob:
                 no_cache=params["no_cache"],
                 image_format=params["image_format"],
                 extra_args=params["extra_args"],
+                network=params["network"] or None,
                 exclude=params["exclude"],
             )
         except (BuildInputError, RuntimeNotFound) as exc:

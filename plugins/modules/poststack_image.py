@@ -87,6 +87,12 @@ options:
     type: str
     choices: [docker, oci]
     default: docker
+  network:
+    description:
+      - The network of the build's C(RUN) steps (C(--network) of podman and docker build), for example V(host)
+        when the engine does no NAT (a Docker engine started with C(--iptables=false)) and a step downloads.
+      - Not part of the build hash; by default the runtime's own.
+    type: str
   extra_args:
     description: Further arguments for the runtime's C(build) command, inserted before the context.
     type: list
@@ -240,6 +246,7 @@ def main():
             pull=dict(type="str", default="missing", choices=["missing", "always", "never", "newer"]),
             image_format=dict(type="str", default="docker", choices=["docker", "oci"]),
             extra_args=dict(type="list", elements="str", default=[]),
+            network=dict(type="str"),
             exclude=dict(type="list", elements="str", default=[]),
             runtime=dict(type="str", default="auto", choices=["auto", "podman", "docker"]),
             log_dir=dict(type="path", default="logs/containers"),

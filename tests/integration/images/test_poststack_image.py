@@ -189,3 +189,18 @@ def test_errors_are_clear_and_build_nothing(engine, image_name, context, tmp_pat
         assert away["failed"], away
         assert away["msg"].startswith("the Docker engine does not answer at DOCKER_HOST=unix://%s/no-engine.sock"
                                       % tmp_path), away["msg"]
+
+
+def test_a_build_that_downloads(engine, image_name, tmp_path):
+    """A RUN step that fetches Debian's package lists: podman's default build network reaches the mirror; the
+    test's Docker engine does no NAT (--iptables=false), so its builds take network=host (the image roles'
+    *_build_network, POSTSTACK_BUILD_NETWORK)."""
+    ctx = tmp_path / "apt"
+    ctx.mkdir()
+    (ctx / "Containerfile").write_text(
+        f"FROM {BASE}\nRUN apt-get update -q -o Acquire::Retries=0 && ls /var/lib/apt/lists | grep -q _Packages\n")
+    options = {"network": "host"} if engine.name == "docker" else {}
+    built = run_playbook(build_play(image_name, ctx, tmp_path, engine=engine, **options), env=engine.env).results("build")
+    assert built["changed"] and not built.get("failed"), built.get("msg")
+    [command] = built["commands"]
+    assert ("--network" in command) == (engine.name == "docker")

@@ -185,6 +185,17 @@ def test_build_command_podman_and_docker(tmp_path):
     assert ib.build_command("docker", make_spec(tmp_path, pull="always"), "h")[-2] == "--pull"
 
 
+def test_the_build_network_is_passed_and_not_hashed(tmp_path):
+    """--network host for an engine without NAT: on the command line of both runtimes, and the same image hash
+    with or without it (it changes how the build reaches the outside, not what it makes)."""
+    hosted = make_spec(tmp_path, network="host")
+    for runtime in ("podman", "docker"):
+        argv = ib.build_command(runtime, hosted, "h")
+        assert argv[argv.index("--network"):argv.index("--network") + 2] == ["--network", "host"]
+        assert "--network" not in ib.build_command(runtime, make_spec(tmp_path), "h")
+    assert ib.compute_hash(hosted, lambda ref: None).value == ib.compute_hash(make_spec(tmp_path), lambda ref: None).value
+
+
 @pytest.mark.parametrize(
     "state, force, action",
     [
