@@ -80,7 +80,7 @@ def container_clean(args) -> Plan:
 
 # --- database -------------------------------------------------------------------------------------------------
 
-FORMAT_OPTION = (("--format",), dict(choices=["auto", "poststack", "golang-migrate", "dbmate", "flyway"],
+FORMAT_OPTION = (("--format",), dict(choices=["auto", "poststack", "golang-migrate", "dbmate", "flyway", "sqitch"],
                                      help="how the migration files are laid out (default auto)"))
 
 

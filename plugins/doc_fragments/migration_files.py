@@ -20,9 +20,11 @@ options:
         part (C(transaction:false) on a marker line runs that part without a transaction).
       - V(flyway) is C(VNNN__description.sql) with the undo C(UNNN__description.sql); versions must be whole
         numbers, and repeatable C(R__) migrations are refused (not supported yet).
+      - V(sqitch) is a Sqitch project (C(sqitch.plan), C(deploy/), C(revert/), C(verify/)); the plan's Nth change
+        is version N. V(auto) takes a directory with C(sqitch.plan) as one.
       - V(auto) takes each file as its name and content say; with any other value a file of another layout is
         an error that names it.
     type: str
-    choices: [auto, poststack, golang-migrate, dbmate, flyway]
+    choices: [auto, poststack, golang-migrate, dbmate, flyway, sqitch]
     default: auto
 """

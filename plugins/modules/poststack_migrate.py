@@ -72,7 +72,7 @@ options:
       format:
         description: How its files are named (O(format)).
         type: str
-        choices: [auto, poststack, golang-migrate, dbmate, flyway]
+        choices: [auto, poststack, golang-migrate, dbmate, flyway, sqitch]
         default: auto
       lint:
         description: Its safe-DDL lint (O(lint)).

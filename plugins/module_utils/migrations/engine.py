@@ -34,7 +34,9 @@ from ansible_collections.poststack.core.plugins.module_utils.migrations.lint imp
 from ansible_collections.poststack.core.plugins.module_utils.migrations.plan import (
     AppliedMigration, Plan, current_version, find_drift, plan_baseline, plan_migrate, plan_repair, plan_rollback,
 )
-from ansible_collections.poststack.core.plugins.module_utils.migrations.sqltext import CheckedSql, check_sql, line_of
+from ansible_collections.poststack.core.plugins.module_utils.migrations.sqltext import (
+    CheckedSql, check_sql, line_of, verify_body,
+)
 
 TRACKING_TABLE = "schema_migrations"
 DEFAULT_SCHEMA = "poststack"
@@ -689,7 +691,7 @@ class Engine:
             error = None
             self.conn.execute("BEGIN")
             try:
-                self.conn.execute(item.verify_sql)
+                self.conn.execute(verify_body(item.verify_sql))
             except psycopg.Error as exc:
                 error = "%s failed%s: %s" % (os.path.basename(item.verify_path), _where(exc, item.verify_sql, 0), _pg_message(exc))
             finally:

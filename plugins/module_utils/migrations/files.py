@@ -10,7 +10,9 @@ Three layouts are read in place, file by file (``layout`` ``auto``) or one only:
 - ``dbmate``: ``NNN_name.sql`` holding ``-- migrate:up`` and ``-- migrate:down`` parts (``transaction:false``
   on a marker: that part runs without a transaction);
 - ``flyway``: ``VNNN__description.sql`` with the undo ``UNNN__description.sql`` (whole-number versions; repeatable
-  ``R__`` migrations are not taken yet).
+  ``R__`` migrations are not taken yet);
+- ``sqitch``: a Sqitch project (``sqitch.plan``, ``deploy/``, ``revert/``, ``verify/``): the plan's Nth change is
+  version N (a plan only grows at its end), its deploy script the migration, its revert script the rollback.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import DiscoveryError
 from ansible_collections.poststack.core.plugins.module_utils.migrations.sqltext import (
-    NO_TRANSACTION_MARKER, strip_sql_comments,
+    NO_TRANSACTION_MARKER, strip_sql_comments, verify_body,
 )
 
 MAX_VERSION = 2 ** 63 - 1
@@ -36,7 +38,11 @@ _FLYWAY_REPEATABLE = re.compile(r"^R__.+\.sql$")
 _NAME_FORMATS = {"poststack": ("auto", "poststack", "dbmate"), "golang-migrate": ("auto", "golang-migrate"),
                  "flyway": ("auto", "flyway")}
 _DBMATE_MARKER = re.compile(r"^--[ \t]*migrate:(?P<part>up|down)(?=[ \t]|$)(?P<options>[^\n]*)$", re.MULTILINE)
-LAYOUTS = ("auto", "poststack", "golang-migrate", "dbmate", "flyway")
+LAYOUTS = ("auto", "poststack", "golang-migrate", "dbmate", "flyway", "sqitch")
+SQITCH_PLAN = "sqitch.plan"
+# A change line of sqitch.plan: the name, then dependencies in brackets, then the time it was planned.
+_SQITCH_CHANGE = re.compile(r"^(?P<name>[^\s@#:%\[\]][^\s#:\[\]]*)\s*(?:\[(?P<deps>[^\]]*)\]\s*)?"
+                            r"(?P<planned>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\b")
 # The modules' option for it (documented once, in the doc fragment poststack.core.migration_files).
 FORMAT_ARGUMENT_SPEC = {"format": {"type": "str", "default": "auto", "choices": list(LAYOUTS)}}
 
@@ -124,6 +130,8 @@ def discover(directory: str, layout: str = "auto") -> List[MigrationFile]:
         raise DiscoveryError("format %r is not one of %s" % (layout, ", ".join(LAYOUTS)))
     if not os.path.isdir(directory):
         raise DiscoveryError("migrations directory %s does not exist or is not a directory" % directory)
+    if layout == "sqitch" or (layout == "auto" and os.path.isfile(os.path.join(directory, SQITCH_PLAN))):
+        return discover_sqitch(directory)
     migrations: Dict[int, Dict[str, str]] = {}
     rollbacks: Dict[int, Tuple[str, str]] = {}
     verifies: Dict[int, Tuple[str, str]] = {}
@@ -284,3 +292,73 @@ def _load(directory: str, version: int, migration: Dict[str, str], rollback: Opt
         item.verify_path = os.path.join(directory, verify[1])
         item.verify_sql = _read_sql(item.verify_path)
     return item
+
+
+def _sqitch_dirs(directory: str) -> Tuple[str, str]:
+    """(the plan file, the top directory of deploy/, revert/, verify/) as sqitch.conf's [core] names them."""
+    settings: Dict[str, str] = {}
+    conf = os.path.join(directory, "sqitch.conf")
+    if os.path.isfile(conf):
+        section = ""
+        with open(conf, encoding="utf-8") as handle:
+            for line in handle:
+                line = line.strip()
+                if line.startswith("["):
+                    section = line.strip("[]").strip()
+                elif section == "core" and "=" in line and not line.startswith(("#", ";")):
+                    key, value = line.split("=", 1)
+                    settings[key.strip()] = value.strip()
+    top = os.path.normpath(os.path.join(directory, settings.get("top_dir", ".")))
+    return os.path.normpath(os.path.join(directory, settings.get("plan_file", os.path.join(top, SQITCH_PLAN)))), top
+
+
+def discover_sqitch(directory: str) -> List[MigrationFile]:
+    """A Sqitch project read in place: the plan's changes in order, version N for the Nth, each with its deploy,
+    revert and verify scripts. Refused (all problems at once): a plan that cannot be read, a change line that
+    cannot be parsed, a change planned twice (a rework), a missing deploy script."""
+    plan_file, top = _sqitch_dirs(directory)
+    try:
+        with open(plan_file, encoding="utf-8") as handle:
+            lines = handle.read().split("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DiscoveryError("cannot read the Sqitch plan %s: %s" % (plan_file, exc))
+    problems: List[str] = []
+    changes: List[str] = []
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith(("#", "%", "@")):  # blank, comment, pragma, tag
+            continue
+        match = _SQITCH_CHANGE.match(text)
+        if match is None:
+            problems.append("%s line %d: not a change line (name [dependencies] time planner <email>): %s"
+                            % (SQITCH_PLAN, number, text[:80]))
+            continue
+        name = match.group("name")
+        if name in changes:
+            problems.append("%s line %d: change %s is planned again (a Sqitch rework), which poststack does not "
+                            "take; give the new version a change of its own" % (SQITCH_PLAN, number, name))
+            continue
+        changes.append(name)
+    if not changes and not problems:
+        problems.append("%s has no changes" % plan_file)
+    result = []
+    for version, name in enumerate(changes, 1):
+        script = "%s.sql" % name
+        deploy = os.path.join("deploy", script)
+        if not os.path.isfile(os.path.join(top, deploy)):
+            problems.append("%s: change %s has no deploy script %s" % (SQITCH_PLAN, name, os.path.join(top, deploy)))
+            continue
+        revert, verify = os.path.join("revert", script), os.path.join("verify", script)
+        try:
+            item = _load(top, version, {"file": deploy, "name": name},
+                         (name, revert) if os.path.isfile(os.path.join(top, revert)) else None,
+                         (name, verify) if os.path.isfile(os.path.join(top, verify)) else None, "sqitch")
+        except DiscoveryError as exc:
+            problems.append(str(exc))
+            continue
+        if item.verify_sql is not None and _is_blank_sql(verify_body(item.verify_sql)):
+            item.verify_path = item.verify_sql = None  # Sqitch's template: BEGIN, comments, ROLLBACK
+        result.append(item)
+    if problems:
+        raise DiscoveryError("invalid Sqitch project in %s: %s" % (directory, "; ".join(problems)), {"problems": problems})
+    return result

@@ -183,6 +183,22 @@ def _blank(text: str, start: int, end: int) -> str:
     return text[:start] + "".join(ch if ch == "\n" else " " for ch in text[start:end]) + text[end:]
 
 
+_VERIFY_END = re.compile(r"^(commit|end|rollback|abort)(\s+(work|transaction))?$", re.IGNORECASE)
+
+
+def verify_body(text: str) -> str:
+    """A verify script without a BEGIN ... ROLLBACK (or COMMIT) around it, Sqitch's template: the engine runs it
+    in a transaction of its own and rolls that back. Lines are kept; any other text is returned as it is."""
+    try:
+        statements = split_sql(text)
+    except SqlLexError:
+        return text
+    if (len(statements) >= 2 and _WRAP_BEGIN.match(statements[0].head)
+            and _VERIFY_END.match(statements[-1].head)):
+        return _blank(_blank(text, statements[-1].start, statements[-1].end), statements[0].start, statements[0].end)
+    return text
+
+
 def check_sql(filename: str, text: str, no_transaction: bool) -> CheckedSql:
     """Pre-flight checks of one file before anything runs. Every problem of the file is named (one
     DiscoveryError, its details holding the list); a BEGIN/COMMIT pair around the whole body is taken off."""

@@ -20,6 +20,7 @@ def write_files(directory, files):
     os.makedirs(str(directory), exist_ok=True)
     for name, text in files.items():
         path = os.path.join(str(directory), name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # names may hold directories (deploy/x.sql)
         if text is None:
             os.unlink(path)
         elif isinstance(text, bytes):

@@ -216,25 +216,40 @@ def layout_files(layout):
             marker = "-- poststack:no-transaction\n" if up is None else ""
             described = "%d__step%d.sql" % (version, version % 100)
             files["V" + described], files["U" + described] = marker + (up or CIC_UP), down or CIC_DOWN
+        elif layout == "sqitch":  # the plan's order is the version order; BEGIN/COMMIT as Sqitch's templates
+            marker = "-- poststack:no-transaction\n" if up is None else ""
+            change = "step%d" % (version % 100)
+            wrapped = up if up is None or up.startswith("BEGIN") else "BEGIN;\n%sCOMMIT;\n" % up
+            files["deploy/%s.sql" % change] = marker + (wrapped or CIC_UP)
+            files["revert/%s.sql" % change] = marker + (("BEGIN;\n%sCOMMIT;\n" % down) if down else CIC_DOWN)
+            files["verify/%s.sql" % change] = "-- Verify %s\nBEGIN;\nSELECT 1;\nROLLBACK;\n" % change
+            plan = files.get("sqitch.plan", "%syntax-version=1.0.0\n%project=shop\n\n")
+            files["sqitch.plan"] = plan + "%s 2024-01-0%dT00:00:00Z Ann <ann@example.org> # step\n" % (
+                change, len(plan.splitlines()) % 9 + 1)
         else:
             option = " transaction:false" if up is None else ""
             files[name + ".sql"] = "-- migrate:up%s\n%s\n-- migrate:down\n%s" % (option, up or CIC_UP, down or CIC_DOWN)
     return files
 
 
-@pytest.mark.parametrize("layout", ["poststack", "golang-migrate", "dbmate", "flyway"])
+@pytest.mark.parametrize("layout", ["poststack", "golang-migrate", "dbmate", "flyway", "sqitch"])
 def test_each_layout_is_read_in_place_and_round_trips_to_psqls_schema(runner, pg_database, pg_server, layout, tmp_path):
     write_files(runner.directory, layout_files(layout))
-    versions = sorted(LOGICAL)
+    # Sqitch numbers its changes by their place in the plan
+    versions = list(range(1, len(LOGICAL) + 1)) if layout == "sqitch" else sorted(LOGICAL)
     assert runner.run(layout=layout).done == versions
     with pg_database.connect() as conn:
         assert conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_email'::regclass").fetchone() == (True,)
+    if layout == "sqitch":  # its verify scripts, BEGIN ... ROLLBACK as Sqitch writes them, pass
+        report = runner.engine(layout=layout).verify()
+        expected = ["step%d.sql" % (v % 100) for v in sorted(LOGICAL)]
+        assert report["ok"] and [r["file"] for r in report["verify_scripts"]] == expected
     applied = pg_database.schema_dump("-N", "poststack")
     other = pg_server.create_database()
     try:
         ups = tmp_path / "psql"
         write_files(ups, {"%020d.sql" % version: up or CIC_UP for version, (up, _down) in LOGICAL.items()})
-        for version in versions:  # psql -1 cannot run CREATE INDEX CONCURRENTLY: that one without -1
+        for version in sorted(LOGICAL):  # psql -1 cannot run CREATE INDEX CONCURRENTLY: that one without -1
             path = str(ups / ("%020d.sql" % version))
             subprocess.run([os.path.join(pg_server.bin_dir, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
                            + ([] if LOGICAL[version][0] is None else ["-1"]) + ["-d", pg_server.dsn(other), "-f", path],

@@ -1,5 +1,6 @@
 """Discovery and checksums: names, integer versions, attachments and the errors that name the files."""
 import hashlib
+import os
 
 import pytest
 
@@ -211,3 +212,63 @@ def test_flyway_names_that_are_refused(tmp_path, files, layout, fragment):
     with pytest.raises(DiscoveryError) as caught:
         discover(write(tmp_path, files), layout)
     assert fragment in str(caught.value)
+
+
+def put(directory, name, text):
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_text(text, encoding="utf-8")
+
+
+SQITCH_PLAN = """%syntax-version=1.0.0
+%project=shop
+%uri=https://example.org/shop/
+
+accounts 2024-01-02T03:04:05Z Ann Planner <ann@example.org> # the accounts
+orders [accounts] 2024-01-03T03:04:05Z Ann Planner <ann@example.org> # orders need accounts
+@v1.0 2024-01-04T00:00:00Z Ann Planner <ann@example.org> # first release
+
+orders_index [orders] 2024-01-05T00:00:00Z Ann Planner <ann@example.org>
+"""
+
+
+def write_sqitch(base, plan=SQITCH_PLAN, skip=()):
+    for name in ("accounts", "orders", "orders_index"):
+        if name in skip:
+            continue
+        deploy = "-- Deploy shop:%s to pg\n\nBEGIN;\nCREATE TABLE %s (id int);\nCOMMIT;\n" % (name, name)
+        put(base / "deploy", name + ".sql", deploy)
+        put(base / "revert", name + ".sql", "BEGIN;\nDROP TABLE %s;\nCOMMIT;\n" % name)
+        template = "-- Verify shop:%s on pg\n\nBEGIN;\n\nROLLBACK;\n" % name
+        put(base / "verify", name + ".sql", template if name == "orders" else "SELECT id FROM %s WHERE false;\n" % name)
+    put(base, "sqitch.plan", plan)
+
+
+def test_a_sqitch_project_is_read_in_plan_order(tmp_path):
+    write_sqitch(tmp_path)
+    for layout in ("auto", "sqitch"):
+        found = discover(str(tmp_path), layout)
+        assert [(f.version, f.name, os.path.relpath(f.path, str(tmp_path))) for f in found] == [
+            (1, "accounts", "deploy/accounts.sql"), (2, "orders", "deploy/orders.sql"),
+            (3, "orders_index", "deploy/orders_index.sql")]
+        assert found[0].rollback_sql == "BEGIN;\nDROP TABLE accounts;\nCOMMIT;\n"
+        assert found[0].verify_sql == "SELECT id FROM accounts WHERE false;\n"
+        assert found[1].verify_sql is None  # sqitch's template (no SQL but BEGIN/ROLLBACK) verifies nothing
+
+
+def test_sqitch_top_dir_from_its_conf(tmp_path):
+    write_sqitch(tmp_path / "db")
+    (tmp_path / "db" / "sqitch.plan").rename(tmp_path / "sqitch.plan")
+    put(tmp_path, "sqitch.conf", "[core]\n\tengine = pg\n\ttop_dir = db\n\tplan_file = sqitch.plan\n")
+    assert [f.name for f in discover(str(tmp_path), "sqitch")] == ["accounts", "orders", "orders_index"]
+
+
+def test_sqitch_problems_are_named_at_once(tmp_path):
+    plan = SQITCH_PLAN + "accounts 2024-02-01T00:00:00Z Ann <ann@example.org> # reworked\nnot a change line\n"
+    write_sqitch(tmp_path, plan=plan, skip=("orders_index",))
+    with pytest.raises(DiscoveryError) as err:
+        discover(str(tmp_path))
+    problems = err.value.details["problems"]
+    assert any("line 10: change accounts is planned again (a Sqitch rework)" in p for p in problems), problems
+    assert any("line 11: not a change line" in p for p in problems), problems
+    assert any("change orders_index has no deploy script" in p for p in problems), problems
+    assert len(problems) == 3

@@ -143,3 +143,13 @@ def test_a_sql_standard_function_body_is_one_statement():
                                        "rollback work to a", "RELEASE SAVEPOINT a", "RELEASE a"])
 def test_every_spelling_of_a_savepoint_works_inside(savepoint):
     assert len(check_sql("f", "SAVEPOINT a;\n%s;" % savepoint, False).statements) == 2
+
+
+def test_a_verify_script_in_begin_rollback_runs_without_them():
+    from ansible_collections.poststack.core.plugins.module_utils.migrations.sqltext import verify_body
+    text = "-- Verify shop:orders\nBEGIN;\nSELECT id\n  FROM orders WHERE false;\nROLLBACK;\n"
+    body = verify_body(text)
+    assert body.count("\n") == text.count("\n") and "BEGIN" not in body and "ROLLBACK" not in body
+    assert body.split("\n")[2:4] == ["SELECT id", "  FROM orders WHERE false;"]
+    for kept in ("SELECT 1;\n", "BEGIN;\nSELECT 1;\n", "SELECT 1;\nROLLBACK;\n", "BEGIN ISOLATION LEVEL SERIALIZABLE;\nSELECT 1;\nROLLBACK;\n"):
+        assert verify_body(kept) == kept
