@@ -124,9 +124,10 @@ class IgnoreMatcher:
         return not self.has_negation and self.excluded(rel_dir)
 
 
-def read_ignore(context: str) -> Tuple[Optional[str], str]:
-    """The context's ignore file (.containerignore, else .dockerignore) and its text; (None, "") without one."""
-    for name in IGNORE_FILES:
+def read_ignore(context: str, names: Sequence[str] = IGNORE_FILES) -> Tuple[Optional[str], str]:
+    """The context's ignore file (the first of ``names``: podman reads .containerignore, else .dockerignore; docker
+    reads .dockerignore only) and its text; (None, "") without one."""
+    for name in names:
         path = os.path.join(context, name)
         if os.path.isfile(path):
             with open(path, encoding="utf-8") as handle:
@@ -134,10 +135,11 @@ def read_ignore(context: str) -> Tuple[Optional[str], str]:
     return None, ""
 
 
-def load_ignore(context: str, exclude: Sequence[str] = ()) -> Tuple[Optional[str], IgnoreMatcher]:
+def load_ignore(context: str, exclude: Sequence[str] = (),
+                names: Sequence[str] = IGNORE_FILES) -> Tuple[Optional[str], IgnoreMatcher]:
     """The matcher of the context's ignore file, with the ``exclude`` patterns after it (so they win over its
     negations: what poststack always keeps out of a build stays out)."""
-    name, text = read_ignore(context)
+    name, text = read_ignore(context, names)
     return name, IgnoreMatcher(parse_ignore(text + "\n" + "\n".join(exclude)))
 
 
@@ -147,10 +149,10 @@ def combined_ignore(context: str, exclude: Sequence[str]) -> str:
     return text + ("" if not text or text.endswith("\n") else "\n") + "".join(p + "\n" for p in exclude)
 
 
-def exposed(context: str, exclude: Sequence[str]) -> List[str]:
+def exposed(context: str, exclude: Sequence[str], names: Sequence[str] = (".dockerignore",)) -> List[str]:
     """Those of the ``exclude`` paths that exist in the context and that its own ignore file lets through (what
-    a runtime without --ignorefile, docker, would send to the build)."""
-    matcher = load_ignore(context)[1]
+    a runtime without --ignorefile, docker, would send to the build: it reads .dockerignore only)."""
+    matcher = load_ignore(context, (), names)[1]
     return [path for path in exclude
             if os.path.lexists(os.path.join(context, path.strip("/"))) and not matcher.excluded(path.strip("/"))]
 
@@ -295,6 +297,8 @@ class BuildSpec:
     # The network of the build's RUN steps (--network), e.g. host on an engine without NAT. Not part of the hash:
     # it changes how a build reaches the outside, not what it makes.
     network: Optional[str] = None
+    # The ignore files the runtime reads, in order (docker: .dockerignore only): the hash covers what it sends.
+    ignore_files: Tuple[str, ...] = IGNORE_FILES
     # Context paths (ignore-file patterns) never sent to the build nor hashed, whatever the ignore file says.
     exclude: List[str] = field(default_factory=list)
 
@@ -309,7 +313,7 @@ class BuildHash:
 
 def compute_hash(spec: BuildSpec, base_image_id: Callable[[str], Optional[str]]) -> BuildHash:
     """The build hash of a spec. `base_image_id(ref)` returns the local ID of a FROM image, or None."""
-    ignore_name, matcher = load_ignore(spec.context, spec.exclude)
+    ignore_name, matcher = load_ignore(spec.context, spec.exclude, spec.ignore_files)
     context_digest, count = hash_context(spec.context, matcher)
     with open(spec.containerfile, "rb") as handle:
         containerfile_bytes = handle.read()

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.poststack.core.plugins.module_utils.image_build import (
     HASH_LABEL,
+    IGNORE_FILES,
     BuildHash,
     BuildInputError,
     BuildPlan,
@@ -102,6 +103,7 @@ class ImageJob:
                 image_format=params["image_format"],
                 extra_args=params["extra_args"],
                 network=params["network"] or None,
+                ignore_files=IGNORE_FILES if ContainerRuntime(binary).name == "podman" else (".dockerignore",),
                 exclude=params["exclude"],
             )
         except (BuildInputError, RuntimeNotFound) as exc:

@@ -249,3 +249,18 @@ def test_exposed_names_what_docker_would_send(tmp_path):
     assert ib.exposed(str(tmp_path), [".env", "logs"]) == [".env"]  # logs does not exist
     write(tmp_path, ".dockerignore", ".env\n")
     assert ib.exposed(str(tmp_path), [".env", "logs"]) == []
+
+
+def test_docker_hashes_what_it_sends_by_its_own_ignore_file(tmp_path):
+    """podman reads .containerignore first, docker only .dockerignore: each hash covers what that runtime sends."""
+    write(tmp_path, "Containerfile", "FROM base:1\nCOPY . /app\n")
+    write(tmp_path, "notes.txt", "one\n")
+    write(tmp_path, ".containerignore", "notes.txt\n")
+    write(tmp_path, ".dockerignore", "\n")
+    podman = make_spec(tmp_path)
+    docker = make_spec(tmp_path, ignore_files=(".dockerignore",))
+    before = (ib.compute_hash(podman, lambda ref: None).value, ib.compute_hash(docker, lambda ref: None).value)
+    write(tmp_path, "notes.txt", "two\n")
+    after = (ib.compute_hash(podman, lambda ref: None).value, ib.compute_hash(docker, lambda ref: None).value)
+    assert before[0] == after[0], "podman does not send notes.txt (.containerignore)"
+    assert before[1] != after[1], "docker sends notes.txt (its .dockerignore lets it through)"
