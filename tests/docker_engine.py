@@ -2,6 +2,7 @@
 scripts/docker-engine.sh (its own data, sockets and no firewall rules; see that script). `make test` starts the
 private engine for the integration layer and stops it afterwards; a test run outside it starts the engine when
 needed and, unless its workers share it (pytest-xdist), stops it at the end."""
+import contextlib
 import os
 import subprocess
 
@@ -49,3 +50,35 @@ def load_from_podman(host, image):
         saved.wait(timeout=300)
     if loaded.returncode != 0 or saved.returncode != 0:
         raise RuntimeError("podman save %s | docker load failed: %s" % (image, loaded.stderr.strip()))
+
+
+def same_image(host, image):
+    """Whether Docker's store has podman's image of that name, the same one (a rebuilt image keeps its name; the
+    engine's store outlives test runs). A docker-archive keeps the image's ID."""
+    ids = [subprocess.run(command, capture_output=True, text=True, check=False,
+                          env=dict(os.environ, DOCKER_HOST=host)).stdout.strip().replace("sha256:", "")
+           for command in (["podman", "image", "inspect", "--format", "{{.Id}}", image],
+                           ["docker", "image", "inspect", "--format", "{{.Id}}", image])]
+    return bool(ids[0]) and ids[0] == ids[1]
+
+
+@contextlib.contextmanager
+def running(images=()):
+    """The engine for a test module: DOCKER_HOST set while it runs (the code under test inherits it, as on a host
+    with a Docker engine), the images podman built moved into its store, and everything as it was afterwards (the
+    engine stopped when this call started it)."""
+    host, started = start()
+    before = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = host
+    try:
+        for image in images:
+            if not same_image(host, image):
+                load_from_podman(host, image)
+        yield host
+    finally:
+        if before is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = before
+        if started:
+            stop()

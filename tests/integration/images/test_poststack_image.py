@@ -1,60 +1,28 @@
 """poststack_image through ansible-playbook against real podman and a real Docker engine (the private one of
 scripts/docker-engine.sh, or the one DOCKER_HOST names): every test runs on both runtimes."""
 import os
-import subprocess
 import uuid
 
 import pytest
 
 import docker_engine
 from ansible_run import run_playbook
+from lab import Runtime
 
 BASE = os.environ.get("POSTSTACK_BASE_IMAGE", "localhost/debian:bookworm-slim")
 
 
-def podman(*args, check=True):
-    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check)
-
-
-class Engine:
-    """One runtime as the tests drive it: its name for the module's ``runtime``, the environment that reaches it,
-    and its own CLI for the checks."""
-
-    def __init__(self, name, env):
-        self.name, self.env = name, env
-
-    def cli(self, *args, check=True):
-        return subprocess.run([self.name, *args], capture_output=True, text=True, check=check,
-                              env=dict(os.environ, **self.env))
-
-    def exists(self, ref):
-        return self.cli("image", "inspect", ref, check=False).returncode == 0
-
-    def label(self, ref, key):
-        return self.cli("image", "inspect", "--format", '{{ index .Config.Labels "%s" }}' % key, ref).stdout.strip()
-
-    def remove(self, *refs):
-        for ref in refs:
-            self.cli("rmi", "-f", ref, check=False)
-
-
 @pytest.fixture(scope="module")
 def docker_env():
-    host, started = docker_engine.start()
-    try:
-        if docker_engine.docker(host, "image", "inspect", BASE, check=False).returncode != 0:
-            docker_engine.load_from_podman(host, BASE)
+    with docker_engine.running([BASE]) as host:
         yield {"DOCKER_HOST": host}
-    finally:
-        if started:
-            docker_engine.stop()
 
 
 @pytest.fixture(params=["podman", "docker"])
 def engine(request):
-    if request.param == "podman":
-        return Engine("podman", {})
-    return Engine("docker", request.getfixturevalue("docker_env"))
+    engine = Runtime(request.param)
+    engine.env = request.getfixturevalue("docker_env") if request.param == "docker" else {}
+    return engine
 
 
 @pytest.fixture
@@ -63,7 +31,8 @@ def image_name(engine):
     yield name
     listed = engine.cli("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"reference={name}*",
                         check=False).stdout.split()
-    engine.remove(*listed, name)
+    for ref in listed + [name]:
+        engine.cli("rmi", "-f", ref, check=False)
 
 
 @pytest.fixture
@@ -97,7 +66,7 @@ def test_build_is_idempotent_by_content(engine, image_name, context, tmp_path):
     assert check.rc == 0, check.stdout
     planned = check.results("build")
     assert planned["changed"] is True and planned["operation"] == "build"
-    assert not engine.exists(image_name), "check mode must not build"
+    assert not engine.exists("image", image_name), "check mode must not build"
     assert "diff" not in planned, "the diff is returned in diff mode only"
     with_diff = run_playbook(play, check=True, diff=True, env=engine.env).results("build")
     assert with_diff["diff"]["before"] == {"image_id": None, "build_hash": None, "tags": []}
@@ -114,7 +83,8 @@ def test_build_is_idempotent_by_content(engine, image_name, context, tmp_path):
     # podman is told never to pull; docker pulls only with --pull (and never a FROM it has)
     assert ("--pull=never" in build) == (engine.name == "podman") and "--pull" not in build
     assert os.path.isfile(built["log_file"]) and "hello" in open(built["log_file"]).read()
-    assert engine.label(image_name, "io.poststack.build-hash") == built["build_hash"]
+    label = engine.cli("image", "inspect", "--format", '{{ index .Config.Labels "io.poststack.build-hash" }}', image_name)
+    assert label.stdout.strip() == built["build_hash"]
 
     second = run_playbook(play, env=engine.env)
     again = second.results("build")
@@ -138,7 +108,7 @@ def test_additional_tag_and_build_args(engine, image_name, context, tmp_path):
                         additional_tags=[f"{image_name}:v1"])
     result = run_playbook(tagged, env=engine.env).results("build")
     assert result["changed"] is True and result["operation"] == "tag"
-    assert engine.exists(f"{image_name}:v1")
+    assert engine.exists("image", f"{image_name}:v1")
     assert run_playbook(tagged, env=engine.env).results("build")["changed"] is False
 
 
@@ -160,7 +130,7 @@ def test_base_image_rebuild_triggers_rebuild(engine, image_name, context, tmp_pa
         result = run_playbook(child, env=engine.env).results("build")
         assert result["changed"] is True and "base image" in result["reason"]
     finally:
-        engine.remove(f"{base}:latest")
+        engine.cli("rmi", "-f", f"{base}:latest", check=False)
 
 
 def test_errors_are_clear_and_build_nothing(engine, image_name, context, tmp_path):
@@ -178,7 +148,7 @@ def test_errors_are_clear_and_build_nothing(engine, image_name, context, tmp_pat
     failed = build()
     assert failed["failed"] and "building" in failed["msg"] and "about-to-fail" in failed["msg"]
     assert os.path.isfile(failed["log_file"])
-    assert not engine.exists(image_name)
+    assert not engine.exists("image", image_name)
 
     no_runtime = build(runtime="auto", environment={"PATH": "/nonexistent"})
     assert no_runtime["failed"] and "install podman (preferred) or docker" in no_runtime["msg"]

@@ -53,21 +53,10 @@ def engine(request, image):  # pylint: disable=unused-argument,redefined-outer-n
     if request.param == "podman":
         yield Engine("podman")
         return
-    host, started = docker_engine.start()
-    docker = Engine("docker", {"DOCKER_HOST": host})
-    old = os.environ.get("DOCKER_HOST")
-    os.environ["DOCKER_HOST"] = host  # the agent's runtime calls inherit it, as on a node with a Docker engine
-    try:
-        # the image podman built, in Docker's store (a node gets its image the same way: pgtwin_image_from_controller)
-        docker_engine.load_from_podman(host, IMAGE)
-        yield docker
-    finally:
-        if old is None:
-            os.environ.pop("DOCKER_HOST", None)
-        else:
-            os.environ["DOCKER_HOST"] = old
-        if started:
-            docker_engine.stop()
+    # The agent's runtime calls inherit DOCKER_HOST, as on a node with a Docker engine; the image podman built is
+    # moved into Docker's store (a node gets its image the same way: pgtwin_image_from_controller).
+    with docker_engine.running([IMAGE]) as host:
+        yield Engine("docker", {"DOCKER_HOST": host})
 
 
 def load(base, runtime, **extra):

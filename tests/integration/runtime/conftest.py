@@ -1,7 +1,6 @@
 """Fixtures for the runtime roles: unique project names, free ports, cleanup of containers/volumes/networks."""
 import os
 import shutil
-import subprocess
 import uuid
 
 import pytest
@@ -9,25 +8,11 @@ import pytest
 import docker_engine
 from ansible_run import run_playbook
 # The runtime tests import these from here.
-from lab import free_port, podman  # noqa: F401  pylint: disable=unused-import
+from lab import Runtime, free_port, podman  # noqa: F401  pylint: disable=unused-import
 
 # What the runtime tests run: poststack's PostgreSQL image, and the images project containers build on.
 IMAGES = ("localhost/poststack/postgres-debian:latest", "localhost/poststack/base-debian:latest",
           os.environ.get("POSTSTACK_BASE_IMAGE", "localhost/debian:bookworm-slim"))
-
-
-class Runtime:
-    """The container runtime a test runs on: its CLI for the checks (podman and docker spell these alike)."""
-
-    def __init__(self, name="podman"):
-        self.name = name
-
-    def cli(self, *args, check=True):
-        return subprocess.run([self.name, *args], capture_output=True, text=True, check=check)
-
-    def exists(self, kind, name):
-        """Whether the container, volume, network or image ``name`` exists (``kind`` as the CLI names it)."""
-        return self.cli(kind, "inspect", name, check=False).returncode == 0
 
 
 PODMAN = Runtime("podman")
@@ -80,26 +65,12 @@ class Project:
 
 @pytest.fixture(scope="module")
 def docker_engine_with_images():
-    """A Docker engine (DOCKER_HOST for the rest of the module's run) holding the images podman built: poststack's
-    images are built by images.yml with podman once, and moved into Docker's store (building with Docker is
-    poststack_image's own test)."""
+    """A Docker engine holding the images podman built: poststack's images are built by images.yml with podman
+    once, and moved into Docker's store (building with Docker is poststack_image's own test)."""
     built = run_playbook("playbooks/images.yml", inventory="inventories/local")
     assert built.rc == 0 and built.failed == 0, built.stdout[-3000:]
-    host, started = docker_engine.start()
-    before = os.environ.get("DOCKER_HOST")
-    os.environ["DOCKER_HOST"] = host
-    try:
-        for image in IMAGES:
-            if docker_engine.docker(host, "image", "inspect", image, check=False).returncode != 0:
-                docker_engine.load_from_podman(host, image)
+    with docker_engine.running(IMAGES) as host:
         yield host
-    finally:
-        if before is None:
-            os.environ.pop("DOCKER_HOST", None)
-        else:
-            os.environ["DOCKER_HOST"] = before
-        if started:
-            docker_engine.stop()
 
 
 @pytest.fixture(params=["podman", "docker"])

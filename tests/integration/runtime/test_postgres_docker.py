@@ -13,14 +13,9 @@ IMAGE = "localhost/poststack/postgres-debian:latest"
 def docker_host():
     images = run_playbook("playbooks/images.yml", inventory="inventories/local")
     assert images.rc == 0 and images.failed == 0, images.stdout[-3000:]
-    host, started = docker_engine.start()
-    try:
-        # the image podman built, in Docker's store (building with Docker is the images' own test)
-        docker_engine.load_from_podman(host, IMAGE)
+    # the image podman built, in Docker's store (building with Docker is the images' own test)
+    with docker_engine.running([IMAGE]) as host:
         yield host
-    finally:
-        if started:
-            docker_engine.stop()
 
 
 def play(state):
