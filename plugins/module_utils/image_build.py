@@ -364,8 +364,11 @@ def build_command(runtime_name: str, spec: BuildSpec, build_hash: str,
         args.append("--no-cache")
     if runtime_name == "podman":
         args += [f"--pull={spec.pull}", "--format", spec.image_format]
-    elif spec.pull == "always":
-        args.append("--pull")
+    else:
+        # Docker's legacy builder leaves a failed step's container behind unless told (podman removes it)
+        args.append("--force-rm")
+        if spec.pull == "always":
+            args.append("--pull")
     if spec.network:
         args += ["--network", spec.network]
     args += list(spec.extra_args)

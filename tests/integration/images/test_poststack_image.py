@@ -149,6 +149,9 @@ def test_errors_are_clear_and_build_nothing(engine, image_name, context, tmp_pat
     assert failed["failed"] and "building" in failed["msg"] and "about-to-fail" in failed["msg"]
     assert os.path.isfile(failed["log_file"])
     assert not engine.exists("image", image_name)
+    # nor a container of the failed step (Docker's builder keeps it unless told with --force-rm)
+    left = engine.cli("ps", "-a", "--no-trunc", "--filter", "status=exited", "--format", "{{.Command}}").stdout
+    assert "about-to-fail" not in left, left
 
     no_runtime = build(runtime="auto", environment={"PATH": "/nonexistent"})
     assert no_runtime["failed"] and "install podman (preferred) or docker" in no_runtime["msg"]

@@ -181,7 +181,8 @@ def test_build_command_podman_and_docker(tmp_path):
         "--target", "t", "--no-cache", "--pull=never", "--format", "docker", str(tmp_path),
     ]
     docker = ib.build_command("docker", spec, "h")
-    assert "--pull=never" not in docker and "--format" not in docker
+    assert "--pull=never" not in docker and "--format" not in docker and "--force-rm" in docker
+    assert "--force-rm" not in podman
     assert ib.build_command("docker", make_spec(tmp_path, pull="always"), "h")[-2] == "--pull"
 
 
