@@ -154,10 +154,11 @@ def test_seed_003_quick_start_and_migration_verbs(installed, project):
     assert "not-the-Pw-9" not in wrong.stdout + wrong.stderr
 
     # a URL without the password, from a directory that is another project: the password tried is named, never shown
-    elsewhere = project.parent / "elsewhere"
+    elsewhere = project.parent / ("other" + project.name)
     (elsewhere / "migrations").mkdir(parents=True)
     nopassword = poststack(installed, elsewhere, "database", "test-connection", "--url",
                            "postgresql://poststack@127.0.0.1:%s/poststack" % port)
+    remove_project(elsewhere.name)  # the password poststack generated for that project
     assert nopassword.returncode == 1, nopassword.stdout
     assert ("password authentication failed for user \"poststack\". The password tried was this project's"
             in nopassword.stdout), nopassword.stdout
