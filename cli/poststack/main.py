@@ -73,9 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_url(url: str, name: str = "--url") -> None:
-    """Refuse a database URL that lacks a part the playbooks need, naming the part; the URL itself may hold a
-    password, so only its form is shown."""
+def check_url(url: str, name: str = "--url") -> urllib.parse.SplitResult:
+    """The database URL's parts; refused (a usage error naming the missing part) when it lacks one the playbooks
+    need. The URL itself may hold a password, so only its form is shown."""
     form = "write it as postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
     try:
         parsed = urllib.parse.urlsplit(url)
@@ -90,14 +90,14 @@ def check_url(url: str, name: str = "--url") -> None:
         raise UsageError("%s names no %s: %s" % (name, " and no ".join(missing), form))
     if port == 0:
         raise UsageError("%s has port 0: %s" % (name, form))
+    return parsed
 
 
 def with_url(plan: Plan, args) -> Plan:
     """The database verbs (those with --url) work on --url, else POSTSTACK_DATABASE_URL, when one is given."""
     url = getattr(args, "url", None) or (os.environ.get("POSTSTACK_DATABASE_URL") if hasattr(args, "url") else None)
     if url:
-        check_url(url, "--url" if getattr(args, "url", None) else "POSTSTACK_DATABASE_URL")
-        parsed = urllib.parse.urlsplit(url)
+        parsed = check_url(url, "--url" if getattr(args, "url", None) else "POSTSTACK_DATABASE_URL")
         plan.extra_vars["migrations_dsn"] = url
         if parsed.password is not None:
             plan.extra_vars["migrations_db_password"] = urllib.parse.unquote(parsed.password)

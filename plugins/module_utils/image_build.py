@@ -124,6 +124,12 @@ class IgnoreMatcher:
         return not self.has_negation and self.excluded(rel_dir)
 
 
+def ignore_files(runtime_name: str) -> Tuple[str, ...]:
+    """The ignore files a runtime reads, in order: podman .containerignore, else .dockerignore; docker only
+    .dockerignore."""
+    return IGNORE_FILES if runtime_name == "podman" else (".dockerignore",)
+
+
 def read_ignore(context: str, names: Sequence[str] = IGNORE_FILES) -> Tuple[Optional[str], str]:
     """The context's ignore file (the first of ``names``: podman reads .containerignore, else .dockerignore; docker
     reads .dockerignore only) and its text; (None, "") without one."""
@@ -149,9 +155,9 @@ def combined_ignore(context: str, exclude: Sequence[str]) -> str:
     return text + ("" if not text or text.endswith("\n") else "\n") + "".join(p + "\n" for p in exclude)
 
 
-def exposed(context: str, exclude: Sequence[str], names: Sequence[str] = (".dockerignore",)) -> List[str]:
-    """Those of the ``exclude`` paths that exist in the context and that its own ignore file lets through (what
-    a runtime without --ignorefile, docker, would send to the build: it reads .dockerignore only)."""
+def exposed(context: str, exclude: Sequence[str], names: Sequence[str]) -> List[str]:
+    """Those of the ``exclude`` paths that exist in the context and that its own ignore file (the first of
+    ``names`` there) lets through: what a runtime without --ignorefile, docker, would send to the build."""
     matcher = load_ignore(context, (), names)[1]
     return [path for path in exclude
             if os.path.lexists(os.path.join(context, path.strip("/"))) and not matcher.excluded(path.strip("/"))]

@@ -17,7 +17,6 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.poststack.core.plugins.module_utils.image_build import (
     HASH_LABEL,
-    IGNORE_FILES,
     BuildHash,
     BuildInputError,
     BuildPlan,
@@ -27,6 +26,7 @@ from ansible_collections.poststack.core.plugins.module_utils.image_build import 
     combined_ignore,
     compute_hash,
     exposed,
+    ignore_files,
     log_tail,
     plan_build,
     resolve_containerfile,
@@ -89,7 +89,8 @@ class ImageJob:
         """Check and hash the inputs of the module's ``params``, look at the runtime's images, plan."""
         tags = [normalize_ref(params["name"])] + [normalize_ref(tag) for tag in params["additional_tags"]]
         try:
-            binary = detect(params["runtime"])
+            runtime = ContainerRuntime(detect(params["runtime"]))
+            binary = runtime.binary
             context = os.path.abspath(params["context"])
             spec = BuildSpec(
                 context=context,
@@ -103,12 +104,11 @@ class ImageJob:
                 image_format=params["image_format"],
                 extra_args=params["extra_args"],
                 network=params["network"] or None,
-                ignore_files=IGNORE_FILES if ContainerRuntime(binary).name == "podman" else (".dockerignore",),
+                ignore_files=ignore_files(runtime.name),
                 exclude=params["exclude"],
             )
         except (BuildInputError, RuntimeNotFound) as exc:
             raise ImageJobError(str(exc), image=tags[0])
-        runtime = ContainerRuntime(binary)
 
         def base_image_id(ref: str) -> Optional[str]:
             inspect = runtime.image_inspect(ref)
@@ -121,7 +121,7 @@ class ImageJob:
         except (BuildInputError, OSError, UnicodeDecodeError) as exc:
             raise ImageJobError("cannot hash the build inputs of %s: %s" % (tags[0], exc), image=tags[0])
         if spec.exclude and runtime.name != "podman":
-            leaking = exposed(context, spec.exclude)
+            leaking = exposed(context, spec.exclude, spec.ignore_files)
             if leaking:
                 raise ImageJobError(
                     "the build context %s holds %s, which %s would send to the build of %s (it has no "

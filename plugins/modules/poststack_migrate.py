@@ -456,6 +456,25 @@ def run_migration_state(module: AnsibleModule, engine: Engine, action: str, resu
         }
 
 
+def open_engine(conn, settings: Settings, state: str, dsn: str, watch: ControllerWatch, result: dict) -> Engine:
+    """An engine on the connection, its run logged and its session prepared (bad timeouts fail here)."""
+    engine = Engine(conn, settings, should_stop=watch.gone)
+    engine.log("state=%s connected to %s (stream %s)" % (state, dsn, settings.stream))
+    result["tracking_table"] = engine.table
+    engine.prepare_session()
+    return engine
+
+
+def record_failure(result: dict, exc: MigrationError, done_key: Optional[str]) -> None:
+    """What really happened before the failing step: those steps stay done, and the result says so (under
+    ``done_key``). current_version is None when the connection was lost: the version is not known until the server
+    is back, and 0 (the default) would be a lie."""
+    details = dict(exc.details)
+    if "done" in details and done_key:
+        result[done_key] = details.pop("done")
+    result.update(details)
+
+
 def run_streams(module: AnsibleModule, conn, settings: Settings, result: dict) -> None:
     """O(streams): each stream in order on the one connection; exits the module (a failed stream fails it)."""
     template = dict(result)
@@ -466,18 +485,14 @@ def run_streams(module: AnsibleModule, conn, settings: Settings, result: dict) -
             for entry in module.params["streams"]:
                 stream_result = dict(template, stream=entry["stream"])
                 done.append(stream_result)
-                engine = Engine(conn, replace(settings, migrations_dir=entry["path"], stream=entry["stream"],
-                                              layout=entry["format"], lint=entry["lint"]), should_stop=watch.gone)
-                engine.log("state=applied connected to %s (stream %s)" % (result["dsn"], entry["stream"]))
-                stream_result["tracking_table"] = engine.table
-                engine.prepare_session()
+                stream_settings = replace(settings, migrations_dir=entry["path"], stream=entry["stream"],
+                                          layout=entry["format"], lint=entry["lint"])
                 try:
+                    engine = open_engine(conn, stream_settings, "applied", result["dsn"], watch, stream_result)
                     run_migration_state(module, engine, "apply", stream_result, entry["target_version"])
                 except MigrationError as exc:
-                    details = dict(exc.details)
-                    if "done" in details:
-                        stream_result["applied"] = details.pop("done")
-                    stream_result.update(details, failed=True, msg=str(exc))
+                    record_failure(stream_result, exc, "applied")
+                    stream_result.update(failed=True, msg=str(exc))
                     raise
     except MigrationError as exc:
         result.update({k: v for k, v in done[-1].items() if k not in ("failed", "msg")}, streams=done,
@@ -521,10 +536,7 @@ def main() -> None:
         run_streams(module, conn, settings, result)
     try:
         with conn:
-            engine = Engine(conn, settings, should_stop=ControllerWatch().gone)
-            engine.log("state=%s connected to %s" % (state, result["dsn"]))
-            result["tracking_table"] = engine.table
-            engine.prepare_session()
+            engine = open_engine(conn, settings, state, result["dsn"], ControllerWatch(), result)
             if state in ACTIONS:
                 run_migration_state(module, engine, ACTIONS[state], result, params["target_version"])
             elif state == "verified":
@@ -539,13 +551,7 @@ def main() -> None:
                 report = engine.unlock(params["terminate_holder"], check_mode=module.check_mode)
                 result.update(changed=report["changed"], lock_holders=report["holders"])
     except MigrationError as exc:
-        details = dict(exc.details)
-        if "done" in details and state in ACTIONS:
-            # What really happened before the failing step: those steps stay done, and the result says so.
-            # current_version is None when the connection was lost: the version is not known until the server
-            # is back, and 0 (the default above) would be a lie.
-            result[state] = details.pop("done")
-        result.update(details)
+        record_failure(result, exc, state if state in ACTIONS else None)
         module.fail_json(msg=str(exc), **result)
     except Exception as exc:  # a database error outside a step: report it, never the password
         module.fail_json(msg="unexpected error: %s" % exc, exception=traceback.format_exc(), **result)

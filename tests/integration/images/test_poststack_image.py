@@ -15,14 +15,14 @@ BASE = os.environ.get("POSTSTACK_BASE_IMAGE", "localhost/debian:bookworm-slim")
 @pytest.fixture(scope="module")
 def docker_env():
     with docker_engine.running([BASE]) as host:
-        yield {"DOCKER_HOST": host}
+        yield host
 
 
 @pytest.fixture(params=["podman", "docker"])
 def engine(request):
-    engine = Runtime(request.param)
-    engine.env = request.getfixturevalue("docker_env") if request.param == "docker" else {}
-    return engine
+    if request.param == "docker":
+        request.getfixturevalue("docker_env")  # DOCKER_HOST for the module's runs, the base image in Docker's store
+    return Runtime(request.param)
 
 
 @pytest.fixture
@@ -62,18 +62,18 @@ def test_build_is_idempotent_by_content(engine, image_name, context, tmp_path):
     logs = tmp_path / "logs"
     play = build_play(image_name, context, logs, engine=engine)
 
-    check = run_playbook(play, check=True, env=engine.env)
+    check = run_playbook(play, check=True)
     assert check.rc == 0, check.stdout
     planned = check.results("build")
     assert planned["changed"] is True and planned["operation"] == "build"
     assert not engine.exists("image", image_name), "check mode must not build"
     assert "diff" not in planned, "the diff is returned in diff mode only"
-    with_diff = run_playbook(play, check=True, diff=True, env=engine.env).results("build")
+    with_diff = run_playbook(play, check=True, diff=True).results("build")
     assert with_diff["diff"]["before"] == {"image_id": None, "build_hash": None, "tags": []}
     assert with_diff["diff"]["after"]["image_id"] == "(new)"
     assert with_diff["diff"]["after"]["build_hash"] == planned["build_hash"]
 
-    first = run_playbook(play, env=engine.env)
+    first = run_playbook(play)
     assert first.rc == 0, first.stdout
     built = first.results("build")
     assert built["changed"] is True and built["operation"] == "build"
@@ -86,30 +86,30 @@ def test_build_is_idempotent_by_content(engine, image_name, context, tmp_path):
     label = engine.cli("image", "inspect", "--format", '{{ index .Config.Labels "io.poststack.build-hash" }}', image_name)
     assert label.stdout.strip() == built["build_hash"]
 
-    second = run_playbook(play, env=engine.env)
+    second = run_playbook(play)
     again = second.results("build")
     assert again["changed"] is False and again["operation"] == "none"
     assert again["image_id"] == built["image_id"] and again["log_file"] is None and again["commands"] == []
 
     (context / "notes.tmp").write_text("ignored by .containerignore and .dockerignore\n")
-    assert run_playbook(play, env=engine.env).results("build")["changed"] is False
+    assert run_playbook(play).results("build")["changed"] is False
 
     (context / "app" / "hello.txt").write_text("hello again\n")
-    rebuilt = run_playbook(play, env=engine.env).results("build")
+    rebuilt = run_playbook(play).results("build")
     assert rebuilt["changed"] is True and rebuilt["image_id"] != built["image_id"]
     assert rebuilt["reason"].startswith("build inputs changed")
-    assert run_playbook(play, env=engine.env).results("build")["changed"] is False
+    assert run_playbook(play).results("build")["changed"] is False
 
 
 def test_additional_tag_and_build_args(engine, image_name, context, tmp_path):
     play = build_play(image_name, context, tmp_path, engine=engine, build_args={"BASE_IMAGE": BASE})
-    assert run_playbook(play, env=engine.env).results("build")["operation"] == "build"
+    assert run_playbook(play).results("build")["operation"] == "build"
     tagged = build_play(image_name, context, tmp_path, engine=engine, build_args={"BASE_IMAGE": BASE},
                         additional_tags=[f"{image_name}:v1"])
-    result = run_playbook(tagged, env=engine.env).results("build")
+    result = run_playbook(tagged).results("build")
     assert result["changed"] is True and result["operation"] == "tag"
     assert engine.exists("image", f"{image_name}:v1")
-    assert run_playbook(tagged, env=engine.env).results("build")["changed"] is False
+    assert run_playbook(tagged).results("build")["changed"] is False
 
 
 def test_base_image_rebuild_triggers_rebuild(engine, image_name, context, tmp_path):
@@ -121,13 +121,13 @@ def test_base_image_rebuild_triggers_rebuild(engine, image_name, context, tmp_pa
     child_ctx.mkdir()
     (child_ctx / "Containerfile").write_text(f"FROM {base}:latest\nRUN cat /base.txt\n")
     try:
-        assert run_playbook(build_play(base, base_ctx, tmp_path, engine=engine), env=engine.env).results("build")["changed"]
+        assert run_playbook(build_play(base, base_ctx, tmp_path, engine=engine)).results("build")["changed"]
         child = build_play(image_name, child_ctx, tmp_path, engine=engine)
-        assert run_playbook(child, env=engine.env).results("build")["changed"]
-        assert run_playbook(child, env=engine.env).results("build")["changed"] is False
+        assert run_playbook(child).results("build")["changed"]
+        assert run_playbook(child).results("build")["changed"] is False
         (base_ctx / "Containerfile").write_text(f"FROM {BASE}\nRUN echo two > /base.txt\n")
-        assert run_playbook(build_play(base, base_ctx, tmp_path, engine=engine), env=engine.env).results("build")["changed"]
-        result = run_playbook(child, env=engine.env).results("build")
+        assert run_playbook(build_play(base, base_ctx, tmp_path, engine=engine)).results("build")["changed"]
+        result = run_playbook(child).results("build")
         assert result["changed"] is True and "base image" in result["reason"]
     finally:
         engine.cli("rmi", "-f", f"{base}:latest", check=False)
@@ -135,8 +135,7 @@ def test_base_image_rebuild_triggers_rebuild(engine, image_name, context, tmp_pa
 
 def test_errors_are_clear_and_build_nothing(engine, image_name, context, tmp_path):
     def build(**options):
-        return run_playbook(build_play(image_name, options.pop("ctx", context), tmp_path, engine=engine, **options),
-                            env=engine.env).results("build")
+        return run_playbook(build_play(image_name, options.pop("ctx", context), tmp_path, engine=engine, **options)).results("build")
 
     missing = build(ctx=tmp_path / "nope")
     assert missing["failed"] and "build context" in missing["msg"] and "does not exist" in missing["msg"]
@@ -173,7 +172,7 @@ def test_a_build_that_downloads(engine, image_name, tmp_path):
     (ctx / "Containerfile").write_text(
         f"FROM {BASE}\nRUN apt-get update -q -o Acquire::Retries=0 && ls /var/lib/apt/lists | grep -q _Packages\n")
     options = {"network": "host"} if engine.name == "docker" else {}
-    built = run_playbook(build_play(image_name, ctx, tmp_path, engine=engine, **options), env=engine.env).results("build")
+    built = run_playbook(build_play(image_name, ctx, tmp_path, engine=engine, **options)).results("build")
     assert built["changed"] and not built.get("failed"), built.get("msg")
     [command] = built["commands"]
     assert ("--network" in command) == (engine.name == "docker")

@@ -81,15 +81,20 @@ def runtime(request):
     return Runtime(request.param)
 
 
+def runtime_of(request):
+    """The test's runtime: the ``runtime`` fixture's when the test takes it, else podman."""
+    return request.getfixturevalue("runtime") if "runtime" in request.fixturenames else PODMAN
+
+
 @pytest.fixture
 def project(tmp_path, request):
-    created = Project(tmp_path, request.getfixturevalue("runtime") if "runtime" in request.fixturenames else PODMAN)
+    created = Project(tmp_path, runtime_of(request))
     yield created
     created.cleanup()
 
 
 @pytest.fixture
 def other_project(tmp_path, request):
-    created = Project(tmp_path, request.getfixturevalue("runtime") if "runtime" in request.fixturenames else PODMAN)
+    created = Project(tmp_path, runtime_of(request))
     yield created
     created.cleanup()

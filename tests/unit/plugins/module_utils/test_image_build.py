@@ -247,9 +247,9 @@ def test_excluded_paths_leave_the_hash_and_the_build(tmp_path):
 
 def test_exposed_names_what_docker_would_send(tmp_path):
     write(tmp_path, ".env", "X=1\n")
-    assert ib.exposed(str(tmp_path), [".env", "logs"]) == [".env"]  # logs does not exist
+    assert ib.exposed(str(tmp_path), [".env", "logs"], ib.ignore_files("docker")) == [".env"]  # logs does not exist
     write(tmp_path, ".dockerignore", ".env\n")
-    assert ib.exposed(str(tmp_path), [".env", "logs"]) == []
+    assert ib.exposed(str(tmp_path), [".env", "logs"], ib.ignore_files("docker")) == []
 
 
 def test_docker_hashes_what_it_sends_by_its_own_ignore_file(tmp_path):
@@ -259,7 +259,7 @@ def test_docker_hashes_what_it_sends_by_its_own_ignore_file(tmp_path):
     write(tmp_path, ".containerignore", "notes.txt\n")
     write(tmp_path, ".dockerignore", "\n")
     podman = make_spec(tmp_path)
-    docker = make_spec(tmp_path, ignore_files=(".dockerignore",))
+    docker = make_spec(tmp_path, ignore_files=ib.ignore_files("docker"))
     before = (ib.compute_hash(podman, lambda ref: None).value, ib.compute_hash(docker, lambda ref: None).value)
     write(tmp_path, "notes.txt", "two\n")
     after = (ib.compute_hash(podman, lambda ref: None).value, ib.compute_hash(docker, lambda ref: None).value)
