@@ -24,8 +24,20 @@ class PlaybookRun:
         """The result of the (last) task called `name` on `host`."""
         found = [t["hosts"][host] for t in self.tasks if t["task"]["name"] == name and host in t["hosts"]]
         if not found:
-            raise KeyError(f"no task named {name!r} ran on {host}; tasks: {[t['task']['name'] for t in self.tasks]}")
+            raise KeyError(f"no task named {name!r} ran on {host}; tasks: {[t['task']['name'] for t in self.tasks]}; "
+                           f"what failed: {self.failures(host)}")
         return found[-1]
+
+    def failures(self, host: str = "localhost") -> List[str]:
+        """What each failed task (or loop item) said: its name, message, and the end of its stderr."""
+        said = []
+        for task in self.tasks:
+            result = task["hosts"].get(host, {})
+            for item in result.get("results", [result]) if isinstance(result.get("results"), list) else [result]:
+                if item.get("failed") and not result.get("ignore_errors"):
+                    said.append("%s: %s %s" % (task["task"]["name"], item.get("msg", ""),
+                                               str(item.get("stderr", ""))[-500:]))
+        return said
 
     @property
     def changed(self) -> int:

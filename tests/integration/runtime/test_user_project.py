@@ -17,10 +17,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 
 
-def run(cwd, state, *args):
+def run(cwd, state, *args, env_extra=None):
     """ansible-playbook as a user types it in ``cwd`` (no -i: the checkout's ansible.cfg and embedded inventory)."""
     env = {k: v for k, v in os.environ.items() if k != "POSTSTACK_PROJECT_DIR"}
     env.update(XDG_STATE_HOME=str(state), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_NOCOLOR="1")
+    env.update(env_extra or {})
     proc = subprocess.run([PLAYBOOK, *args], cwd=str(cwd), env=env, capture_output=True, text=True, check=False,
                           timeout=900)
     try:
@@ -54,10 +55,13 @@ def test_the_current_directory_is_the_project(project, tmp_path):
         "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY . /ctx\nCMD [\"sleep\", \"infinity\"]\n")
     (project.dir / "poststack.yml").write_text("---\nproject_containers_run:\n  - name: app\n")
 
-    # The demo's generated password, on the same machine (same state home), made first.
-    shown, _report = run(ROOT, state, "playbooks/config.yml")
+    # The demo's generated password, on the same machine (same state home), made first. The demo project under a
+    # name of this test's: config.yml looks at a running container of the project's name, and this machine's own
+    # demo, if it runs, is no part of this test.
+    demo = "demo-%s" % project.name
+    shown, _report = run(ROOT, state, "playbooks/config.yml", env_extra={"POSTSTACK_PROJECT_NAME": demo})
     assert shown.returncode == 0, shown.stdout[-2000:]
-    demo_files = list((state / "poststack" / "projects").glob("demo-*/postgres-password"))
+    demo_files = list((state / "poststack" / "projects").glob("%s-*/postgres-password" % demo))
     assert len(demo_files) == 1
     demo_password = demo_files[0].read_text().strip()
 

@@ -147,7 +147,7 @@ class Agent:
                 self.primary_housekeeping()
             elif instance is Instance.STANDBY:
                 return self.standby_housekeeping()
-        except AgentError as exc:
+        except (AgentError, ValueError) as exc:  # ValueError: a value PostgreSQL gave that did not parse
             self.log.error("monitor housekeeping of the %s: %s" % (instance.value, exc))
         return rc
 
@@ -163,7 +163,7 @@ class Agent:
     def _primary_pass(self) -> bool:
         """One observe-plan-act round; True when it named the standby in synchronous_standby_names."""
         walfile, flush, ssn, state, sync_state, peer_flush = self.pg.primary_view(self.peer.name)
-        replica = rules.Replica(state, sync_state, rules.parse_lsn(peer_flush)) if state else None
+        replica = rules.replica_of(state, sync_state, peer_flush)
         peer_record = self.record(self.peer.name)
         streaming = replica is not None and replica.state == "streaming"
         need_membership = not streaming and self.p.rep_mode == "sync" and not self.p.sync_strict

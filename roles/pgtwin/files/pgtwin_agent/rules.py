@@ -146,6 +146,15 @@ class Replica:
     flush_lsn: int
 
 
+def replica_of(state: str, sync_state: str, flush_lsn: str) -> Optional[Replica]:
+    """The peer's pg_stat_replication row as read by the primary: None when it is not connected. A walsender
+    the standby has not yet answered (state startup, right after a promotion or a restart) has no flush position:
+    that is 0, nothing confirmed, so it is neither caught up nor within any lag."""
+    if not state:
+        return None
+    return Replica(state, sync_state, parse_lsn(flush_lsn) if flush_lsn else 0)
+
+
 @dataclass(frozen=True)
 class PrimaryView:
     timeline: int

@@ -132,6 +132,19 @@ class TestPrimaryPlanSync:
     def test_sync_not_recorded_while_behind(self):
         assert self.plan(replica=Replica("streaming", "sync", 999), current_ssn='"node2"') == []
 
+    def test_a_walsender_without_a_flush_position_is_not_caught_up(self):
+        # Right after a switchover the new primary's walsender for the old one is in state startup and
+        # pg_stat_replication has no flush_lsn yet (read as ''): the monitor once crashed on it (ValueError),
+        # which Pacemaker took for a failed primary and demoted the new one.
+        assert rules.replica_of("", "", "") is None
+        unanswered = rules.replica_of("startup", "async", "")
+        assert unanswered == Replica("startup", "async", 0)
+        # planned as a standby that does not stream (here: its SYNC record taken back before writes go on)
+        assert self.plan(replica=unanswered, current_ssn='"node2"', peer_record=Record("SYNC", 3)) == \
+            [Step("peer_record", "STALE"), Step("ssn", "")]
+        assert self.plan(replica=rules.replica_of("streaming", "sync", ""), current_ssn='"node2"') == []
+        assert rules.replica_of("streaming", "sync", "0/3E8") == STREAMING_SYNC
+
     def test_catchup_does_not_block_writes(self):
         assert self.plan(replica=Replica("catchup", "async", 10)) == []
 
