@@ -26,7 +26,7 @@ run: bootstrap
 	@$(ENV) ANSIBLE_CALLBACKS_ENABLED=ansible.builtin.profile_tasks ansible-playbook -i $(INVENTORY) $(PLAYBOOK)
 
 test:
-	@bash scripts/bootstrap.sh --with-docker
+	@bash scripts/bootstrap.sh --for-tests
 	@$(ENV) scripts/test.sh all
 
 docs: bootstrap
@@ -42,7 +42,7 @@ units: bootstrap
 	@$(ENV) scripts/test.sh units
 
 integration:
-	@bash scripts/bootstrap.sh --with-docker
+	@bash scripts/bootstrap.sh --for-tests
 	@$(ENV) scripts/test.sh integration
 
 ha: bootstrap

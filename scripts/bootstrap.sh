@@ -9,8 +9,9 @@
 #   4. the Ansible collections we depend on, from PyPI's `ansible` wheel (Galaxy is not needed)
 #   5. ansible-test's offline pip bootstrap
 #   6. the base image: the official debian:bookworm-slim when a registry answers, else a local mmdebstrap import
-# With --with-docker (make test passes it) also Debian's docker.io, without starting its service: the tests run a
-# private engine of their own (scripts/docker-engine.sh) and never touch a Docker the host runs.
+# With --for-tests (make test passes it) also what only the tests use: Debian's docker.io, without starting its
+# service (the tests run a private engine of their own, scripts/docker-engine.sh, and never touch a Docker the host
+# runs), and the other tools the tests compare with or adopt from (Sqitch).
 set -euo pipefail
 # shellcheck source=scripts/env.sh
 . "$(dirname "$0")/env.sh"
@@ -24,6 +25,8 @@ COLLECTIONS=(containers/podman community/docker community/postgresql community/g
   ansible/posix community/library_inventory_filtering_v1)
 APT_PACKAGES="podman netavark aardvark-dns catatonit iptables nftables buildah mmdebstrap btrfs-progs runc uidmap fuse-overlayfs slirp4netns
 python3 python3-venv postgresql postgresql-client openssl rsync git make curl ca-certificates iproute2 util-linux shellcheck age"
+# Only for the tests (--for-tests): a real Sqitch, whose registry the migrations tests adopt.
+TEST_APT_PACKAGES="sqitch libdbd-pg-perl"
 
 # pip warns about every find-links location that does not exist on this host; keep real errors.
 quiet_pip() { "$POSTSTACK_VENV/bin/pip" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
@@ -32,7 +35,7 @@ die() { printf '[bootstrap] ERROR: %s\n' "$*" >&2; exit 1; }
 
 step_apt() {
   local missing=()
-  for p in $APT_PACKAGES; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -237,18 +240,23 @@ step_example_settings() {
   done
 }
 
-with_docker=false
+for_tests=false
 for arg in "$@"; do
   case $arg in
-    --with-docker) with_docker=true ;;
-    *) die "unknown option $arg (bootstrap.sh [--with-docker])" ;;
+    --for-tests) for_tests=true ;;
+    *) die "unknown option $arg (bootstrap.sh [--for-tests])" ;;
   esac
 done
 
 start=$(date +%s)
 step_example_settings
-step_apt
-if $with_docker; then step_docker; fi
+# shellcheck disable=SC2086
+step_apt $APT_PACKAGES
+if $for_tests; then
+  # shellcheck disable=SC2086
+  step_apt $TEST_APT_PACKAGES
+  step_docker
+fi
 # Python (and so the venv's name) may have arrived with the packages: name the venv now.
 if [ -z "$POSTSTACK_VENV" ]; then
   # shellcheck source=scripts/env.sh

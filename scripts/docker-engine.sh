@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A private Docker engine for tests and labs, beside whatever the host runs and without touching it: Debian's
-# docker.io (scripts/bootstrap.sh --with-docker installs it without starting its service), with its own data
+# docker.io (scripts/bootstrap.sh --for-tests installs it without starting its service), with its own data
 # root, exec root and socket under $POSTSTACK_CACHE/docker-engine, and neither iptables rules nor IP masquerading
 # (podman's networks and the host firewall stay as they are; builds need --network host for apt, see
 # docs/runtime.md). Use it with DOCKER_HOST=unix://$POSTSTACK_CACHE/docker-engine/docker.sock.
@@ -33,8 +33,8 @@ flock 9
 case "${1:-}" in
   start)
     if answers; then echo "DOCKER_HOST=$DOCKER_HOST"; exit 0; fi
-    command -v dockerd >/dev/null || { echo "dockerd is not installed: run scripts/bootstrap.sh --with-docker as root" >&2; exit 1; }
-    command -v docker >/dev/null || { echo "the docker client is not installed: run scripts/bootstrap.sh --with-docker as root" >&2; exit 1; }
+    command -v dockerd >/dev/null || { echo "dockerd is not installed: run scripts/bootstrap.sh --for-tests as root" >&2; exit 1; }
+    command -v docker >/dev/null || { echo "the docker client is not installed: run scripts/bootstrap.sh --for-tests as root" >&2; exit 1; }
     mkdir -p "$dir/data" "$dir/exec"
     engine_pid >/dev/null || rm -f "$pidfile"   # stale: dockerd refuses to start while its pid file names a live process
     rm -f "$sock"

@@ -135,13 +135,17 @@ options:
       - V(golang-migrate) reads C(version, dirty) and takes every version up to it; a dirty one is refused.
       - V(dbmate) reads one row per applied version.
       - V(flyway) reads C(flyway_schema_history), undo runs included; a failed run or a dotted version is refused.
+      - V(sqitch) reads the deployed changes of the registry (C(sqitch.changes)), each the migration of that name.
+        A registry shared by several projects is read for the project of the C(sqitch.plan) in O(path). A deployed
+        change without a migration of its name is refused.
       - Mutually exclusive with O(target_version).
     type: str
-    choices: [golang-migrate, dbmate, flyway]
+    choices: [golang-migrate, dbmate, flyway, sqitch]
   baseline_table:
     description:
       - The other tool's history table, C(schema.table). The default is C(public.schema_migrations) for
-        golang-migrate and dbmate, and C(public.flyway_schema_history) for Flyway.
+        golang-migrate and dbmate, C(public.flyway_schema_history) for Flyway, and C(sqitch.changes) for Sqitch
+        (another registry schema, C(registry) in C(sqitch.conf), is C(REGISTRY.changes)).
     type: str
   dry_run:
     description:
@@ -386,7 +390,7 @@ def build_module() -> AnsibleModule:
         stream=dict(type="str", default="project"),
         **FORMAT_ARGUMENT_SPEC,
         lint=dict(type="str", default="warn", choices=["error", "warn", "off"]),
-        baseline_from=dict(type="str", choices=["golang-migrate", "dbmate", "flyway"]),
+        baseline_from=dict(type="str", choices=["golang-migrate", "dbmate", "flyway", "sqitch"]),
         baseline_table=dict(type="str"),
         dry_run=dict(type="bool", default=False),
         allow_out_of_order=dict(type="bool", default=False),

@@ -5,24 +5,28 @@
 
 golang-migrate keeps one row (the version, and ``dirty`` when a migration failed half-way): every version up
 to it is applied. dbmate keeps one row per applied version. Flyway keeps one row per migration run, undo runs
-included, with ``success``. A history that says a migration failed, or that holds versions poststack cannot
-name (Flyway's dotted ones), is refused: adopting it would record a state nobody knows.
+included, with ``success``. Sqitch keeps one row per deployed change in its registry's ``changes`` (a reverted
+change is deleted, a failed deploy is reverted), named, not numbered: the change is the migration of that name, and
+a registry shared by several projects is read for the plan's project. A history that says a migration failed, or
+that holds versions poststack cannot name (Flyway's dotted ones, a change the files do not have), is refused:
+adopting it would record a state nobody knows.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import PlanError
 
-TOOLS = ("golang-migrate", "dbmate", "flyway")
+TOOLS = ("golang-migrate", "dbmate", "flyway", "sqitch")
 DEFAULT_TABLES = {"golang-migrate": "public.schema_migrations", "dbmate": "public.schema_migrations",
-                  "flyway": "public.flyway_schema_history"}
+                  "flyway": "public.flyway_schema_history", "sqitch": "sqitch.changes"}
 QUERIES = {
     "golang-migrate": "SELECT version, dirty FROM {table}",
     "dbmate": "SELECT version FROM {table}",
     "flyway": "SELECT installed_rank, version, type, success, script FROM {table} ORDER BY installed_rank",
+    "sqitch": "SELECT change, project FROM {table} ORDER BY committed_at, change",
 }
 _TABLE = re.compile(r"^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$")
 
@@ -41,8 +45,33 @@ def _version(tool: str, value: Any) -> int:
     return int(text)
 
 
-def applied_versions(tool: str, rows: Sequence[Tuple[Any, ...]], file_versions: Sequence[int]) -> Set[int]:
-    """The versions the tool's history says are applied, from its table's rows."""
+def _sqitch_versions(rows: Sequence[Tuple[Any, ...]], names: Dict[str, int], project: Optional[str]) -> Set[int]:
+    """Sqitch's deployed changes of the project, as the versions of the migrations of those names."""
+    projects = sorted({str(row[1]) for row in rows})
+    if project is None and len(projects) > 1:
+        raise PlanError("sqitch's registry holds the changes of %d projects (%s) and the migrations name none (a "
+                        "sqitch.plan with %%project=NAME): adopt from a Sqitch project directory"
+                        % (len(projects), ", ".join(projects)))
+    if project is not None and projects and project not in projects:
+        raise PlanError("sqitch's registry holds no change of project %s, the one sqitch.plan names (it holds %s): "
+                        "name the registry's changes table of this project with baseline_table"
+                        % (project, ", ".join(projects)))
+    deployed = [str(row[0]) for row in rows if project is None or str(row[1]) == project]
+    unknown = [change for change in deployed if change not in names]
+    if unknown:
+        raise PlanError("sqitch's registry holds deployed change%s %s, which the migrations do not have: poststack "
+                        "would record a state nobody knows (add the change%s, or revert %s with sqitch first)"
+                        % ("s" if len(unknown) > 1 else "", ", ".join(unknown), "s" if len(unknown) > 1 else "",
+                           "them" if len(unknown) > 1 else "it"))
+    return {names[change] for change in deployed}
+
+
+def applied_versions(tool: str, rows: Sequence[Tuple[Any, ...]], file_versions: Sequence[int],
+                     names: Optional[Dict[str, int]] = None, project: Optional[str] = None) -> Set[int]:
+    """The versions the tool's history says are applied, from its table's rows. ``names`` (a migration's name ->
+    its version) and ``project`` (the Sqitch plan's) are Sqitch's: its history names changes."""
+    if tool == "sqitch":
+        return _sqitch_versions(rows, names or {}, project)
     if tool == "golang-migrate":
         if not rows:  # after a full "migrate down"
             return set()
@@ -74,7 +103,8 @@ def applied_versions(tool: str, rows: Sequence[Tuple[Any, ...]], file_versions: 
 
 
 COLUMNS = {"golang-migrate": ({"version", "dirty"}, set()), "dbmate": ({"version"}, {"dirty"}),
-           "flyway": ({"installed_rank", "version", "type", "success", "script"}, set())}
+           "flyway": ({"installed_rank", "version", "type", "success", "script"}, set()),
+           "sqitch": ({"change_id", "change", "project", "script_hash", "committed_at"}, set())}
 
 
 def read_history(conn: Any, tool: str, table: Optional[str], own_table: str) -> List[Tuple[Any, ...]]:

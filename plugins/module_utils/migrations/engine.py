@@ -29,7 +29,7 @@ from ansible_collections.poststack.core.plugins.module_utils.migrations.adopt im
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import (
     DiscoveryError, ExecutionError, LockTimeout, MigrationError, PlanError,
 )
-from ansible_collections.poststack.core.plugins.module_utils.migrations.files import LAYOUTS, MigrationFile, discover
+from ansible_collections.poststack.core.plugins.module_utils.migrations.files import LAYOUTS, MigrationFile, discover, sqitch_project
 from ansible_collections.poststack.core.plugins.module_utils.migrations.lint import LEVELS as LINT_LEVELS, Finding, lint_file
 from ansible_collections.poststack.core.plugins.module_utils.migrations.plan import (
     AppliedMigration, Plan, current_version, find_drift, plan_baseline, plan_migrate, plan_repair, plan_rollback,
@@ -346,7 +346,9 @@ class Engine:
             if target_version is not None:
                 raise PlanError("baseline takes target_version or baseline_from, not both")
             rows = read_history(self.conn, tool, self.settings.baseline_table, self.table)
-            versions = applied_versions(tool, rows, [item.version for item in files])
+            versions = applied_versions(tool, rows, [item.version for item in files],
+                                        {item.name: item.version for item in files},
+                                        sqitch_project(self.settings.migrations_dir) if tool == "sqitch" else None)
             plan = plan_baseline(files, history, None, versions,
                                  "%s's history (%s)" % (tool, self.settings.baseline_table or DEFAULT_TABLES[tool]))
         elif action == "baseline":

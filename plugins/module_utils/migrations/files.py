@@ -312,6 +312,21 @@ def _sqitch_dirs(directory: str) -> Tuple[str, str]:
     return os.path.normpath(os.path.join(directory, settings.get("plan_file", os.path.join(top, SQITCH_PLAN)))), top
 
 
+def sqitch_project(directory: str) -> Optional[str]:
+    """The project a Sqitch plan names (its ``%project=`` pragma), or None when ``directory`` is no Sqitch project
+    or its plan names none."""
+    plan_file, _top = _sqitch_dirs(directory)
+    try:
+        with open(plan_file, encoding="utf-8") as handle:
+            for line in handle:
+                key, equals, value = line.strip().partition("=")
+                if key.strip() == "%project" and equals:
+                    return value.strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
 def discover_sqitch(directory: str) -> List[MigrationFile]:
     """A Sqitch project read in place: the plan's changes in order, version N for the Nth, each with its deploy,
     revert and verify scripts. Refused (all problems at once): a plan that cannot be read, a change line that

@@ -3,6 +3,7 @@ BEGIN/COMMIT, every bad file named in one run, a clean session for each migratio
 SIGKILL in the middle of a run."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -344,6 +345,55 @@ def test_a_database_another_tool_migrated_is_adopted_from_its_history(runner, pg
         assert rows == [(1, True), (2, True)]
     assert runner.run("baseline", baseline_from=tool).done == []  # once
     assert runner.run().done == [3]
+
+
+def sqitch(pg_database, directory, *args):
+    """The real Sqitch (Debian's; scripts/bootstrap.sh --for-tests installs it) against the test database."""
+    program = shutil.which("sqitch")
+    assert program, "sqitch is not installed: scripts/bootstrap.sh --for-tests installs it (apt-get install sqitch libdbd-pg-perl)"
+    server = pg_database.server
+    env = dict(pg_database.env, SQITCH_FULLNAME="Ann Planner", SQITCH_EMAIL="ann@example.org",
+               SQITCH_PASSWORD=server.password, HOME=str(directory))
+    target = "db:pg://%s@%s:%d/%s" % (server.user, server.host, server.port, pg_database.name)
+    proc = subprocess.run([program, *args, target], cwd=str(directory), env=env, capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_a_database_sqitch_deployed_is_adopted_from_its_registry(runner, pg_database, tmp_path):
+    """Sqitch itself deploys the first two changes of a project and those of another project into the same registry;
+    the registry is adopted for the plan's project (its change N is version N), the rest is applied by poststack."""
+    write_files(runner.directory, layout_files("sqitch"))
+    sqitch(pg_database, runner.directory, "deploy", "--to", "step2")
+    other = tmp_path / "blog"  # another project's change in the same registry (sqitch.changes)
+    write_files(other, {"sqitch.plan": "%syntax-version=1.0.0\n%project=blog\n\n"
+                                       "posts 2024-02-01T00:00:00Z Bob <bob@example.org> # posts\n",
+                        "deploy/posts.sql": "BEGIN;\nCREATE TABLE posts (id int);\nCOMMIT;\n",
+                        "revert/posts.sql": "BEGIN;\nDROP TABLE posts;\nCOMMIT;\n"})
+    sqitch(pg_database, other, "deploy")
+    before = pg_database.dump()
+    dry = runner.run("baseline", dry_run=True, baseline_from="sqitch")
+    assert dry.plan.versions == [1, 2] and pg_database.dump() == before
+    result = runner.run("baseline", baseline_from="sqitch")
+    assert result.done == [1, 2] and result.after_version == 2
+    with pg_database.connect() as conn:
+        rows = conn.execute("SELECT version, name, baselined FROM poststack.schema_migrations ORDER BY version").fetchall()
+        assert rows == [(1, "step1", True), (2, "step2", True)]
+        assert conn.execute("SELECT count(*) FROM sqitch.changes").fetchone() == (3,)  # only read
+    assert runner.run("baseline", baseline_from="sqitch").done == []  # once
+    assert runner.run().done == [3, 4, 5]
+
+    # a change Sqitch deployed that the plan no longer has: refused, nothing recorded
+    with pg_database.connect() as conn:
+        conn.execute("DELETE FROM poststack.schema_migrations")
+    with open(os.path.join(runner.directory, "sqitch.plan"), encoding="utf-8") as handle:
+        plan = handle.read().replace("step2 ", "step2_renamed ")
+    write_files(runner.directory, {"sqitch.plan": plan, "deploy/step2_renamed.sql": "SELECT 1;\n"})
+    with pytest.raises(m.PlanError, match="deployed change step2, which the migrations do not have"):
+        runner.run("baseline", baseline_from="sqitch")
+    with pg_database.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM poststack.schema_migrations").fetchone() == (0,)
 
 
 def test_adopting_a_dirty_or_unknown_history_changes_nothing(runner, pg_database):

@@ -43,6 +43,20 @@ def item(version):
                          checksum="0" * 64)
 
 
+def test_sqitch_names_its_changes_and_shares_a_registry_between_projects():
+    names = {"accounts": 1, "orders": 2, "audit": 3}
+    rows = [("accounts", "shop"), ("orders", "shop"), ("users", "blog")]
+    assert applied_versions("sqitch", rows, [1, 2, 3], names, "shop") == {1, 2}
+    assert applied_versions("sqitch", rows[:2], [1, 2, 3], names, None) == {1, 2}  # one project: no plan needed
+    assert applied_versions("sqitch", [], [1, 2, 3], names, "shop") == set()  # nothing deployed (or all reverted)
+    with pytest.raises(PlanError, match=r"changes of 2 projects \(blog, shop\) and the migrations name none"):
+        applied_versions("sqitch", rows, [1, 2, 3], names, None)
+    with pytest.raises(PlanError, match="no change of project inventory, the one sqitch.plan names .it holds blog, shop"):
+        applied_versions("sqitch", rows, [1, 2, 3], names, "inventory")
+    with pytest.raises(PlanError, match="deployed changes payments, refunds, which the migrations do not have"):
+        applied_versions("sqitch", rows + [("payments", "shop"), ("refunds", "shop")], [1, 2, 3], names, "shop")
+
+
 def test_a_baseline_of_exact_versions_needs_a_file_for_each():
     files = [item(v) for v in FILES]
     plan = plan_baseline(files, {}, None, {1, 3}, "dbmate's history")

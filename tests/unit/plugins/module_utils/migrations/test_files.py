@@ -7,6 +7,7 @@ import pytest
 from ansible_collections.poststack.core.plugins.module_utils.migrations import (
     DiscoveryError, checksum, discover, has_no_transaction_marker,
 )
+from ansible_collections.poststack.core.plugins.module_utils.migrations.files import sqitch_project
 
 
 def write(directory, files):
@@ -245,6 +246,8 @@ def write_sqitch(base, plan=SQITCH_PLAN, skip=()):
 
 def test_a_sqitch_project_is_read_in_plan_order(tmp_path):
     write_sqitch(tmp_path)
+    assert sqitch_project(str(tmp_path)) == "shop"
+    assert sqitch_project(str(tmp_path / "deploy")) is None  # no plan there
     for layout in ("auto", "sqitch"):
         found = discover(str(tmp_path), layout)
         assert [(f.version, f.name, os.path.relpath(f.path, str(tmp_path))) for f in found] == [
