@@ -105,6 +105,22 @@ def database_rollback(args) -> Plan:
                                           "migrations_dry_run": args.dry_run}))
 
 
+def database_baseline(args) -> Plan:
+    if (args.version is None) == (args.from_tool is None):
+        raise UsageError("baseline records migrations as applied without running them: give --version V (every "
+                         "version up to V) or --from TOOL (what that tool's history table says), one of the two")
+    if args.table and args.from_tool is None:
+        raise UsageError("--table names the history table of --from TOOL: give --from too")
+    values: Dict[str, Any] = {"migrations_admin_state": "baselined", "migrations_dry_run": args.dry_run}
+    if args.version is not None:
+        values["migrations_baseline_version"] = args.version
+    else:
+        values["migrations_baseline_from"] = args.from_tool
+    if args.table:
+        values["migrations_baseline_table"] = args.table
+    return Plan("migration-admin", _files(args, values))
+
+
 def database_drop_schema(args) -> Plan:
     if not args.yes:
         raise UsageError("drop-schema runs every rollback of the project's migrations (its tables and data go): "
@@ -196,6 +212,14 @@ VERBS: Dict[Any, List[Verb]] = {
          lambda a: Plan("migration-admin", {"migrations_admin_state": "unlocked",
                                             "migrations_terminate_holder": a.terminate}),
          [(("--terminate",), dict(action="store_true", help="terminate the session that holds the lock"))]),
+        ("baseline", "adopt a database that was there before poststack: record migrations as applied without "
+                     "running them", database_baseline,
+         [(("--version",), dict(type=_version, metavar="V", help="every version up to V is applied")),
+          (("--from",), dict(dest="from_tool", choices=["golang-migrate", "dbmate", "flyway", "sqitch"],
+                             help="what that tool's history table says is applied")),
+          (("--table",), dict(metavar="SCHEMA.TABLE", help="that tool's history table, when not at its default place")),
+          (("--dry-run",), dict(action="store_true", help="show what would be recorded, record nothing")),
+          FORMAT_OPTION]),
         ("test-connection", "log in to the project's PostgreSQL (changes nothing)",
          lambda _a: Plan("test-connection"), []),
         ("backup", "take a backup of the project's database", database_backup, []),

@@ -14,7 +14,7 @@ from .commands import Plan, UsageError
 from .runner import NotFound, Options, find_collection, run
 
 DATABASE_URL_VERBS = ("create-schema", "migrate", "rollback", "drop-schema", "show-schema", "migration-status",
-                      "verify-migrations", "unlock-migrations", "test-connection")
+                      "verify-migrations", "unlock-migrations", "baseline", "test-connection")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 # the verbs whose data --json prints (report.py reads it from the run)
 JSON_VERBS = {("container", "status"), ("container", "health"), ("container", "list"), ("database", "migration-status"),

@@ -100,6 +100,47 @@ def test_migrate_status_rollback_playbooks(pg_database, tmp_path):
     assert applied(tasks) == {"core": []}
 
 
+def test_a_database_made_before_poststack_is_adopted_with_migration_admin(pg_database, tmp_path):
+    """migration-admin.yml with baselined: by a version, or from another tool's history; a baseline that names
+    neither or both is refused before anything runs; check mode and a second run change nothing."""
+    db = pg_database
+    write_files(tmp_path / "migrations", {"001_a.sql": "CREATE TABLE a (id int);\n",
+                                          "002_b.sql": "CREATE TABLE b (id int);\n",
+                                          "003_c.sql": "CREATE TABLE c (id int);\n"})
+    project = {"migrations_path": str(tmp_path / "migrations"), "migrations_admin_state": "baselined"}
+    with db.connect() as conn:  # what was there before poststack: 1 and 2, by hand
+        conn.execute("CREATE TABLE a (id int); CREATE TABLE b (id int)")
+    before = db.dump()
+    admin = "playbooks/migration-admin.yml"
+    for wrong in ({}, {"migrations_baseline_version": 2, "migrations_baseline_from": "dbmate"}):
+        rc, tasks, stats, out = playbook(db, tmp_path, admin, extra_vars=dict(project, **wrong))
+        assert rc != 0 and "not both and not neither; nothing was changed" in " ".join(out.split()), out[-3000:]
+    assert db.dump() == before
+
+    rc, tasks, stats, out = playbook(db, tmp_path, admin, extra_vars=dict(project, migrations_baseline_version=2),
+                                     check=True)
+    assert rc == 0 and db.dump() == before, out[-3000:]
+    assert tasks["Show what was found"]["msg"] == "project: would record as applied without running them [1, 2]; version 0"
+    rc, tasks, stats, out = playbook(db, tmp_path, admin, extra_vars=dict(project, migrations_baseline_version=2))
+    assert rc == 0 and stats["changed"] == 1, out[-3000:]
+    assert tasks["Show what was found"]["msg"] == "project: recorded as applied without running them [1, 2]; version 2"
+    rc, tasks, stats, out = playbook(db, tmp_path, admin, extra_vars=dict(project, migrations_baseline_version=2))
+    assert rc == 0 and stats["changed"] == 0
+    assert tasks["Show what was found"]["msg"] == ("project: recorded as applied without running them nothing "
+                                                   "(already recorded); version 2")
+    rc, tasks, stats, out = playbook(db, tmp_path, "playbooks/migrate.yml", extra_vars=project)
+    assert rc == 0 and applied(tasks)["project"] == [3], out[-3000:]
+
+    # another stream adopted from golang-migrate's history, through the same playbook
+    with db.connect() as conn:
+        conn.execute("CREATE TABLE public.schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL);"
+                     "INSERT INTO public.schema_migrations VALUES (1, false)")
+    legacy = dict(project, migrations_stream="legacy", migrations_baseline_from="golang-migrate")
+    rc, tasks, stats, out = playbook(db, tmp_path, admin, extra_vars=legacy)
+    assert rc == 0 and stats["changed"] == 1, out[-3000:]
+    assert tasks["Show what was found"]["msg"] == "legacy: recorded as applied without running them [1]; version 1"
+
+
 MODULE_PLAY = """
 - name: poststack_migrate states
   hosts: localhost

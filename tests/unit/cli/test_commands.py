@@ -2,6 +2,7 @@
 anything runs."""
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -40,6 +41,12 @@ def plan_of(*argv):
     (["database", "verify-migrations"], "migration-admin", {"migrations_admin_state": "verified"}),
     (["database", "unlock-migrations", "--terminate"], "migration-admin",
      {"migrations_admin_state": "unlocked", "migrations_terminate_holder": True}),
+    (["database", "baseline", "--version", "012"], "migration-admin",
+     {"migrations_admin_state": "baselined", "migrations_dry_run": False, "migrations_baseline_version": 12}),
+    (["database", "baseline", "--from", "sqitch", "--table", "reg.changes", "--dry-run", "--format", "sqitch"],
+     "migration-admin", {"migrations_admin_state": "baselined", "migrations_dry_run": True,
+                         "migrations_baseline_from": "sqitch", "migrations_baseline_table": "reg.changes",
+                         "migrations_format": "sqitch"}),
     (["database", "restore", "--yes", "--backup", "b1"], "restore",
      {"restore_confirm": True, "backup_restore_replace": False, "backup_restore_backup": "b1"}),
     (["logs", "list", "--category", "container"], "logs", {"logs_category": "containers"}),
@@ -66,6 +73,16 @@ def test_usage_errors_exit_2_and_name_the_problem(argv, message, capsys):
         cli.build_parser().parse_args(argv)
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["database", "baseline"], "give --version V (every version up to V) or --from TOOL"),
+    (["database", "baseline", "--version", "3", "--from", "dbmate"], "one of the two"),
+    (["database", "baseline", "--version", "3", "--table", "public.x"], "--table names the history table of --from"),
+])
+def test_a_baseline_says_what_is_applied_one_way(argv, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        plan_of(*argv)
 
 
 @pytest.mark.parametrize("argv", [["database", "drop-schema"], ["database", "restore"]])
