@@ -130,6 +130,11 @@ def test_a_database_made_before_poststack_is_adopted_with_migration_admin(pg_dat
                                                    "(already recorded); version 2")
     rc, tasks, stats, out = playbook(db, tmp_path, "playbooks/migrate.yml", extra_vars=project)
     assert rc == 0 and applied(tasks)["project"] == [3], out[-3000:]
+    # the playbook's other two states say what they found the same way
+    for state, said in (("verified", "project: version 3, ok; drift []; verify scripts [], failed []"),
+                        ("unlocked", "project: lock holders []")):
+        rc, tasks, stats, out = playbook(db, tmp_path, admin, extra_vars=dict(project, migrations_admin_state=state))
+        assert rc == 0 and tasks["Show what was found"]["msg"] == said, out[-3000:]
 
     # another stream adopted from golang-migrate's history, through the same playbook
     with db.connect() as conn:
