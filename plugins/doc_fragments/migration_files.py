@@ -19,7 +19,9 @@ options:
       - V(dbmate) is one C(NNN_name.sql) per version with a C(-- migrate:up) and an optional C(-- migrate:down)
         part (C(transaction:false) on a marker line runs that part without a transaction).
       - V(flyway) is C(VNNN__description.sql) with the undo C(UNNN__description.sql); versions must be whole
-        numbers, and repeatable C(R__) migrations are refused (not supported yet).
+        numbers. Its repeatable C(R__description.sql) migrations (also read with V(auto)) run after the versioned
+        ones of a run to the end, in the order of their descriptions, whenever one is new or changed; they have
+        no rollback, and a rollback of the versioned ones leaves them.
       - V(sqitch) is a Sqitch project (C(sqitch.plan), C(deploy/), C(revert/), C(verify/)); the plan's Nth change
         is version N. V(auto) takes a directory with C(sqitch.plan) as one.
       - V(auto) takes each file as its name and content say; with any other value a file of another layout is

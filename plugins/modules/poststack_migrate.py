@@ -320,6 +320,19 @@ total_ms:
   description: Milliseconds for the whole run including locking.
   returned: always
   type: int
+repeatables_plan:
+  description:
+    - The repeatable migrations (Flyway's C(R__description.sql)) the run applies after the versioned ones, by name,
+      with the C(reason) V(new) or V(changed). Only a run to the end (no O(target_version)) applies them.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "views", "file": "R__views.sql", "reason": "changed", "no_transaction": false}]
+repeated:
+  description: The repeatable migrations applied by this run, by name (in check mode, those that would be).
+  returned: always
+  type: list
+  elements: str
 dry_run_skipped:
   description: Versions a dry run could not execute (no-transaction migrations and what follows them).
   returned: always
@@ -427,14 +440,18 @@ def run_migration_state(module: AnsibleModule, engine: Engine, action: str, resu
         plan = engine.plan(action, target_version)[0]
         done, timings, skipped, total, after_version = plan.versions, {}, [], 0, plan.current_version
         findings = [asdict(finding) for finding in engine.findings]
+        repeated = [step.name for step in plan.repeatables]
     else:
         outcome = engine.run(action, target_version, dry_run=params["dry_run"])
         plan = outcome.plan
         done, timings, skipped, total, after_version = outcome.done, outcome.timings_ms, outcome.skipped, outcome.total_ms, outcome.after_version
         findings = outcome.lint
+        repeated = outcome.repeated
     result.update(
-        changed=bool(plan.steps),
+        changed=bool(plan.steps or plan.repeatables),
         plan=plan.as_dicts(),
+        repeatables_plan=[step.as_dict() for step in plan.repeatables],
+        repeated=repeated,
         previous_version=plan.current_version,
         current_version=after_version,
         timings_ms=timings,

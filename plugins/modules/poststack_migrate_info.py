@@ -73,6 +73,15 @@ drift:
   returned: always
   type: list
   elements: dict
+repeatables:
+  description:
+    - Flyway's repeatable migrations (C(R__description.sql)) in O(path) and in the stream's history, each with its
+      C(state) V(applied), V(pending) (never applied), V(changed) (edited since: the next run applies it again) or
+      V(missing) (recorded, its file gone), and C(applied_at).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "views", "file": "R__views.sql", "state": "changed", "applied_at": "2026-11-25 12:00:00+00"}]
 lock_holder:
   description: The session holding the migration lock (pid, application_name, client_addr, user, since), or null.
   returned: always

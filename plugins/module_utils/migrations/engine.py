@@ -34,6 +34,9 @@ from ansible_collections.poststack.core.plugins.module_utils.migrations.lint imp
 from ansible_collections.poststack.core.plugins.module_utils.migrations.plan import (
     AppliedMigration, Plan, current_version, find_drift, plan_baseline, plan_migrate, plan_repair, plan_rollback,
 )
+from ansible_collections.poststack.core.plugins.module_utils.migrations.repeatables import (
+    TABLE as REPEATABLES_TABLE, Repeatable, discover_repeatables, plan_repeatables, repeatable_states,
+)
 from ansible_collections.poststack.core.plugins.module_utils.migrations.sqltext import (
     CheckedSql, check_sql, line_of, verify_body,
 )
@@ -76,6 +79,7 @@ class RunResult:
     skipped: List[Dict[str, Any]] = field(default_factory=list)
     total_ms: int = 0
     lint: List[Dict[str, Any]] = field(default_factory=list)
+    repeated: List[str] = field(default_factory=list)  # the repeatable migrations applied, by name
 
 
 @dataclass
@@ -87,6 +91,7 @@ class Status:
     lock_holder: Optional[Dict[str, Any]]
     tracking_table: str
     stream: str
+    repeatables: List[Dict[str, Any]] = field(default_factory=list)  # repeatables.repeatable_states
 
 
 @dataclass
@@ -167,12 +172,14 @@ class Engine:
         self.sleep = sleep
         self.schema = settings.tracking_schema
         self.table = "%s.%s" % (pg_sql.Identifier(self.schema).as_string(conn), TRACKING_TABLE)
+        self.repeatables_table = "%s.%s" % (pg_sql.Identifier(self.schema).as_string(conn), REPEATABLES_TABLE)
         self.key = lock_key(self.schema)
         self._locked = False
         self.checked: Dict[Tuple[str, bool], CheckedSql] = {}
         self.findings: List[Finding] = []
         self.reset_sql = ""
         self._files: Optional[List[MigrationFile]] = None  # read once per engine: plan, run and status share them
+        self._repeatables: Optional[List[Repeatable]] = None
 
     # -- session -------------------------------------------------------------------------------------------
     def prepare_session(self) -> None:
@@ -290,6 +297,21 @@ class Engine:
             % (schema, self.table, self.table)
         )
 
+    def repeatables_ddl(self) -> str:
+        """The history of the repeatable migrations, made by the first run that applies one."""
+        return (
+            "CREATE SCHEMA IF NOT EXISTS %s;\n"
+            "CREATE TABLE IF NOT EXISTS %s (\n"
+            "  stream text NOT NULL,\n"
+            "  name text NOT NULL,\n"
+            "  checksum char(64) NOT NULL,\n"
+            "  applied_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n"
+            "  applied_by text NOT NULL DEFAULT current_user,\n"
+            "  execution_ms integer NOT NULL DEFAULT 0,\n"
+            "  PRIMARY KEY (stream, name)\n"
+            ");\n" % (pg_sql.Identifier(self.schema).as_string(self.conn), self.repeatables_table)
+        )
+
     def ensure_tracking(self) -> None:
         if not self.tracking_exists():
             with self.conn.transaction():
@@ -305,6 +327,21 @@ class Engine:
             (self.settings.stream,),
         ).fetchall()
         return {row[0]: AppliedMigration(*row) for row in rows}
+
+    def repeatable_history(self) -> Dict[str, Dict[str, Any]]:
+        """The stream's applied repeatable migrations by name (checksum, applied_at)."""
+        if self.conn.execute("SELECT to_regclass(%s)", (self.repeatables_table,)).fetchone()[0] is None:
+            return {}
+        rows = self.conn.execute("SELECT name, checksum, applied_at::text FROM %s WHERE stream = %%s"
+                                 % self.repeatables_table, (self.settings.stream,)).fetchall()
+        return {name: {"checksum": digest, "applied_at": applied_at} for name, digest, applied_at in rows}
+
+    def repeatables(self) -> List[Repeatable]:
+        """The directory's repeatable migrations (Flyway's R__ files; none in other layouts)."""
+        if self._repeatables is None:
+            self._repeatables = discover_repeatables(self.settings.migrations_dir, self.settings.layout) \
+                if self.settings.migrations_dir is not None else []
+        return self._repeatables
 
     def files(self) -> List[MigrationFile]:
         if self.settings.migrations_dir is None:
@@ -332,6 +369,7 @@ class Engine:
             lock_holder=asdict(holders[0]) if holders else None,
             tracking_table=self.table,
             stream=self.settings.stream,
+            repeatables=repeatable_states(self.repeatables(), self.repeatable_history()) if files is not None else [],
         )
 
     def plan(self, action: str, target_version: Optional[int] = None) -> Tuple[Plan, List[MigrationFile], Dict[int, AppliedMigration]]:
@@ -339,6 +377,9 @@ class Engine:
         history = self.history()
         if action == "apply":
             plan = plan_migrate(files, history, target_version, self.settings.allow_out_of_order)
+            if target_version is None:  # a run to the end applies the repeatables that are new or changed after it
+                plan.repeatables = plan_repeatables(self.repeatables(), {
+                    name: row["checksum"] for name, row in self.repeatable_history().items()})
         elif action == "rollback":
             plan = plan_rollback(files, history, target_version)
         elif action == "baseline" and self.settings.baseline_from:
@@ -383,8 +424,14 @@ class Engine:
                 row = history[step.version]
                 text = row.rollback_sql if row.rollback_sql is not None else item.rollback_sql
                 check("rollback of version %d" % step.version, text, step.no_transaction)
+        for repeatable in self._planned_repeatables(plan):
+            check(repeatable.filename, repeatable.sql, repeatable.no_transaction)
         if problems:
             raise DiscoveryError("invalid SQL, nothing was run: %s" % "; ".join(problems), {"problems": problems})
+
+    def _planned_repeatables(self, plan: Plan) -> List[Repeatable]:
+        by_name = {item.name: item for item in self.repeatables()} if plan.repeatables else {}
+        return [by_name[step.name] for step in plan.repeatables]
 
     def checked_sql(self, label: str, text: str, no_transaction: bool = False) -> CheckedSql:
         """A step's SQL as the pre-flight checked it: its statements, and the text a transaction step runs (the
@@ -403,8 +450,7 @@ class Engine:
         by_version = {item.version: item for item in files}
         created: set = set()
         disabled = str(self.settings.lock_timeout).strip() in ("0", "0s", "0ms")
-        for step in plan.steps:
-            item = by_version[step.version]
+        for item in [by_version[step.version] for step in plan.steps] + self._planned_repeatables(plan):
             statements = self.checked_sql(item.filename, item.sql, item.no_transaction).statements
             self.findings += lint_file(item.filename, item.sql, statements, created, disabled)
         for finding in self.findings:
@@ -420,9 +466,10 @@ class Engine:
         self.acquire_lock()
         try:
             plan, files, history = self.plan(action, target_version)
-            result = RunResult(action, bool(plan.steps), dry_run, plan, plan.current_version, plan.current_version)
+            result = RunResult(action, bool(plan.steps or plan.repeatables), dry_run, plan, plan.current_version,
+                               plan.current_version)
             result.lint = [asdict(finding) for finding in self.findings]
-            if plan.steps:
+            if plan.steps or plan.repeatables:
                 by_version = {item.version: item for item in files}
                 if dry_run:
                     self._dry_run(plan, by_version, history, result)
@@ -442,7 +489,7 @@ class Engine:
         """A step failed after others succeeded: those stay (each was its own transaction). Make them durable (only
         the last commit of a run waits for the WAL flush, and it never came), read the version that is really
         recorded now, put both in the error's details and write the failure to the log."""
-        if result.done:
+        if result.done or result.repeated:
             try:
                 # A commit that writes WAL flushes all WAL before it, so the earlier asynchronous commits too.
                 self.conn.execute("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT;")
@@ -453,13 +500,18 @@ class Engine:
         except psycopg.Error:  # the connection is gone (server restarted): the version cannot be read
             result.after_version = None
         failed = result.plan.steps[len(result.done)] if len(result.done) < len(result.plan.steps) else None
-        exc.details.update(done=list(result.done), current_version=result.after_version, changed=bool(result.done),
-                           timings_ms=dict(result.timings_ms), plan=result.plan.as_dicts(),
-                           previous_version=result.before_version,
-                           failed_version=failed.version if failed else None)
+        failed_repeatable = result.plan.repeatables[len(result.repeated)].name \
+            if failed is None and len(result.repeated) < len(result.plan.repeatables) else None
+        exc.details.update(done=list(result.done), current_version=result.after_version,
+                           changed=bool(result.done or result.repeated), timings_ms=dict(result.timings_ms),
+                           plan=result.plan.as_dicts(), previous_version=result.before_version,
+                           failed_version=failed.version if failed else None, repeated=list(result.repeated),
+                           failed_repeatable=failed_repeatable)
         self.log("FAILED %s%s after %d of %d step(s) (done: %s; current version: %s): %s" % (
-            result.action, " version=%d name=%s" % (failed.version, failed.name) if failed else "",
-            len(result.done), len(result.plan.steps), ",".join(str(v) for v in result.done) or "none",
+            result.action, " version=%d name=%s" % (failed.version, failed.name) if failed else
+            (" repeatable=%s" % failed_repeatable if failed_repeatable else ""),
+            len(result.done) + len(result.repeated), len(result.plan.steps) + len(result.plan.repeatables),
+            ",".join([str(v) for v in result.done] + result.repeated) or "none",
             "unknown" if result.after_version is None else result.after_version, exc))
 
     # -- execution -----------------------------------------------------------------------------------------
@@ -480,7 +532,7 @@ class Engine:
     def _execute(self, plan: Plan, by_version: Dict[int, MigrationFile], history: Dict[int, AppliedMigration],
                  result: RunResult) -> None:
         need_tracking = plan.action in ("apply", "baseline") and not self.tracking_exists()
-        last = plan.steps[-1]
+        last = plan.steps[-1] if plan.steps and not plan.repeatables else None
         for index, step in enumerate(plan.steps):
             item = by_version.get(step.version)
             tick = time.monotonic()
@@ -528,6 +580,44 @@ class Engine:
             result.done.append(step.version)
             result.timings_ms[str(step.version)] = elapsed
             self.log("%s version=%d name=%s ms=%d" % (step.action, step.version, step.name, elapsed))
+        if plan.repeatables:
+            self._execute_repeatables(plan, result, need_tracking)
+
+    def _execute_repeatables(self, plan: Plan, result: RunResult, need_tracking: bool) -> None:
+        """The repeatable migrations after the versioned ones, each in its own transaction with its history row
+        (the tables are made by the first one that needs them), the last one's commit synchronous."""
+        items = self._planned_repeatables(plan)
+        made = self.conn.execute("SELECT to_regclass(%s)", (self.repeatables_table,)).fetchone()[0] is not None
+        for index, (step, item) in enumerate(zip(plan.repeatables, items)):
+            position = len(plan.steps) + index
+            reason = self.should_stop() if position and self.should_stop is not None else None
+            if reason:
+                raise ExecutionError(
+                    "stopped before the repeatable migration %s: %s. The %d step(s) before it are done and recorded, "
+                    "nothing of this one ran; run again to go on" % (item.filename, reason, position), {"stopped": True})
+            tick = time.monotonic()
+            reset = self.reset_sql if position else ""
+            ddl = (self.tracking_ddl() if need_tracking else "") + ("" if made else self.repeatables_ddl())
+            if step.no_transaction:
+                if reset or ddl:
+                    self.conn.execute(reset + ddl)
+                self._run_no_transaction(item.filename, item.sql, lambda ms, item=item: self._upsert_repeatable_sql(item, ms))
+            else:
+                self._run_transaction(item.filename, self.checked_sql(item.filename, item.sql).body, reset + ddl,
+                                      self._upsert_repeatable_sql(item, -1), index == len(items) - 1)
+            need_tracking, made = False, True
+            elapsed = int((time.monotonic() - tick) * 1000)
+            result.repeated.append(step.name)
+            result.timings_ms[item.filename] = elapsed
+            self.log("apply repeatable=%s reason=%s ms=%d" % (step.name, step.reason, elapsed))
+
+    def _upsert_repeatable_sql(self, item: Repeatable, elapsed_ms: int) -> str:
+        literal = pg_sql.Literal
+        values = ", ".join(literal(value).as_string(self.conn) for value in (self.settings.stream, item.name, item.checksum))
+        elapsed = "%d" % elapsed_ms if elapsed_ms >= 0 else "(extract(epoch FROM clock_timestamp() - now()) * 1000)::int"
+        return ("INSERT INTO %s (stream, name, checksum, execution_ms) VALUES (%s, %s) ON CONFLICT (stream, name) DO "
+                "UPDATE SET checksum = EXCLUDED.checksum, applied_at = clock_timestamp(), applied_by = current_user, "
+                "execution_ms = EXCLUDED.execution_ms" % (self.repeatables_table, values, elapsed))
 
     def _repair_sql(self, item: MigrationFile) -> str:
         literal = pg_sql.Literal
@@ -674,9 +764,33 @@ class Engine:
                                          {"file": label, "sqlstate": _sqlstate(exc)})
                 result.done.append(step.version)
                 result.timings_ms[str(step.version)] = int((time.monotonic() - tick) * 1000)
+            if not result.skipped:
+                self._dry_run_repeatables(plan, result)
         finally:
             self._rollback_failed()
-        self.log("dry run of %s rolled back after %d step(s)" % (plan.action, len(result.done)))
+        self.log("dry run of %s rolled back after %d step(s)" % (plan.action, len(result.done) + len(result.repeated)))
+
+    def _dry_run_repeatables(self, plan: Plan, result: RunResult) -> None:
+        """The repeatable migrations in the dry run's transaction, after the versioned ones."""
+        if plan.repeatables:
+            self.conn.execute(self.repeatables_ddl())
+        for index, (step, item) in enumerate(zip(plan.repeatables, self._planned_repeatables(plan))):
+            if step.no_transaction:
+                result.skipped += [{"repeatable": later.name, "reason": "no-transaction migration cannot run in a dry "
+                                    "run" if later is step else "after a no-transaction migration"}
+                                   for later in plan.repeatables[index:]]
+                return
+            tick = time.monotonic()
+            text = self.checked_sql(item.filename, item.sql).body
+            reset = self.reset_sql if plan.steps or index else ""
+            try:
+                self.conn.execute("%s%s\n;\n%s" % (reset, text, self._upsert_repeatable_sql(item, 0)))
+            except psycopg.Error as exc:
+                raise ExecutionError("dry run: %s failed%s: %s; nothing was changed"
+                                     % (item.filename, _where(exc, text, len(reset)), _pg_message(exc)),
+                                     {"file": item.filename, "sqlstate": _sqlstate(exc)})
+            result.repeated.append(step.name)
+            result.timings_ms[item.filename] = int((time.monotonic() - tick) * 1000)
 
     def verify(self) -> Dict[str, Any]:
         """Checksums of applied migrations and their verify scripts (each run in a rolled-back transaction)."""

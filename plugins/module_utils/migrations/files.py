@@ -9,8 +9,8 @@ Three layouts are read in place, file by file (``layout`` ``auto``) or one only:
 - ``golang-migrate``: ``NNN_title.up.sql``, ``NNN_title.down.sql``;
 - ``dbmate``: ``NNN_name.sql`` holding ``-- migrate:up`` and ``-- migrate:down`` parts (``transaction:false``
   on a marker: that part runs without a transaction);
-- ``flyway``: ``VNNN__description.sql`` with the undo ``UNNN__description.sql`` (whole-number versions; repeatable
-  ``R__`` migrations are not taken yet);
+- ``flyway``: ``VNNN__description.sql`` with the undo ``UNNN__description.sql`` (whole-number versions); its
+  repeatable ``R__description.sql`` files are read by repeatables.py, here they are left out;
 - ``sqitch``: a Sqitch project (``sqitch.plan``, ``deploy/``, ``revert/``, ``verify/``): the plan's Nth change is
   version N (a plan only grows at its end), its deploy script the migration, its revert script the rollback.
 """
@@ -33,7 +33,7 @@ MAX_VERSION = 2 ** 63 - 1
 _FILE_NAME = re.compile(r"^(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)(?P<kind>\.rollback|\.verify)?\.sql$")
 _GOLANG_MIGRATE_NAME = re.compile(r"^(?P<version>[0-9]+)_(?P<name>[^/]+?)\.(?P<kind>up|down)\.sql$")
 _FLYWAY_NAME = re.compile(r"^(?P<kind>[VU])(?P<version>[0-9]+(?:[._][0-9]+)*)__(?P<name>.+)\.sql$")
-_FLYWAY_REPEATABLE = re.compile(r"^R__.+\.sql$")
+REPEATABLE_NAME = re.compile(r"^R__(?P<name>.+)\.sql$")  # Flyway's; repeatables.py reads them (auto, flyway)
 # Which formats take a name of each shape (a dbmate file is named as poststack's are).
 _NAME_FORMATS = {"poststack": ("auto", "poststack", "dbmate"), "golang-migrate": ("auto", "golang-migrate"),
                  "flyway": ("auto", "flyway")}
@@ -94,7 +94,7 @@ class MigrationFile:
         return os.path.basename(self.rollback_path)
 
 
-def _read_sql(path: str) -> str:
+def read_sql(path: str) -> str:
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
@@ -109,7 +109,7 @@ def _read_sql(path: str) -> str:
     return normalise_text(text)
 
 
-def _is_blank_sql(text: str) -> bool:
+def is_blank_sql(text: str) -> bool:
     """Only whitespace and comments? (cheap line test first: the lexer only for files that look blank)."""
     for line in text.split("\n"):
         stripped = line.strip()
@@ -154,9 +154,10 @@ def discover(directory: str, layout: str = "auto") -> List[MigrationFile]:
             problems.append("%s: is not a regular file; replace it with one" % entry)
             continue
         parsed = _parse_name(entry)
-        if _FLYWAY_REPEATABLE.match(entry):
-            problems.append("%s: Flyway's repeatable migrations (R__) are not supported yet; keep them out of this "
-                            "directory (run them another way) or turn each into a versioned migration" % entry)
+        if REPEATABLE_NAME.match(entry):
+            if layout not in ("auto", "flyway"):
+                problems.append("%s: is Flyway's repeatable migration, not a %s name (format %s); set the format to "
+                                "flyway or auto, or move it" % (entry, layout, layout))
             continue
         if parsed is None:
             problems.append(
@@ -243,7 +244,7 @@ def _dbmate_parts(path: str, text: str) -> Optional[Tuple[str, bool, Optional[st
     if parts not in (["up"], ["up", "down"]):
         raise DiscoveryError("%s: dbmate markers must be one '-- migrate:up' and at most one '-- migrate:down' after "
                              "it; found %s" % (path, ", ".join("migrate:" + part for part in parts)))
-    if not _is_blank_sql(text[:markers[0].start()]):  # comments above it are fine, as in dbmate
+    if not is_blank_sql(text[:markers[0].start()]):  # comments above it are fine, as in dbmate
         raise DiscoveryError("%s: SQL before '-- migrate:up' belongs to neither part; move it below the marker" % path)
     for marker in markers:
         options = marker.group("options").split()
@@ -256,13 +257,13 @@ def _dbmate_parts(path: str, text: str) -> Optional[Tuple[str, bool, Optional[st
     down_start = markers[1].start()
     up = text[:down_start]
     down = "\n" * text.count("\n", 0, down_start) + text[down_start:]
-    return up, no_transaction[0], (down if not _is_blank_sql(down) else None), no_transaction[1]
+    return up, no_transaction[0], (down if not is_blank_sql(down) else None), no_transaction[1]
 
 
 def _load(directory: str, version: int, migration: Dict[str, str], rollback: Optional[Tuple[str, str]],
           verify: Optional[Tuple[str, str]], layout: str = "auto") -> MigrationFile:
     path = os.path.join(directory, migration["file"])
-    text = _read_sql(path)
+    text = read_sql(path)
     parts = _dbmate_parts(path, text)
     if layout == "dbmate" and parts is None:
         raise DiscoveryError("%s has no '-- migrate:up' line (format dbmate): add it, or set the format to auto" % path)
@@ -273,7 +274,7 @@ def _load(directory: str, version: int, migration: Dict[str, str], rollback: Opt
         raise DiscoveryError("%s is a dbmate file (-- migrate:up) and has %s too: put the rollback in its "
                              "'-- migrate:down' part, or remove the marker lines" % (path, rollback[1]))
     sql = parts[0] if parts else text
-    if _is_blank_sql(sql):
+    if is_blank_sql(sql):
         raise DiscoveryError("%s is empty (only comments or whitespace): write its SQL or remove the file" % path)
     item = MigrationFile(
         version=version, name=migration["name"], path=path, sql=sql, checksum=checksum(sql),
@@ -285,12 +286,12 @@ def _load(directory: str, version: int, migration: Dict[str, str], rollback: Opt
         item.rollback_no_transaction = parts[3]
     if rollback:
         item.rollback_path = os.path.join(directory, rollback[1])
-        item.rollback_sql = _read_sql(item.rollback_path)
+        item.rollback_sql = read_sql(item.rollback_path)
         item.rollback_checksum = checksum(item.rollback_sql)
         item.rollback_no_transaction = has_no_transaction_marker(item.rollback_sql)
     if verify:
         item.verify_path = os.path.join(directory, verify[1])
-        item.verify_sql = _read_sql(item.verify_path)
+        item.verify_sql = read_sql(item.verify_path)
     return item
 
 
@@ -371,7 +372,7 @@ def discover_sqitch(directory: str) -> List[MigrationFile]:
         except DiscoveryError as exc:
             problems.append(str(exc))
             continue
-        if item.verify_sql is not None and _is_blank_sql(verify_body(item.verify_sql)):
+        if item.verify_sql is not None and is_blank_sql(verify_body(item.verify_sql)):
             item.verify_path = item.verify_sql = None  # Sqitch's template: BEGIN, comments, ROLLBACK
         result.append(item)
     if problems:

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Union
 
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import PlanError
 from ansible_collections.poststack.core.plugins.module_utils.migrations.files import MAX_VERSION, MigrationFile
+from ansible_collections.poststack.core.plugins.module_utils.migrations.repeatables import RepeatableStep
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Plan:
     target_version: Optional[int]
     steps: List[Step] = field(default_factory=list)
     pending: List[int] = field(default_factory=list)
+    repeatables: List[RepeatableStep] = field(default_factory=list)  # after the steps (repeatables.py)
 
     @property
     def versions(self) -> List[int]:

@@ -146,6 +146,26 @@ def test_a_database_made_before_poststack_is_adopted_with_migration_admin(pg_dat
     assert tasks["Show what was found"]["msg"] == "legacy: recorded as applied without running them [1]; version 1"
 
 
+def test_repeatable_migrations_through_the_playbooks(pg_database, tmp_path):
+    """A Flyway set with a repeatable migration: migrate.yml says it applied it (check mode first), once;
+    migration-status.yml shows its state, changed after an edit."""
+    db = pg_database
+    write_files(tmp_path / "flyway", {"V1__accounts.sql": "CREATE TABLE accounts (id int, email text);\n",
+                                      "R__emails.sql": "CREATE OR REPLACE VIEW emails AS SELECT email FROM accounts;\n"})
+    project = {"migrations_path": str(tmp_path / "flyway"), "migrations_include_core": False}
+    rc, tasks, stats, out = playbook(db, tmp_path, "playbooks/migrate.yml", extra_vars=project, check=True)
+    assert rc == 0 and tasks[MIGRATE_TASK]["streams"][0]["repeated"] == ["emails"], out[-3000:]
+    rc, tasks, stats, out = playbook(db, tmp_path, "playbooks/migrate.yml", extra_vars=project)
+    assert rc == 0 and stats["changed"] == 1, out[-3000:]
+    assert tasks["Report the migration run"]["msg"].endswith("pending [], repeatable migrations applied ['emails']")
+    rc, tasks, stats, out = playbook(db, tmp_path, "playbooks/migrate.yml", extra_vars=project)
+    assert rc == 0 and stats["changed"] == 0 and tasks["Report the migration run"]["msg"].endswith("pending []")
+    write_files(tmp_path / "flyway", {"R__emails.sql": "CREATE OR REPLACE VIEW emails AS SELECT email, id FROM accounts;\n"})
+    rc, tasks, stats, out = playbook(db, tmp_path, "playbooks/migration-status.yml", extra_vars=project)
+    shown = tasks["Show the migration status"]["results"][0]["msg"]
+    assert rc == 0 and shown.endswith("lock free, repeatable migrations ['emails changed']"), shown
+
+
 MODULE_PLAY = """
 - name: poststack_migrate states
   hosts: localhost
