@@ -76,7 +76,7 @@ drift:
 repeatables:
   description:
     - Flyway's repeatable migrations (C(R__description.sql)) in O(path) and in the stream's history, each with its
-      C(state) V(applied), V(pending) (never applied), V(changed) (edited since: the next run applies it again) or
+      C(state) V(applied), V(pending) (never applied), V(changed) (edited since, so the next run applies it again) or
       V(missing) (recorded, its file gone), and C(applied_at).
   returned: always
   type: list
