@@ -31,8 +31,8 @@ def connect(project, password=None):
                            password=password or project.password, connect_timeout=5)
 
 
-def container_id(name):
-    return podman("inspect", "-f", "{{.Id}}", name).stdout.strip()
+def container_id(project):
+    return project.runtime.cli("inspect", "-f", "{{.Id}}", project.container).stdout.strip()
 
 
 def test_two_projects_side_by_side_and_idempotent(project, other_project):
@@ -56,36 +56,38 @@ def test_two_projects_side_by_side_and_idempotent(project, other_project):
     assert run_playbook(postgres_play("stopped"), extra_vars=project.vars()).changed == 0
 
 
-def test_data_survives_restart_and_recreation(project):
+def test_data_survives_restart_and_recreation(runtime, project):
     assert run_playbook(postgres_play(), extra_vars=project.vars()).rc == 0
     with connect(project) as conn:
         conn.execute("CREATE TABLE kept AS SELECT 42 AS answer")
-    before = container_id(project.container)
+    before = container_id(project)
     restarted = run_playbook(postgres_play("restarted"), extra_vars=project.vars())
     assert restarted.rc == 0 and restarted.changed >= 1
-    assert container_id(project.container) == before
+    assert container_id(project) == before
     with connect(project) as conn:
         assert conn.execute("SELECT answer FROM kept").fetchone() == (42,)
     removed = run_playbook(postgres_play("absent"), extra_vars=project.vars())
-    assert removed.rc == 0 and podman("container", "exists", project.container, check=False).returncode == 1
-    assert podman("volume", "exists", f"{project.container}-data", check=False).returncode == 0
+    assert removed.rc == 0 and not runtime.exists("container", project.container)
+    assert runtime.exists("volume", f"{project.container}-data")
     assert run_playbook(postgres_play(), extra_vars=project.vars()).rc == 0
-    assert container_id(project.container) != before
+    assert container_id(project) != before
     with connect(project) as conn:
         assert conn.execute("SELECT answer FROM kept").fetchone() == (42,)
 
 
-def test_password_rotation_without_restart(project):
+def test_password_rotation_without_restart(runtime, project):
+    """The password changes in the running server (the secret file, then ALTER ROLE): same container, not
+    restarted; the old password no longer opens it."""
     assert run_playbook(postgres_play(), extra_vars=project.vars()).rc == 0
-    before = container_id(project.container)
-    started = podman("inspect", "-f", "{{.State.StartedAt}}", project.container).stdout
+    before = container_id(project)
+    started = runtime.cli("inspect", "-f", "{{.State.StartedAt}}", project.container).stdout
     old = project.password
     project.password = "rotated-\u00e9\\'pw"
     rotated = run_playbook(postgres_play(), extra_vars=project.vars())
     assert rotated.rc == 0, rotated.stdout[-3000:]
     assert rotated.results("postgres") is not None
-    assert container_id(project.container) == before
-    assert podman("inspect", "-f", "{{.State.StartedAt}}", project.container).stdout == started
+    assert container_id(project) == before
+    assert runtime.cli("inspect", "-f", "{{.State.StartedAt}}", project.container).stdout == started
     with pytest.raises(psycopg.OperationalError):
         connect(project, old)
     with connect(project) as conn:
@@ -93,7 +95,7 @@ def test_password_rotation_without_restart(project):
     assert run_playbook(postgres_play(), extra_vars=project.vars()).changed == 0
     # The password is in no log, result, argv or inspect output.
     assert project.password not in rotated.stdout and old not in rotated.stdout
-    assert project.password not in podman("inspect", project.container).stdout
+    assert project.password not in runtime.cli("inspect", project.container).stdout
 
 
 def test_bad_input_is_refused_before_anything_starts(project, tmp_path):

@@ -34,15 +34,15 @@ def as_root_keeps_them(certs):
         path.chmod(mode)
 
 
-def started(name):
-    return podman("inspect", "-f", "{{.Id}} {{.State.StartedAt}}", name).stdout.strip()
+def started(project):
+    return project.runtime.cli("inspect", "-f", "{{.Id}} {{.State.StartedAt}}", project.container).stdout.strip()
 
 
 def checksum(path):
     return hashlib.sha1(open(path, "rb").read()).hexdigest()
 
 
-def test_tls_from_root_owned_files_renewal_reloads_and_a_bad_pair_changes_nothing(project, tmp_path):
+def test_tls_from_root_owned_files_renewal_reloads_and_a_bad_pair_changes_nothing(runtime, project, tmp_path):
     certs, ca = make_certs(tmp_path, DOMAIN)
     as_root_keeps_them(certs)
     tls_vars = project.vars(postgres_certificates_path=str(certs), postgres_domain=DOMAIN)
@@ -61,14 +61,14 @@ def test_tls_from_root_owned_files_renewal_reloads_and_a_bad_pair_changes_nothin
                                                   if t["hosts"]["localhost"].get("changed")]
 
     # Renewal: a new key and certificate in the same place.
-    before = started(project.container)
+    before = started(project)
     key, chain = issue(tmp_path, DOMAIN, name="renewed")[1:]
     (certs / DOMAIN / "fullchain.pem").write_text(chain)
     (certs / DOMAIN / "privkey.pem").write_bytes(key.read_bytes())
     as_root_keeps_them(certs)
     renewed = run_playbook(play(), extra_vars=tls_vars)
     assert renewed.rc == 0 and renewed.changed > 0, renewed.stdout[-3000:]
-    assert started(project.container) == before, "the renewal restarted or re-created the container"
+    assert started(project) == before, "the renewal restarted or re-created the container"
     assert presented_certificate("127.0.0.1", project.port) == der_of(certs / DOMAIN / "fullchain.pem")
 
     # A key that is not the certificate's: refused before anything is copied; the server keeps its pair.
@@ -81,7 +81,7 @@ def test_tls_from_root_owned_files_renewal_reloads_and_a_bad_pair_changes_nothin
     assert f"the key in {certs}/{DOMAIN}/privkey.pem is not the key of the certificate" in wrong.stdout
     assert "nothing was changed" in wrong.stdout
     assert checksum(f"{installed}/server.key") == installed_key
-    assert started(project.container) == before
+    assert started(project) == before
     assert presented_certificate("127.0.0.1", project.port) == der_of(certs / DOMAIN / "fullchain.pem")
     assert other_key.read_text().splitlines()[1] not in wrong.stdout
 
@@ -90,7 +90,7 @@ def test_tls_from_root_owned_files_renewal_reloads_and_a_bad_pair_changes_nothin
     missing = run_playbook(play(), extra_vars=tls_vars)
     assert missing.rc != 0
     assert f"the key file {certs}/{DOMAIN}/privkey.pem does not exist" in missing.stdout
-    assert started(project.container) == before
+    assert started(project) == before
     (certs / DOMAIN / "privkey.pem").write_bytes(key.read_bytes())
     assert (certs / DOMAIN / "fullchain.pem").read_text() == good_chain
 
