@@ -10,14 +10,21 @@ PASSWORD = "it-pw'\"$;\\ secret"
 
 
 def podman(*args, check=True, env=None, stdin=None):
-    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check, input=stdin,
+    return cli("podman", *args, check=check, env=env, stdin=stdin)
+
+
+def cli(runtime, *args, check=True, env=None, stdin=None):
+    """podman's or docker's command line (docker: the engine DOCKER_HOST names)."""
+    return subprocess.run([runtime, *args], capture_output=True, text=True, check=check, input=stdin,
                           env=dict(os.environ, **(env or {})))
 
 
 class Lab:
-    """The container and its host directories; psql runs inside it as postgres (peer authentication)."""
+    """The container and its host directories; psql runs inside it as postgres (peer authentication). ``runtime``
+    is podman or docker."""
 
-    def __init__(self, root):
+    def __init__(self, root, runtime="podman"):
+        self.runtime = runtime
         self.name = f"pstest-backup-{uuid.uuid4().hex[:8]}"
         self.volume = f"{self.name}-data"
         self.root = root
@@ -30,22 +37,25 @@ class Lab:
         os.chmod(self.root, 0o755)
         os.chmod(self.conf, 0o755)
         os.chown(self.backups, 999, 999)
-        podman("run", "-d", "--name", self.name, "-e", "POSTGRES_PASSWORD", "-v", f"{self.volume}:/data/postgres",
+        self.cli("run", "-d", "--name", self.name, "-e", "POSTGRES_PASSWORD", "-v", f"{self.volume}:/data/postgres",
                "-v", f"{self.backups}:/data/postgres/backups", "-v", f"{self.conf}:/etc/postgresql/conf.d:ro", IMAGE,
                env={"POSTGRES_PASSWORD": PASSWORD})
         deadline = time.monotonic() + 60
         # The health check needs TCP, which only the real server opens (not the entrypoint's temporary one).
-        while podman("exec", self.name, "/usr/local/bin/health-check.sh", check=False).returncode:
+        while self.cli("exec", self.name, "/usr/local/bin/health-check.sh", check=False).returncode:
             if time.monotonic() > deadline:
-                raise AssertionError(podman("logs", self.name, check=False).stderr[-3000:])
+                raise AssertionError(self.cli("logs", self.name, check=False).stderr[-3000:])
             time.sleep(0.3)
 
+    def cli(self, *args, check=True, env=None, stdin=None):
+        return cli(self.runtime, *args, check=check, env=env, stdin=stdin)
+
     def stop(self):
-        podman("rm", "-f", "-t", "0", self.name, check=False)
-        podman("volume", "rm", "-f", self.volume, check=False)
+        self.cli("rm", "-f", *(["-t", "0"] if self.runtime == "podman" else []), self.name, check=False)
+        self.cli("volume", "rm", "-f", self.volume, check=False)
 
     def psql(self, database, sql, check=True):
-        proc = podman("exec", "-i", "--user", "postgres", self.name, "psql", "-XAtq", "-v", "ON_ERROR_STOP=1",
+        proc = self.cli("exec", "-i", "--user", "postgres", self.name, "psql", "-XAtq", "-v", "ON_ERROR_STOP=1",
                       "-d", database, "-f", "-", stdin=sql, check=False)
         if check and proc.returncode:
             raise AssertionError(f"psql failed: {proc.stderr}")

@@ -132,9 +132,12 @@ def test_a_restore_that_fails_half_way_never_drops_the_target(lab, backup_dir):
     assert lab.psql("ledger", "SELECT datallowconn FROM pg_database WHERE datname = 'ledger'") == "t"
 
 
-def test_restore_into_a_new_database_replace_guard_and_the_verify_drill(lab, backup_dir):
+def test_restore_into_a_new_database_replace_guard_and_the_verify_drill(either_lab, backup_dir):
+    """On podman and on Docker: a backup, a restore into a new database (check mode first), the replace guard,
+    and the restore drill that finds a changed row."""
+    lab = either_lab
     lab.seed("crm", rows=3000)
-    common = dict(backup_container_name=lab.name, backup_runtime="podman", backup_dir=backup_dir,
+    common = dict(backup_container_name=lab.name, backup_runtime=lab.runtime, backup_dir=backup_dir,
                   backup_database="crm", backup_format="directory", backup_jobs=2, backup_pgbackrest_enabled=False)
     made = ok(run_playbook(os.path.join(ROOT, "playbooks/backup.yml"), inventory="inventories/local",
                            extra_vars=dict(common, backup_scheduler="none")))

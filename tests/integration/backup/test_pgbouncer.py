@@ -6,9 +6,12 @@ import socket
 import subprocess
 import uuid
 
+import contextlib
+
 import psycopg
 import pytest
 
+import docker_engine
 from ansible_run import run_playbook
 
 PASSWORD = "pgb-pw'\"$; secret"
@@ -20,28 +23,43 @@ def free_port():
         return sock.getsockname()[1]
 
 
+BASE_IMAGE = os.environ.get("POSTSTACK_BASE_IMAGE", "docker.io/library/debian:bookworm-slim")
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def stack(tmp_path_factory, request):
+    """PostgreSQL and PgBouncer of a project, on podman, or on a real Docker engine for a test that asks for it
+    (indirect parametrization): there PgBouncer's image is built by Docker, with the host's network (the test
+    engine does no NAT)."""
+    runtime = getattr(request, "param", "podman")
     project = f"pstest-pgb-{uuid.uuid4().hex[:6]}"
     root = tmp_path_factory.mktemp("pgbouncer")
     variables = dict(postgres_project_name=project, postgres_container_name=f"{project}-postgres",
                      postgres_password=PASSWORD, postgres_host_port=free_port(),
-                     postgres_state_dir=str(root / "state"), poststack_container_runtime="podman",
+                     postgres_state_dir=str(root / "state"), poststack_container_runtime=runtime,
                      pgbouncer_config_dir=str(root / "pgbouncer"), pgbouncer_publish=f"127.0.0.1:{free_port()}",
                      pgbouncer_default_pool_size=2, poststack_log_dir=str(root / "logs"),
                      # As the local inventory does: hosts without registry access build on a local base image.
-                     poststack_base_image=os.environ.get("POSTSTACK_BASE_IMAGE", "docker.io/library/debian:bookworm-slim"))
-    try:
-        yield variables
-    finally:
-        teardown = [{"name": "teardown", "hosts": "localhost", "gather_facts": False, "tasks": [
-            {"name": "pgbouncer", "ansible.builtin.include_role": {"name": "poststack.core.pgbouncer"},
-             "vars": {"pgbouncer_state": "absent"}},
-            {"name": "postgres", "ansible.builtin.include_role": {"name": "poststack.core.postgres"},
-             "vars": {"postgres_state": "absent", "postgres_remove_volumes": True}},
-        ]}]
-        run_playbook(teardown, extra_vars=variables)
-        subprocess.run(["podman", "network", "rm", "-f", f"{project}-net"], capture_output=True, check=False)
+                     poststack_base_image=BASE_IMAGE)
+    engine = contextlib.nullcontext()
+    if runtime == "docker":
+        built = run_playbook("playbooks/images.yml", inventory="inventories/local")
+        assert built.rc == 0 and built.failed == 0, built.stdout[-3000:]
+        engine = docker_engine.running(["localhost/poststack/postgres-debian:latest",
+                                        "localhost/poststack/base-debian:latest", BASE_IMAGE])
+        variables["pgbouncer_build_network"] = "host"
+    with engine:
+        try:
+            yield variables
+        finally:
+            teardown = [{"name": "teardown", "hosts": "localhost", "gather_facts": False, "tasks": [
+                {"name": "pgbouncer", "ansible.builtin.include_role": {"name": "poststack.core.pgbouncer"},
+                 "vars": {"pgbouncer_state": "absent"}},
+                {"name": "postgres", "ansible.builtin.include_role": {"name": "poststack.core.postgres"},
+                 "vars": {"postgres_state": "absent", "postgres_remove_volumes": True}},
+            ]}]
+            run_playbook(teardown, extra_vars=variables)
+            subprocess.run([runtime, "network", "rm", "-f", f"{project}-net"], capture_output=True, check=False)
 
 
 def converge(variables, **extra):
@@ -59,6 +77,7 @@ def connect(variables, password, dbname="poststack"):
                            connect_timeout=5, autocommit=True)
 
 
+@pytest.mark.parametrize("stack", ["podman", "docker"], indirect=True)
 def test_pgbouncer_runs_twice_and_passes_scram_through(stack):
     first = converge(stack)
     assert first.rc == 0, first.stdout[-4000:]
