@@ -417,11 +417,14 @@ def describe(runtime: ContainerRuntime, label_filters: Optional[Sequence[str]], 
 
 def ports_in_use(ports: Sequence[int], bind_address: str = "0.0.0.0") -> List[int]:
     """Ports that cannot be bound on bind_address right now because another process or container holds them. An
-    address that is not one of this host's is no reason to call a port busy (address_problem() names it)."""
+    address that is not one of this host's is no reason to call a port busy (address_problem() names it).
+    The test bind takes SO_REUSEADDR as servers do (podman's port reservation, Docker's proxy, PostgreSQL): the
+    connections a stopped server closed, in TIME_WAIT on its port for a minute, do not hold it; a listener does."""
     busy = []
     for port in ports:
         family = socket.AF_INET6 if ":" in bind_address else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((bind_address, int(port)))
             except OSError as exc:

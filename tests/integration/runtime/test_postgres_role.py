@@ -69,7 +69,8 @@ def test_data_survives_restart_and_recreation(runtime, project):
     removed = run_playbook(postgres_play("absent"), extra_vars=project.vars())
     assert removed.rc == 0 and not runtime.exists("container", project.container)
     assert runtime.exists("volume", f"{project.container}-data")
-    assert run_playbook(postgres_play(), extra_vars=project.vars()).rc == 0
+    recreated = run_playbook(postgres_play(), extra_vars=project.vars())
+    assert recreated.rc == 0, recreated.failures()
     assert container_id(project) != before
     with connect(project) as conn:
         assert conn.execute("SELECT answer FROM kept").fetchone() == (42,)

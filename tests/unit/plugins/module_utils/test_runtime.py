@@ -110,6 +110,26 @@ def test_ports_in_use(tmp_path):
     assert rt.ports_in_use([busy], "127.0.0.1") == []
 
 
+def test_a_port_whose_server_just_closed_its_connections_is_free():
+    """A server that stopped cleanly closes its clients' connections first, which leaves them in TIME_WAIT on its
+    port for a minute (Docker's port proxy after a container stop): any server may listen there again at once
+    (SO_REUSEADDR), so the port is not in use."""
+    import socket
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        served, _ = listener.accept()
+        served.close()  # the server side closes first: TIME_WAIT on the server's port
+        client.close()
+    with socket.socket() as plain:  # what made the check call it busy
+        with pytest.raises(OSError):
+            plain.bind(("127.0.0.1", port))
+    assert rt.ports_in_use([port], "127.0.0.1") == []
+
+
 def test_binds_unavailable_names_each_with_its_reason():
     import socket
     with socket.socket() as sock:
