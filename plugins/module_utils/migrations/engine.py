@@ -377,7 +377,7 @@ class Engine:
         history = self.history()
         if action == "apply":
             plan = plan_migrate(files, history, target_version, self.settings.allow_out_of_order)
-            if target_version is None:  # a run to the end applies the repeatables that are new or changed after it
+            if target_version is None and self.repeatables():  # a run to the end: the new or changed repeatables
                 plan.repeatables = plan_repeatables(self.repeatables(), {
                     name: row["checksum"] for name, row in self.repeatable_history().items()})
         elif action == "rollback":
