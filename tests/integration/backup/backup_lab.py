@@ -38,8 +38,8 @@ class Lab:
         os.chmod(self.conf, 0o755)
         os.chown(self.backups, 999, 999)
         self.cli("run", "-d", "--name", self.name, "-e", "POSTGRES_PASSWORD", "-v", f"{self.volume}:/data/postgres",
-               "-v", f"{self.backups}:/data/postgres/backups", "-v", f"{self.conf}:/etc/postgresql/conf.d:ro", IMAGE,
-               env={"POSTGRES_PASSWORD": PASSWORD})
+                 "-v", f"{self.backups}:/data/postgres/backups", "-v", f"{self.conf}:/etc/postgresql/conf.d:ro", IMAGE,
+                 env={"POSTGRES_PASSWORD": PASSWORD})
         deadline = time.monotonic() + 60
         # The health check needs TCP, which only the real server opens (not the entrypoint's temporary one).
         while self.cli("exec", self.name, "/usr/local/bin/health-check.sh", check=False).returncode:
@@ -56,7 +56,7 @@ class Lab:
 
     def psql(self, database, sql, check=True):
         proc = self.cli("exec", "-i", "--user", "postgres", self.name, "psql", "-XAtq", "-v", "ON_ERROR_STOP=1",
-                      "-d", database, "-f", "-", stdin=sql, check=False)
+                        "-d", database, "-f", "-", stdin=sql, check=False)
         if check and proc.returncode:
             raise AssertionError(f"psql failed: {proc.stderr}")
         return proc.stdout.strip()

@@ -203,8 +203,8 @@ def test_flyway_files_are_read_in_place(tmp_path):
 @pytest.mark.parametrize("files, layout, fragment", [
     ({"V1_1__x.sql": "SELECT 1;"}, "auto", "V1_1__x.sql: version 1_1 is not a whole number"),
     ({"V1.2__x.sql": "SELECT 1;"}, "flyway", "V1.2__x.sql: version 1.2 is not a whole number"),
-    ({"R__views.sql": "SELECT 1;"}, "golang-migrate", "R__views.sql: is Flyway's repeatable migration, not a "
-                                                       "golang-migrate name (format golang-migrate)"),
+    ({"R__views.sql": "SELECT 1;"}, "golang-migrate",
+     "R__views.sql: is Flyway's repeatable migration, not a golang-migrate name (format golang-migrate)"),
     ({"U3__x.sql": "SELECT 1;"}, "auto", "U3__x.sql: rollback script without its migration V3__x.sql"),
     ({"V1__x.sql": "SELECT 1;"}, "poststack", "V1__x.sql: is not a poststack name (format poststack)"),
     ({"1_x.sql": "SELECT 1;"}, "flyway", "1_x.sql: is not a flyway name (format flyway)"),
