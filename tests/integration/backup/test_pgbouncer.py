@@ -114,6 +114,7 @@ def test_pgbouncer_runs_twice_and_passes_scram_through(stack):
     assert len(backends) <= 2
 
 
+@pytest.mark.parametrize("stack", ["podman"], indirect=True)  # the podman stack of the test before, not another
 def test_password_change_is_followed_and_roles_without_scram_are_refused(stack):
     assert converge(stack).rc == 0
     rotated = converge(stack, postgres_password=PASSWORD + "-2")
