@@ -171,8 +171,9 @@ class Engine:
         self.log = log or OperationLog(settings.log_file)
         self.sleep = sleep
         self.schema = settings.tracking_schema
-        self.table = "%s.%s" % (pg_sql.Identifier(self.schema).as_string(conn), TRACKING_TABLE)
-        self.repeatables_table = "%s.%s" % (pg_sql.Identifier(self.schema).as_string(conn), REPEATABLES_TABLE)
+        self.schema_sql = pg_sql.Identifier(self.schema).as_string(conn)  # quoted as SQL needs it
+        self.table = "%s.%s" % (self.schema_sql, TRACKING_TABLE)
+        self.repeatables_table = "%s.%s" % (self.schema_sql, REPEATABLES_TABLE)
         self.key = lock_key(self.schema)
         self._locked = False
         self.checked: Dict[Tuple[str, bool], CheckedSql] = {}
@@ -270,12 +271,13 @@ class Engine:
         return [LockHolder(row[0], row[1], row[2], row[3], row[4], row[5], row[6]) for row in rows]
 
     # -- history -------------------------------------------------------------------------------------------
+    def table_exists(self, table: str) -> bool:
+        return self.conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is not None
+
     def tracking_exists(self) -> bool:
-        row = self.conn.execute("SELECT to_regclass(%s)", (self.table,)).fetchone()
-        return row[0] is not None
+        return self.table_exists(self.table)
 
     def tracking_ddl(self) -> str:
-        schema = pg_sql.Identifier(self.schema).as_string(self.conn)
         return (
             "CREATE SCHEMA IF NOT EXISTS %s;\n"
             "CREATE TABLE IF NOT EXISTS %s (\n"
@@ -294,7 +296,7 @@ class Engine:
             "  PRIMARY KEY (stream, version)\n"
             ");\n"
             "COMMENT ON TABLE %s IS 'poststack migration history: one row per applied version and stream';\n"
-            % (schema, self.table, self.table)
+            % (self.schema_sql, self.table, self.table)
         )
 
     def repeatables_ddl(self) -> str:
@@ -309,7 +311,7 @@ class Engine:
             "  applied_by text NOT NULL DEFAULT current_user,\n"
             "  execution_ms integer NOT NULL DEFAULT 0,\n"
             "  PRIMARY KEY (stream, name)\n"
-            ");\n" % (pg_sql.Identifier(self.schema).as_string(self.conn), self.repeatables_table)
+            ");\n" % (self.schema_sql, self.repeatables_table)
         )
 
     def ensure_tracking(self) -> None:
@@ -330,7 +332,7 @@ class Engine:
 
     def repeatable_history(self) -> Dict[str, Dict[str, Any]]:
         """The stream's applied repeatable migrations by name (checksum, applied_at)."""
-        if self.conn.execute("SELECT to_regclass(%s)", (self.repeatables_table,)).fetchone()[0] is None:
+        if not self.table_exists(self.repeatables_table):
             return {}
         rows = self.conn.execute("SELECT name, checksum, applied_at::text FROM %s WHERE stream = %%s"
                                  % self.repeatables_table, (self.settings.stream,)).fetchall()
@@ -587,7 +589,7 @@ class Engine:
         """The repeatable migrations after the versioned ones, each in its own transaction with its history row
         (the tables are made by the first one that needs them), the last one's commit synchronous."""
         items = self._planned_repeatables(plan)
-        made = self.conn.execute("SELECT to_regclass(%s)", (self.repeatables_table,)).fetchone()[0] is not None
+        made = self.table_exists(self.repeatables_table)
         for index, (step, item) in enumerate(zip(plan.repeatables, items)):
             position = len(plan.steps) + index
             reason = self.should_stop() if position and self.should_stop is not None else None
