@@ -250,13 +250,12 @@ done
 
 start=$(date +%s)
 step_example_settings
+# One apt-get update and install for everything missing (the tests' packages too with --for-tests).
+packages=$APT_PACKAGES
+if $for_tests; then packages="$packages $TEST_APT_PACKAGES"; fi
 # shellcheck disable=SC2086
-step_apt $APT_PACKAGES
-if $for_tests; then
-  # shellcheck disable=SC2086
-  step_apt $TEST_APT_PACKAGES
-  step_docker
-fi
+step_apt $packages
+if $for_tests; then step_docker; fi
 # Python (and so the venv's name) may have arrived with the packages: name the venv now.
 if [ -z "$POSTSTACK_VENV" ]; then
   # shellcheck source=scripts/env.sh
