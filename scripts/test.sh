@@ -61,37 +61,51 @@ run_integration() {
   python -m pytest -q -n 2 --dist loadfile --durations=20 tests/integration ${PYTEST_ARGS:-}
 }
 
-# Two-node Pacemaker clusters in containers (pgtwin): failover, switchover, rejoin. Two pytest processes at once,
-# each with clusters of its own: the host-mode tests, and the container-mode tests with PostgreSQL 17; their lines
-# are prefixed [host] and [container] as they come.
+# Two-node Pacemaker clusters in containers (pgtwin): failover, switchover, rejoin. Two chains of pytest runs at
+# once, each with clusters of its own, balanced by their measured times (about 37 minutes each in session 15):
+#   1. container mode's main module, then the runbook from host mode to container mode;
+#   2. host mode's main and partition modules, then container mode's partition module and PostgreSQL 17.
+# Each run's lines are prefixed with its name ([container], [host-runbook], ...) as they come.
 # shellcheck disable=SC2086
+ha_run() {
+  local name=$1 modes=$2; shift 2
+  PGTWIN_HA_MODES=$modes python -m pytest -q -p no:cacheprovider --basetemp "$HA_TMP/$name" --durations=15 \
+    "$@" ${PYTEST_ARGS:-} 2>&1 | tee "$HA_TMP/$name.log" | sed -u "s/^/[$name] /"
+}
+
 run_ha() {
   [ -d tests/ha ] || return 0
-  local tmp="$POSTSTACK_CACHE/ha-layer/$$" rc=0 host container mode
-  mkdir -p "$tmp"
+  local rc=0 chain1 chain2 name
+  HA_TMP="$POSTSTACK_CACHE/ha-layer/$$"
+  mkdir -p "$HA_TMP"
   # The nodes' logs (agent, PostgreSQL, Pacemaker, the node's own) of each module's cluster, kept outside the
   # checkout, which CI removes: the last five runs.
   PGTWIN_HA_LOG_DIR="$POSTSTACK_CACHE/ha-logs/$(date -u +%Y%m%dT%H%M%S)"
   export PGTWIN_HA_LOG_DIR
   mkdir -p "$PGTWIN_HA_LOG_DIR"
   find "$POSTSTACK_CACHE/ha-logs" -mindepth 1 -maxdepth 1 -type d | sort | head -n -5 | xargs -r rm -rf
-  ( PGTWIN_HA_MODES=host python -m pytest -q -p no:cacheprovider --basetemp "$tmp/host" --durations=15 \
-      --ignore tests/ha/test_pgtwin_pg17.py \
-      tests/ha ${PYTEST_ARGS:-} 2>&1 | tee "$tmp/host.log" | sed -u 's/^/[host] /' ) &
-  host=$!
-  ( PGTWIN_HA_MODES=container python -m pytest -q -p no:cacheprovider --basetemp "$tmp/container" --durations=15 \
-      tests/ha ${PYTEST_ARGS:-} 2>&1 | tee "$tmp/container.log" | sed -u 's/^/[container] /' ) &
-  container=$!
-  wait "$host" || rc=$?
-  wait "$container" || rc=$?
-  # The two outputs interleave; repeat each process's outcome at the end, where a cut log still shows it.
-  for mode in host container; do
-    printf '\n----- ha %s: outcome -----\n' "$mode"
-    grep -E '^(FAILED|ERROR) |^=* ?[0-9]+ (passed|failed|errors?|skipped)' "$tmp/$mode.log" || echo "(no pytest summary: the process did not finish)"
+  # A failed run does not stop its chain: the next one runs too, and the chain's status says a run failed.
+  ( local failed=0
+    ha_run container container tests/ha/test_pgtwin_cluster.py || failed=1
+    ha_run host-runbook host tests/ha/test_pgtwin_migration.py || failed=1
+    exit "$failed" ) &
+  chain1=$!
+  ( local failed=0
+    ha_run host host tests/ha/test_pgtwin_cluster.py tests/ha/test_pgtwin_partition.py || failed=1
+    ha_run container-more container tests/ha/test_pgtwin_partition.py tests/ha/test_pgtwin_pg17.py || failed=1
+    exit "$failed" ) &
+  chain2=$!
+  wait "$chain1" || rc=$?
+  wait "$chain2" || rc=$?
+  # The outputs interleave; repeat each run's outcome at the end, where a cut log still shows it.
+  for name in container host-runbook host container-more; do
+    printf '\n----- ha %s: outcome -----\n' "$name"
+    grep -E '^(FAILED|ERROR) |^=* ?[0-9]+ (passed|failed|errors?|skipped)' "$HA_TMP/$name.log" 2>/dev/null \
+      || echo "(no pytest summary: the run did not finish)"
+    mv "$HA_TMP/$name.log" "$PGTWIN_HA_LOG_DIR/" 2>/dev/null || true
   done
-  mv "$tmp/host.log" "$tmp/container.log" "$PGTWIN_HA_LOG_DIR/" 2>/dev/null || true
   printf '\nthe whole output and the nodes'"'"' logs: %s\n' "$PGTWIN_HA_LOG_DIR"
-  rm -rf "$tmp"
+  rm -rf "$HA_TMP"
   return "$rc"
 }
 

@@ -10,7 +10,7 @@ import pytest
 import harness
 from harness import assert_no_loss, wait_for
 
-CYCLES = int(os.environ.get("PGTWIN_HA_PG17_CYCLES", "3"))
+CYCLES = int(os.environ.get("PGTWIN_HA_PG17_CYCLES", "2"))
 
 
 @pytest.fixture(scope="module")
