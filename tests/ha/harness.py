@@ -46,6 +46,13 @@ FENCE_CERT_DIR = "/etc/pgtwin-lab/fencing"
 RESOURCE = "pgtwin"
 CLONE = "pgtwin-clone"
 APP_USER = "app"
+# Ansible reaches the nodes through podman exec, pipelined (tests/ansible_plugins/connection/podman_pipelined.py:
+# one podman command per task where containers.podman.podman runs six). Every ansible and ansible-playbook the
+# tests start, the poststack command's included, inherits the plugin path.
+CONNECTION = "podman_pipelined"
+os.environ["ANSIBLE_CONNECTION_PLUGINS"] = os.pathsep.join(
+    [os.path.join(ROOT, "tests", "ansible_plugins", "connection")]
+    + [path for path in os.environ.get("ANSIBLE_CONNECTION_PLUGINS", "").split(os.pathsep) if path])
 
 
 def postgres_image(pg_major: int) -> str:
@@ -348,7 +355,7 @@ class Cluster:
         inventory = {"pgtwin": {
             "hosts": {n.container: {"pacemaker_node_name": n.name} for n in self.nodes},
             "vars": {
-                "ansible_connection": "containers.podman.podman",
+                "ansible_connection": CONNECTION,
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "pacemaker_nodes": nodes,
                 "pacemaker_cluster_name": self.prefix[:15],
@@ -472,7 +479,7 @@ class Cluster:
         if self.vip:
             module_args["vip"] = {"ip": self.vip, "cidr_netmask": "24"}
         module_args.update(args)
-        argv = ["ansible", "all", "-i", self.live_node().container + ",", "-c", "containers.podman.podman",
+        argv = ["ansible", "all", "-i", self.live_node().container + ",", "-c", CONNECTION,
                 "-e", "ansible_python_interpreter=/usr/bin/python3", "-m", "poststack.core.pgtwin_resource",
                 "-a", json.dumps(module_args)]
         argv += ["--check"] if check else []
