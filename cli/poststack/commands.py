@@ -108,9 +108,11 @@ def database_rollback(args) -> Plan:
 def database_baseline(args) -> Plan:
     if (args.version is None) == (args.from_tool is None):
         raise UsageError("baseline records migrations as applied without running them: give --version V (every "
-                         "version up to V) or --from TOOL (what that tool's history table says), one of the two")
-    if args.table and args.from_tool is None:
-        raise UsageError("--table names the history table of --from TOOL: give --from too")
+                         "version up to V) or --from TOOL (what that tool's history table says; --from schema: the "
+                         "live schema as the first migration), one of the two")
+    if args.table and args.from_tool in (None, "schema"):
+        raise UsageError("--table names the history table of --from TOOL: give --from golang-migrate, dbmate, "
+                         "flyway or sqitch too")
     values: Dict[str, Any] = {"migrations_admin_state": "baselined", "migrations_dry_run": args.dry_run}
     if args.version is not None:
         values["migrations_baseline_version"] = args.version
@@ -215,8 +217,9 @@ VERBS: Dict[Any, List[Verb]] = {
         ("baseline", "adopt a database that was there before poststack: record migrations as applied without "
                      "running them", database_baseline,
          [(("--version",), dict(type=_version, metavar="V", help="every version up to V is applied")),
-          (("--from",), dict(dest="from_tool", choices=["golang-migrate", "dbmate", "flyway", "sqitch"],
-                             help="what that tool's history table says is applied")),
+          (("--from",), dict(dest="from_tool", choices=["golang-migrate", "dbmate", "flyway", "sqitch", "schema"],
+                             help="what that tool's history table says is applied; schema: the live schema "
+                                  "(pg_dump --schema-only) written as the first migration, 001_baseline.sql")),
           (("--table",), dict(metavar="SCHEMA.TABLE", help="that tool's history table, when not at its default place")),
           (("--dry-run",), dict(action="store_true", help="show what would be recorded, record nothing")),
           FORMAT_OPTION]),

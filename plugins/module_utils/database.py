@@ -85,6 +85,10 @@ class ConnectionSettings:
         except psycopg.ProgrammingError as exc:
             raise ConnectionSettingsError("invalid dsn %s: %s" % (mask_dsn(self.dsn or ""), exc))
 
+    def resolved_keywords(self) -> Dict[str, Any]:
+        """Every libpq keyword the DSN and the keywords set, merged (the password too, when one was given)."""
+        return dict(_conninfo.conninfo_to_dict(self.conninfo()))
+
     def describe(self) -> str:
         """A masked description safe for results and logs."""
         text = self.conninfo()

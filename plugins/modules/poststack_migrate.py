@@ -138,9 +138,28 @@ options:
       - V(sqitch) reads the deployed changes of the registry (C(sqitch.changes)), each the migration of that name.
         A registry shared by several projects is read for the project of the C(sqitch.plan) in O(path). A deployed
         change without a migration of its name is refused.
+      - V(schema) adopts a database that has no migration history at all. Its schema, as C(pg_dump --schema-only)
+        writes it (no data, owners, privileges, tablespaces, publications or subscriptions; without
+        O(tracking_schema)), becomes the stream's first migration in O(path) (C(001_baseline.sql), or the name
+        O(format) asks for), recorded as applied without running it. On a new database that migration makes the
+        same schema. A stream that has migration files is refused; one whose history holds migrations is left
+        alone. pg_dump runs in O(baseline_container), else on the target host (the password in a temporary
+        passfile). Check mode and O(dry_run) run pg_dump and report the file in RV(schema_baseline) without
+        writing or recording it.
       - Mutually exclusive with O(target_version).
     type: str
-    choices: [golang-migrate, dbmate, flyway, sqitch]
+    choices: [golang-migrate, dbmate, flyway, sqitch, schema]
+  baseline_container:
+    description:
+      - With O(baseline_from=schema), run pg_dump in this PostgreSQL container (C(<runtime> exec --user postgres),
+        the server's own pg_dump, over its local socket) instead of on the target host. Its database is the one
+        the connection names.
+    type: str
+  runtime:
+    description: The container runtime of O(baseline_container).
+    type: str
+    choices: [podman, docker]
+    default: podman
   baseline_table:
     description:
       - The other tool's history table, C(schema.table). The default is C(public.schema_migrations) for
@@ -228,6 +247,14 @@ EXAMPLES = r"""
     state: baselined
     target_version: 12
 
+- name: Adopt a database made without migrations, its schema becoming migrations/001_baseline.sql
+  poststack.core.poststack_migrate:
+    path: migrations
+    dsn: postgresql://app@127.0.0.1:5432/app
+    state: baselined
+    baseline_from: schema
+    baseline_container: myapp-postgres
+
 - name: End a stuck migration run
   poststack.core.poststack_migrate:
     dsn: postgresql://app@db.example.com/app
@@ -293,6 +320,21 @@ failed_version:
   description: The version whose step failed (absent when nothing failed, or before any step ran).
   returned: when a step failed
   type: int
+schema_baseline:
+  description:
+    - With O(baseline_from=schema), the migration written from the live schema (or that would be, in check mode
+      and dry runs).
+    - C(already_at) is the stream's version when its history already held migrations (nothing was done).
+  returned: when O(baseline_from=schema)
+  type: dict
+  sample: {file: /srv/app/migrations/001_baseline.sql, version: 1, written: true, statements: 42, bytes: 5120,
+           already_at: null}
+commands:
+  description: What ran besides SQL (pg_dump of a baseline from the schema), each with C(argv), C(rc), C(seconds)
+    and the end of C(stderr). No password is in them.
+  returned: when O(baseline_from=schema)
+  type: list
+  elements: dict
 lint:
   description: The lint's findings for the migrations the run applied or would apply (O(lint)).
   returned: when state is applied, rolled_back, baselined or repaired
@@ -369,6 +411,7 @@ dsn:
   sample: host=127.0.0.1 port=5432 user=app password=******** dbname=app
 """
 
+import os
 import traceback
 from dataclasses import asdict, replace
 from typing import Optional
@@ -380,8 +423,9 @@ from ansible_collections.poststack.core.plugins.module_utils.database import (
     HAS_PSYCOPG, PSYCOPG_IMPORT_ERROR, ConnectionSettingsError, connect, connection_argument_spec, settings_from_params,
 )
 from ansible_collections.poststack.core.plugins.module_utils.migrations import (
-    FORMAT_ARGUMENT_SPEC, Engine, MigrationError, Settings, current_version,
+    FORMAT_ARGUMENT_SPEC, Engine, MigrationError, Settings, Step, current_version,
 )
+from ansible_collections.poststack.core.plugins.module_utils.migrations.schema_baseline import Dumper, take
 
 ACTIONS = {"applied": "apply", "rolled_back": "rollback", "baselined": "baseline", "repaired": "repair"}
 RESULT_KEYS = {"apply": "applied", "rollback": "rolled_back", "baseline": "baselined", "repair": "repaired"}
@@ -403,8 +447,10 @@ def build_module() -> AnsibleModule:
         stream=dict(type="str", default="project"),
         **FORMAT_ARGUMENT_SPEC,
         lint=dict(type="str", default="warn", choices=["error", "warn", "off"]),
-        baseline_from=dict(type="str", choices=["golang-migrate", "dbmate", "flyway", "sqitch"]),
+        baseline_from=dict(type="str", choices=["golang-migrate", "dbmate", "flyway", "sqitch", "schema"]),
         baseline_table=dict(type="str"),
+        baseline_container=dict(type="str"),
+        runtime=dict(type="str", default="podman", choices=["podman", "docker"]),
         dry_run=dict(type="bool", default=False),
         allow_out_of_order=dict(type="bool", default=False),
         lock_wait_timeout=dict(type="float", default=60.0),
@@ -475,6 +521,27 @@ def run_migration_state(module: AnsibleModule, engine: Engine, action: str, resu
             "before": {"current_version": current_version(before), "applied": before},
             "after": {"current_version": current_version(planned_after), "applied": planned_after},
         }
+
+
+def run_schema_baseline(module: AnsibleModule, engine: Engine, connection, result: dict) -> None:
+    """O(baseline_from=schema): the live schema written as the stream's first migration and recorded."""
+    params = module.params
+    keywords = connection.resolved_keywords()
+    dumper = Dumper(database=keywords.get("dbname") or keywords.get("user") or "postgres",
+                    tracking_schema=params["tracking_schema"], container=params["baseline_container"],
+                    runtime=params["runtime"], conninfo=keywords)
+    baseline = take(engine, dumper, check_only=module.check_mode or params["dry_run"])
+    result.update(schema_baseline=baseline.as_dict(), commands=baseline.commands)
+    if baseline.run is not None:
+        result.update(changed=True, plan=baseline.run.plan.as_dicts(), baselined=baseline.run.done,
+                      previous_version=baseline.run.plan.current_version, current_version=baseline.run.after_version,
+                      total_ms=baseline.run.total_ms, lint=baseline.run.lint)
+    elif baseline.already is not None:
+        result.update(previous_version=baseline.already, current_version=baseline.already)
+    else:  # check mode or a dry run: what would be written and recorded
+        step = Step("baseline", baseline.version, "baseline", file=os.path.basename(baseline.file),
+                    reason="the live schema, written to this file")
+        result.update(changed=True, baselined=[baseline.version], plan=[step.as_dict()])
 
 
 def open_engine(conn, settings: Settings, state: str, dsn: str, watch: ControllerWatch, result: dict) -> Engine:
@@ -558,7 +625,9 @@ def main() -> None:
     try:
         with conn:
             engine = open_engine(conn, settings, state, result["dsn"], ControllerWatch(), result)
-            if state in ACTIONS:
+            if state == "baselined" and params["baseline_from"] == "schema":
+                run_schema_baseline(module, engine, connection, result)
+            elif state in ACTIONS:
                 run_migration_state(module, engine, ACTIONS[state], result, params["target_version"])
             elif state == "verified":
                 report = engine.verify()

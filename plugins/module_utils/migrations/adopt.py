@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import PlanError
 
 TOOLS = ("golang-migrate", "dbmate", "flyway", "sqitch")
+SCHEMA = "schema"  # baseline_from's other source: the live schema (schema_baseline.py), not a tool's history
 DEFAULT_TABLES = {"golang-migrate": "public.schema_migrations", "dbmate": "public.schema_migrations",
                   "flyway": "public.flyway_schema_history", "sqitch": "sqitch.changes"}
 QUERIES = {

@@ -24,7 +24,7 @@ except ImportError:  # the module reports missing_required_lib('psycopg')
     HAS_PSYCOPG = False
 
 from ansible_collections.poststack.core.plugins.module_utils.migrations.adopt import (
-    DEFAULT_TABLES, TOOLS, applied_versions, read_history,
+    DEFAULT_TABLES, SCHEMA, TOOLS, applied_versions, read_history,
 )
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import (
     DiscoveryError, ExecutionError, LockTimeout, MigrationError, PlanError,
@@ -108,7 +108,9 @@ class Settings:
     log_file: Optional[str] = None
     layout: str = "auto"  # how the files are named: auto, poststack, golang-migrate, dbmate (files.LAYOUTS)
     lint: str = "warn"  # the safe-DDL lint of pending migrations: error (nothing runs), warn, off (lint.LEVELS)
-    baseline_from: Optional[str] = None  # baseline: adopt another tool's history (adopt.TOOLS) instead of a version
+    # baseline: adopt another tool's history (adopt.TOOLS) instead of a version; "schema": the stream's first
+    # migration written from the live schema (schema_baseline.py), then recorded like a version
+    baseline_from: Optional[str] = None
     baseline_table: Optional[str] = None  # its table, when not the tool's default (adopt.DEFAULT_TABLES)
 
     def validate(self) -> None:
@@ -123,8 +125,8 @@ class Settings:
             raise MigrationError("retries must be >= 0, got %r" % (self.retries,))
         if self.lint not in LINT_LEVELS:
             raise MigrationError("lint %r is not one of %s" % (self.lint, ", ".join(LINT_LEVELS)))
-        if self.baseline_from not in (None,) + TOOLS:
-            raise MigrationError("baseline_from %r is not one of %s" % (self.baseline_from, ", ".join(TOOLS)))
+        if self.baseline_from not in (None, SCHEMA) + TOOLS:
+            raise MigrationError("baseline_from %r is not one of %s" % (self.baseline_from, ", ".join(TOOLS + (SCHEMA,))))
         if self.layout not in LAYOUTS:
             raise MigrationError("format %r is not one of %s" % (self.layout, ", ".join(LAYOUTS)))
         if self.retry_backoff is None or self.retry_backoff < 0:
@@ -175,7 +177,7 @@ class Engine:
         self.table = "%s.%s" % (self.schema_sql, TRACKING_TABLE)
         self.repeatables_table = "%s.%s" % (self.schema_sql, REPEATABLES_TABLE)
         self.key = lock_key(self.schema)
-        self._locked = False
+        self._lock_depth = 0  # the lock is taken once per session; a nested take (a caller's, then run's) counts
         self.checked: Dict[Tuple[str, bool], CheckedSql] = {}
         self.findings: List[Finding] = []
         self.reset_sql = ""
@@ -220,7 +222,11 @@ class Engine:
         """Take the migration lock, waiting at most lock_wait_timeout. The wait is a poll of
         pg_try_advisory_lock() in short statements, never one statement blocked in pg_advisory_lock(): a
         blocked statement holds a snapshot, and CREATE INDEX CONCURRENTLY in the holder's run waits for every
-        snapshot older than its own, which is a deadlock (the one Flyway users meet)."""
+        snapshot older than its own, which is a deadlock (the one Flyway users meet). Taken again by its holder (a
+        caller that holds it around run()), it counts, and the last release frees it."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            return
         start = time.monotonic()
         deadline = start + self.settings.lock_wait_timeout
         pause = 0.02
@@ -237,11 +243,13 @@ class Engine:
                 )
             self.sleep(min(pause, left))
             pause = min(pause * 2, 0.25)
-        self._locked = True
+        self._lock_depth = 1
         self.log("lock acquired key=%d schema=%s after %d ms" % (self.key, self.schema, (time.monotonic() - start) * 1000))
 
     def release_lock(self) -> None:
-        if self._locked:
+        if self._lock_depth > 1:
+            self._lock_depth -= 1
+        elif self._lock_depth:
             try:
                 self.conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
                 self.log("lock released key=%d" % self.key)
@@ -252,7 +260,7 @@ class Engine:
                 # hide the error that ended the run.
                 self.log("lock key=%d went with the lost connection (%s)" % (self.key, _pg_message(exc)))
             finally:
-                self._locked = False
+                self._lock_depth = 0
 
     def _connection_lost(self) -> bool:
         return bool(getattr(self.conn, "closed", False) or getattr(self.conn, "broken", False))
@@ -345,6 +353,11 @@ class Engine:
                 if self.settings.migrations_dir is not None else []
         return self._repeatables
 
+    def forget_files(self) -> None:
+        """Read the directory again at the next files() (a file was written into it)."""
+        self._files = None
+        self._repeatables = None
+
     def files(self) -> List[MigrationFile]:
         if self.settings.migrations_dir is None:
             raise MigrationError("a migrations directory is required for this operation")
@@ -384,7 +397,7 @@ class Engine:
                     name: row["checksum"] for name, row in self.repeatable_history().items()})
         elif action == "rollback":
             plan = plan_rollback(files, history, target_version)
-        elif action == "baseline" and self.settings.baseline_from:
+        elif action == "baseline" and self.settings.baseline_from in TOOLS:
             tool = self.settings.baseline_from
             if target_version is not None:
                 raise PlanError("baseline takes target_version or baseline_from, not both")

@@ -173,6 +173,23 @@ def test_seed_003_quick_start_and_migration_verbs(installed, project):
     everything = started.stdout + started.stderr + again.stdout + log
     assert password and password not in everything
 
+    # The database adopted from its live schema as another stream (a --config-file names it and its empty
+    # directory): pg_dump runs in the project's container; the file holds the project's table, not the history.
+    adopted = project / "adopted"
+    adopted.mkdir()
+    config = project / "adopt.yml"
+    config.write_text("migrations_stream: adopted\nmigrations_path: %s\n" % adopted)
+    baseline = poststack(installed, project, "--config-file", str(config), "database", "baseline", "--from", "schema")
+    assert baseline.returncode == 0, baseline.stdout + baseline.stderr
+    assert "written to %s/001_baseline.sql" % adopted in baseline.stdout, baseline.stdout
+    text = (adopted / "001_baseline.sql").read_text()
+    assert "CREATE TABLE public.items" in text and "schema_migrations" not in text
+    log = (project / "logs" / "main" / "poststack.log").read_text()
+    assert "exec --user postgres %s-postgres pg_dump" % project.name in log.replace('", "', " "), log[-3000:]
+    again = poststack(installed, project, "--config-file", str(config), "database", "baseline", "--from", "schema")
+    assert again.returncode == 0 and "nothing (already recorded)" in again.stdout, again.stdout
+    assert os.listdir(adopted) == ["001_baseline.sql"]
+
     stopped = poststack(installed, project, "container", "stop")
     assert stopped.returncode == 0 and "changed: Stop them (%s-postgres)" % project.name in stopped.stdout
 

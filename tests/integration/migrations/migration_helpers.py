@@ -1,5 +1,7 @@
 """Helpers and fixtures for the migration engine's integration tests (real PostgreSQL from tests/pg_server.py)."""
+import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -82,3 +84,35 @@ def cli_env(db):
 
 
 CLI = [sys.executable, "-m", "ansible_collections.poststack.core.plugins.module_utils.migrations"]
+
+
+def playbook(db, tmp_path, path, *args, extra_vars=None, password_in_vars=False, check=False):
+    """Run ansible-playbook on localhost; returns (rc, per-task results, stats, stdout). Secrets only in files/env."""
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("localhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
+    variables = {"migrations_db_host": db.server.host, "migrations_db_port": db.server.port,
+                 "migrations_db_name": db.name, "migrations_db_user": db.server.user}
+    variables.update(extra_vars or {})
+    env = dict(db.env)
+    if password_in_vars:
+        variables["migrations_db_password"] = db.server.password
+        env.pop("PGPASSWORD")
+    vars_file = tmp_path / "vars.json"
+    vars_file.write_text(json.dumps(variables))
+    env.update(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false",
+               ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.junit", JUNIT_OUTPUT_DIR=str(tmp_path / "junit"))
+    cmd = ["ansible-playbook", "-i", str(inventory), "-e", "@%s" % vars_file, str(path), *args]
+    if check:
+        cmd.append("--check")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False)
+    assert db.server.password not in proc.stdout + proc.stderr
+    try:
+        report = json.loads(proc.stdout)
+    except ValueError:
+        pytest.fail("ansible-playbook printed no JSON (rc %d):\n%s\n%s" % (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
+    tasks = {}
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            name = task["task"]["name"]
+            tasks[name.split(" : ", 1)[-1]] = task["hosts"].get("localhost", {})
+    return proc.returncode, tasks, report["stats"].get("localhost", {}), proc.stdout

@@ -43,6 +43,8 @@ def plan_of(*argv):
      {"migrations_admin_state": "unlocked", "migrations_terminate_holder": True}),
     (["database", "baseline", "--version", "012"], "migration-admin",
      {"migrations_admin_state": "baselined", "migrations_dry_run": False, "migrations_baseline_version": 12}),
+    (["database", "baseline", "--from", "schema"], "migration-admin",
+     {"migrations_admin_state": "baselined", "migrations_dry_run": False, "migrations_baseline_from": "schema"}),
     (["database", "baseline", "--from", "sqitch", "--table", "reg.changes", "--dry-run", "--format", "sqitch"],
      "migration-admin", {"migrations_admin_state": "baselined", "migrations_dry_run": True,
                          "migrations_baseline_from": "sqitch", "migrations_baseline_table": "reg.changes",
@@ -79,6 +81,7 @@ def test_usage_errors_exit_2_and_name_the_problem(argv, message, capsys):
     (["database", "baseline"], "give --version V (every version up to V) or --from TOOL"),
     (["database", "baseline", "--version", "3", "--from", "dbmate"], "one of the two"),
     (["database", "baseline", "--version", "3", "--table", "public.x"], "--table names the history table of --from"),
+    (["database", "baseline", "--from", "schema", "--table", "public.x"], "--table names the history table of --from"),
 ])
 def test_a_baseline_says_what_is_applied_one_way(argv, message):
     with pytest.raises(UsageError, match=re.escape(message)):
