@@ -13,6 +13,9 @@ export XDG_DATA_HOME="${XDG_DATA_HOME:-$HOME/.local/share}"
 export XDG_CONFIG_HOME="${XDG_CONFIG_HOME:-$HOME/.config}"
 export HOME="$home"
 export MOLECULE_NO_LOG=false NO_COLOR=1 ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
+# The scenarios with instance containers reach them with podman_pipelined (one podman exec per task, where
+# containers.podman.podman runs six): their molecule.yml sets ansible_connection for each instance.
+export ANSIBLE_CONNECTION_PLUGINS="$POSTSTACK_ROOT/tests/ansible_plugins/connection${ANSIBLE_CONNECTION_PLUGINS:+:$ANSIBLE_CONNECTION_PLUGINS}"
 # A scenario may need images built first (molecule's create cannot build without a registry): prebuild.yml.
 # It also clears instances left by an interrupted run, so only the commands that create instances run it
 # (`converge`, `verify`, `login` ... keep working on instances that are up).
