@@ -58,7 +58,9 @@ run_integration() {
     export "${engine?}"
     trap 'scripts/docker-engine.sh stop' EXIT   # the layer runs in a subshell of its own
   fi
-  python -m pytest -q -n 2 --dist loadfile --durations=20 tests/integration ${PYTEST_ARGS:-}
+  # Each test's time, for ordering the files (tests/conftest.py): the last run's, in the cache.
+  python -m pytest -q -n 2 --dist loadfile --durations=20 --junitxml "$POSTSTACK_CACHE/integration-times.xml" \
+    tests/integration ${PYTEST_ARGS:-}
 }
 
 # Two-node Pacemaker clusters in containers (pgtwin): failover, switchover, rejoin. Two chains of pytest runs at
