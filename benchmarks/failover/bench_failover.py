@@ -97,7 +97,7 @@ def main():
     try:
         cluster.create()
         harness.wait_for("a primary and a sync standby", cluster.healthy, 180, 1)
-        writer, sampler = harness.Writer(cluster), harness.Sampler(cluster)
+        writer, sampler = harness.Writer(cluster, pause=0), harness.Sampler(cluster)
         writer.start()
         sampler.start()
         try:

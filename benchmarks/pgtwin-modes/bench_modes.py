@@ -58,7 +58,7 @@ def tps_round(cluster, seconds, clients):
 
 
 def failover(cluster):
-    writer, sampler = harness.Writer(cluster), harness.Sampler(cluster)
+    writer, sampler = harness.Writer(cluster, pause=0), harness.Sampler(cluster)
     writer.start()
     sampler.start()
     try:

@@ -643,15 +643,19 @@ class Cluster:
 
 
 class Writer:
-    """Commits numbered rows as fast as it can and records every acknowledged commit (the commit returned
-    without error). One connection loop per node, each with a single-host read-write DSN: the loop of the
+    """Commits numbered rows, each loop pausing ``pause`` seconds after each commit (0: as fast as it can, the
+    benchmarks' setting), and records every acknowledged commit (the commit returned without error). The tests'
+    5 ms keeps a commit in flight at any moment a test kills something, and leaves the CPU to the clusters: as
+    fast as it could, two clusters' writers and their servers took most of this 2-core machine's time (top, in
+    session 15), and every Pacemaker operation and playbook waited for it. One connection loop per node, each with a single-host read-write DSN: the loop of the
     node that is not primary is refused at once (read-only) and retries every 50 ms, so the first commit a
     new primary acknowledges is seen within about 50 ms of its promotion; a dead node only costs its own
     loop a connect timeout. (A single multi-host DSN would try the dead address first on every reconnect,
     and libpq's connect_timeout is at least 2 s.) Rows get numbers from one shared counter."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, pause: float = 0.005) -> None:
         self.cluster = cluster
+        self.pause = pause
         # (n, when, address, when its connection was opened)
         self.acked: List[Tuple[int, float, str, float]] = []
         self.errors = 0
@@ -695,6 +699,8 @@ class Writer:
                 with self.lock:
                     self.acked.append((n, time.monotonic(), address, connected_at))
                     self.ack_file.write("%d\n" % n)
+                if self.pause:
+                    self.stop_event.wait(self.pause)
             except psycopg.Error:
                 with self.lock:
                     self.errors += 1
