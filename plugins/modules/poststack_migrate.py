@@ -143,9 +143,11 @@ options:
         O(tracking_schema)), becomes the stream's first migration in O(path) (C(001_baseline.sql), or the name
         O(format) asks for), recorded as applied without running it. On a new database that migration makes the
         same schema. A stream that has migration files is refused; one whose history holds migrations is left
-        alone. pg_dump runs in O(baseline_container), else on the target host (the password in a temporary
-        passfile). Check mode and O(dry_run) run pg_dump and report the file in RV(schema_baseline) without
-        writing or recording it.
+        alone. pg_dump runs in O(baseline_container), else on the target host (the connection's settings, the
+        password among them, in a temporary service file, never in its arguments). pg_dump's session settings
+        become the migration's own (C(SET LOCAL)), and the text passes the pre-flight and the lint as a new
+        database would run it. Check mode and O(dry_run) run pg_dump and report the file in RV(schema_baseline)
+        without writing or recording it, and without taking the migration lock.
       - Mutually exclusive with O(target_version).
     type: str
     choices: [golang-migrate, dbmate, flyway, sqitch, schema]
@@ -526,10 +528,9 @@ def run_migration_state(module: AnsibleModule, engine: Engine, action: str, resu
 def run_schema_baseline(module: AnsibleModule, engine: Engine, connection, result: dict) -> None:
     """O(baseline_from=schema): the live schema written as the stream's first migration and recorded."""
     params = module.params
-    keywords = connection.resolved_keywords()
-    dumper = Dumper(database=keywords.get("dbname") or keywords.get("user") or "postgres",
-                    tracking_schema=params["tracking_schema"], container=params["baseline_container"],
-                    runtime=params["runtime"], conninfo=keywords)
+    dumper = Dumper(database=engine.conn.info.dbname, tracking_schema=params["tracking_schema"],
+                    container=params["baseline_container"], runtime=params["runtime"],
+                    conninfo=connection.resolved_keywords(), lock_wait_timeout=params["lock_timeout"])
     baseline = take(engine, dumper, check_only=module.check_mode or params["dry_run"])
     result.update(schema_baseline=baseline.as_dict(), commands=baseline.commands)
     if baseline.run is not None:

@@ -21,8 +21,10 @@ LEVELS = ("error", "warn", "off")
 
 _IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
 _NAME = r"(%s(?:\s*\.\s*%s)?)" % (_IDENT, _IDENT)
-_CREATE_TABLE = re.compile(r"^create\s+(?:(?:global\s+|local\s+)?(?:temp|temporary|unlogged)\s+)?table\s+"
-                           r"(?:if\s+not\s+exists\s+)?" + _NAME, re.IGNORECASE)
+# A table or a materialized view (which can have indexes too) that this run makes: what is done to it is not
+# done to a table others use.
+_CREATE_TABLE = re.compile(r"^create\s+(?:(?:global\s+|local\s+)?(?:temp|temporary|unlogged)\s+)?"
+                           r"(?:table|materialized\s+view)\s+(?:if\s+not\s+exists\s+)?" + _NAME, re.IGNORECASE)
 _ALTER_TABLE = re.compile(r"^alter\s+table\s+(?:if\s+exists\s+)?(?:only\s+)?" + _NAME + r"\s+(.*)$",
                           re.IGNORECASE | re.DOTALL)
 _CREATE_INDEX = re.compile(r"^create\s+(?:unique\s+)?index\s+(concurrently\s+)?(?:if\s+not\s+exists\s+)?"

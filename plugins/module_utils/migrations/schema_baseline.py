@@ -6,69 +6,82 @@ becomes the stream's first migration, recorded as applied where it was taken. On
 makes the same schema, and the migrations written after it follow.
 
 pg_dump runs in the PostgreSQL container (``<runtime> exec --user postgres``: the server's own version, peer
-authentication, no password anywhere) or, without a container, on this host with the connection's settings (the
-password in a temporary passfile, never in the argument list or the environment). What it writes leaves out data,
+authentication, no password anywhere) or, without a container, on this host with the connection's settings in a
+temporary service file (``PGSERVICEFILE``, mode 0600: no connection setting, secret or not, in its argument list
+or environment; the file's values also win over an inherited ``PGPASSWORD``). What it writes leaves out data,
 owners, privileges, tablespaces, publications, subscriptions and the tracking schema: the schema a new database of
-the project needs, not this server's accounts. The psql commands of newer pg_dump versions (``\\restrict``) are
-taken out; any other psql command is refused, because the engine runs SQL, not psql scripts.
+the project needs, not this server's accounts.
 
-The steps: under the migration lock, a stream whose history already holds a migration is left alone (a second run
+What pg_dump writes is made into a migration: the ``\\restrict``/``\\unrestrict`` lines of newer versions around
+it are taken out; its session settings become the migration's own (``SET LOCAL``, ``set_config(..., true)``), so
+that they end with it, and the timeouts it turns off are left to the engine. The text then passes the engine's
+pre-flight and lint as a new database's run would see it; a finding there (a construct the lint does not know to
+be new) is named in an ignore line of the header, because the file only ever runs on an empty database.
+
+The steps, under the migration lock: a stream whose history already holds a migration is left alone (a second run
 changes nothing); a stream that has migration files is refused (a baseline from the schema writes the first one);
-the dump is written next to where the files go (``001_baseline.sql``, or the name the layout asks for) and recorded
-like a version baseline. When recording fails, the written file is removed again.
+the file is written (``001_baseline.sql``, or the name the layout asks for) and recorded like a version baseline.
+When recording fails and the version is not recorded, the file (and a directory made for it) is removed again.
 """
 
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 import re
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
+from ansible_collections.poststack.core.plugins.module_utils.backup.commands import exec_argv
 from ansible_collections.poststack.core.plugins.module_utils.command import CommandResult, run_command
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import MigrationError, PlanError
 from ansible_collections.poststack.core.plugins.module_utils.migrations.files import SQITCH_PLAN, discover
-from ansible_collections.poststack.core.plugins.module_utils.migrations.sqltext import split_sql
+from ansible_collections.poststack.core.plugins.module_utils.migrations.lint import lint_file
+from ansible_collections.poststack.core.plugins.module_utils.migrations.sqltext import check_sql, split_sql
 
 DUMP_OPTIONS = ("--schema-only", "--no-owner", "--no-privileges", "--no-tablespaces", "--no-publications",
                 "--no-subscriptions")
-SOCKET_DIR = "/var/run/postgresql"
-_RESTRICT = re.compile(r"^\\(un)?restrict\b")  # pg_dump 17.6, 16.10, 15.14 and later
+SERVICE = "poststack"
+_RESTRICT = re.compile(r"^\\restrict (\S+)$", re.MULTILINE)  # pg_dump 17.6, 16.10, 15.14 and later
+_SET = re.compile(r"^SET\s+(\w+)\s*=", re.IGNORECASE)
+_SET_CONFIG = re.compile(r"^SELECT\s+pg_catalog\.set_config\((.*),\s*false\)\s*;?$", re.IGNORECASE | re.DOTALL)
+_ENGINES_OWN = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
 
 
 @dataclass
 class Dumper:
     """How pg_dump reaches the database: in ``container`` (with ``runtime``), else on this host with ``conninfo``
-    (libpq keywords or a URI; its password is taken out into a passfile)."""
+    (libpq keywords, secrets included: they go into the temporary service file only)."""
 
     database: str
     tracking_schema: str
     container: Optional[str] = None
     runtime: str = "podman"
     conninfo: Dict[str, Any] = field(default_factory=dict, repr=False)
+    lock_wait_timeout: str = "10s"
 
     def argv(self) -> List[str]:
-        exclude = ["--exclude-schema", self.tracking_schema]
+        options = [*DUMP_OPTIONS, "--lock-wait-timeout=%s" % self.lock_wait_timeout,
+                   "--exclude-schema", '"%s"' % self.tracking_schema.replace('"', '""')]
         if self.container:
-            return [self.runtime, "exec", "--user", "postgres", self.container, "pg_dump", "--host", SOCKET_DIR,
-                    "--username", "postgres", "--no-password", *DUMP_OPTIONS, *exclude, "--dbname", self.database]
-        keywords = {key: value for key, value in self.conninfo.items() if key != "password" and value not in (None, "")}
-        return ["pg_dump", "--no-password", *DUMP_OPTIONS, *exclude, "--dbname", _keyword_conninfo(keywords)]
+            return exec_argv(self.runtime, self.container, ["pg_dump", "--host", "/var/run/postgresql", "--username",
+                                                            "postgres", "--no-password", *options, "--dbname",
+                                                            self.database])
+        return ["pg_dump", "--no-password", *options, "--dbname", "service=" + SERVICE]
 
     def run(self, runner: Callable[..., CommandResult] = run_command) -> CommandResult:
         argv = self.argv()
-        password = self.conninfo.get("password")
         try:
-            if self.container or not password:
+            if self.container:
                 return runner(argv)
             with tempfile.TemporaryDirectory(prefix="poststack-pgdump-") as tmp:
-                passfile = os.path.join(tmp, "pgpass")
-                fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                service_file = os.path.join(tmp, "pg_service.conf")
+                fd = os.open(service_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write("*:*:*:*:%s\n" % _pgpass_escape(str(password)))
-                return runner(argv, env=dict(os.environ, PGPASSFILE=passfile))
+                    handle.write(service_text(dict(self.conninfo, dbname=self.database)))
+                return runner(argv, env=dict(os.environ, PGSERVICEFILE=service_file))
         except OSError as exc:
             raise MigrationError("cannot run %s: %s. %s" % (argv[0], exc.strerror or exc, self.what_to_do()))
 
@@ -79,36 +92,63 @@ class Dumper:
                 "or dump in the PostgreSQL container (baseline_container)")
 
 
-def _keyword_conninfo(keywords: Dict[str, Any]) -> str:
-    def quote(value: Any) -> str:
+def service_text(keywords: Dict[str, Any]) -> str:
+    """A pg_service.conf section of the connection's libpq keywords."""
+    lines = ["[%s]" % SERVICE]
+    for key, value in sorted(keywords.items()):
+        if value in (None, ""):
+            continue
         text = str(value)
-        if text and not re.search(r"[\s'\\]", text):
-            return text
-        return "'%s'" % text.replace("\\", "\\\\").replace("'", "\\'")
-    return " ".join("%s=%s" % (key, quote(value)) for key, value in sorted(keywords.items()))
+        if "\n" in text or "\r" in text:
+            raise MigrationError("the connection's %s holds a line break, which pg_dump's service file cannot hold"
+                                 % key)
+        lines.append("%s=%s" % (key, text))
+    return "\n".join(lines) + "\n"
 
 
-def _pgpass_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(":", "\\:")
+def _own_settings(body: str) -> str:
+    """pg_dump's session settings made the migration's own, statement by statement (never inside a body)."""
+    pieces, last = [], 0
+    for statement in split_sql(body):
+        head = statement.head
+        made = _SET.match(head)
+        if made and made.group(1).lower() in _ENGINES_OWN:
+            replacement = ""
+        elif made:
+            replacement = re.sub(r"^SET\s+", "SET LOCAL ", body[statement.start:statement.end], count=1,
+                                 flags=re.IGNORECASE)
+        elif _SET_CONFIG.match(head):
+            replacement = "SELECT pg_catalog.set_config(%s, true);" % _SET_CONFIG.match(head).group(1)
+        else:
+            continue
+        pieces += [body[last:statement.start], replacement]
+        last = statement.end
+    return "".join(pieces + [body[last:]])
 
 
-def migration_text(dump: str, database: str, taken_on: datetime.date, dbmate: bool = False) -> str:
-    """The migration's text: a header that says what it is, then pg_dump's output without its psql commands."""
-    problems = []
-    lines = []
-    for number, line in enumerate(dump.splitlines(), 1):
-        if line.startswith("\\"):
-            if _RESTRICT.match(line):
-                continue
-            problems.append("line %d: %s" % (number, line[:60]))
-        lines.append(line)
-    if problems:
-        raise MigrationError("pg_dump wrote psql commands, which a migration cannot hold (%s): nothing was written or "
-                             "recorded" % "; ".join(problems[:5]))
-    body = "\n".join(lines).strip("\n")
-    if not split_sql(body):
+def _without_restrict(dump: str) -> str:
+    """pg_dump's ``\\restrict KEY`` line (the first) and its ``\\unrestrict KEY`` (the same random key, the last)."""
+    found = _RESTRICT.search(dump)
+    if found is None:
+        return dump
+    closing = "\\unrestrict " + found.group(1)
+    dump = dump[:found.start()] + dump[found.end():]
+    at = dump.rfind("\n" + closing)
+    return dump if at < 0 else dump[:at + 1] + dump[at + 1 + len(closing):]
+
+
+def _is_session_setting(head: str) -> bool:
+    return bool(_SET.match(head) or head.lower().startswith("select pg_catalog.set_config("))
+
+
+def migration_text(dump: str, database: str, taken_on: datetime.date, filename: str, dbmate: bool = False) -> str:
+    """The migration's text: a header that says what it is, then pg_dump's output as a migration (see above).
+    Refused: a database without a schema, and SQL the engine would not run on a new database."""
+    body = _without_restrict(dump.replace("\r\n", "\n")).strip("\n")
+    if all(_is_session_setting(statement.head) for statement in split_sql(body)):
         raise PlanError("database %s has no schema to take a baseline of (pg_dump found no table, type, function or "
                         "other object outside the tracking schema): write the first migration by hand instead" % database)
+    body = _own_settings(body)
     header = [
         "-- The schema of database %s as poststack found it on %s, when it adopted the database: pg_dump" % (
             database, taken_on.isoformat()),
@@ -116,9 +156,18 @@ def migration_text(dump: str, database: str, taken_on: datetime.date, dbmate: bo
         "-- tracking schema). Recorded there as applied without running it; on a new database it makes this schema.",
         "-- Its checksum is recorded: change it only before it is applied anywhere else.",
     ]
-    if dbmate:
-        header = ["-- migrate:up"] + header
-    return "\n".join(header) + "\n\n" + body + "\n"
+    text = "\n".join(header) + "\n\n" + body + "\n"
+    try:
+        checked = check_sql(filename, text, False)
+    except MigrationError as exc:
+        raise MigrationError("what pg_dump wrote is not a migration the engine would run (%s): nothing was written or "
+                             "recorded" % exc)
+    rules = sorted({finding.rule for finding in lint_file(filename, text, checked.statements, set())})
+    if rules:  # it runs on an empty database only, where nothing it touches is in use
+        header.append("-- It runs only on an empty database, where the lint's findings do not apply:")
+        header.append("-- poststack:lint-ignore %s" % ", ".join(rules))
+        text = "\n".join(header) + "\n\n" + body + "\n"
+    return ("-- migrate:up\n" if dbmate else "") + text
 
 
 def file_name(layout: str, version: int) -> str:
@@ -136,15 +185,22 @@ def version_for(layout: str, now: datetime.datetime) -> int:
 
 
 def write_new(path: str, text: str) -> None:
-    """Write ``path``, which must not exist, whole or not at all (a temporary file renamed into place)."""
+    """Write ``path``, which must not exist, whole or not at all (a temporary file linked into place; where the
+    file system has no hard links, created exclusively and written)."""
     directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".baseline-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.chmod(tmp, 0o644)
-        os.link(tmp, path)  # fails when the name exists: a file nobody wrote here is never replaced
+        try:
+            os.link(tmp, path)  # fails when the name exists: a file nobody wrote here is never replaced
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                raise
+            out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            with os.fdopen(out, "w", encoding="utf-8") as handle:
+                handle.write(text)
     finally:
         os.unlink(tmp)
 
@@ -167,13 +223,22 @@ class SchemaBaseline:
                 "bytes": self.bytes, "already_at": self.already}
 
 
+def _recorded(engine: Any, version: int) -> bool:
+    """Whether ``version`` is recorded; True when that cannot be read (the file then stays)."""
+    try:
+        return version in engine.history()
+    except Exception:  # pylint: disable=broad-except  # a lost connection: the outcome is not known
+        return True
+
+
 def take(engine: Any, dumper: Dumper, check_only: bool, now: Optional[datetime.datetime] = None) -> SchemaBaseline:
-    """Under the migration lock: write the schema as the stream's first migration and record it (``check_only``:
-    dump and say what would be written, change nothing)."""
+    """Write the schema as the stream's first migration and record it, under the migration lock (``check_only``:
+    dump and say what would be written, without the lock, changing nothing)."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
     directory = engine.settings.migrations_dir
     engine.prepare_session()
-    engine.acquire_lock()
+    if not check_only:
+        engine.acquire_lock()
     try:
         history = engine.history()
         if history:
@@ -192,26 +257,42 @@ def take(engine: Any, dumper: Dumper, check_only: bool, now: Optional[datetime.d
         path = os.path.join(directory, file_name(layout, version))
         outcome = dumper.run()
         baseline = SchemaBaseline(file=path, version=version, commands=[outcome.record()])
-        if outcome.rc != 0:
-            raise MigrationError("pg_dump failed (rc %d): %s. %s; nothing was written or recorded"
-                                 % (outcome.rc, outcome.stderr.strip()[-1500:] or "no message", dumper.what_to_do()),
-                                 {"commands": baseline.commands})
-        text = migration_text(outcome.stdout, dumper.database, now.date(), dbmate=layout == "dbmate")
+        try:
+            if outcome.rc != 0:
+                raise MigrationError("pg_dump failed (rc %d): %s. %s; nothing was written or recorded"
+                                     % (outcome.rc, outcome.stderr.strip()[-1500:] or "no message", dumper.what_to_do()))
+            text = migration_text(outcome.stdout, dumper.database, now.date(), os.path.basename(path),
+                                  dbmate=layout == "dbmate")
+        except MigrationError as exc:
+            exc.details.setdefault("commands", baseline.commands)
+            raise
         baseline.statements = len(split_sql(text))
         baseline.bytes = len(text.encode("utf-8"))
         if check_only:
             return baseline
+        made_directory = not os.path.isdir(directory)
         try:
+            os.makedirs(directory, exist_ok=True)
             write_new(path, text)
         except OSError as exc:
-            raise MigrationError("cannot write %s: %s; nothing was recorded" % (path, exc.strerror or exc))
+            raise MigrationError("cannot write %s: %s; nothing was recorded" % (path, exc.strerror or exc),
+                                 {"commands": baseline.commands})
         baseline.written = True
         engine.forget_files()
         try:
             baseline.run = engine.run("baseline", version)
-        except BaseException:
-            os.unlink(path)
+        except BaseException as exc:
+            if not _recorded(engine, version):
+                try:
+                    os.unlink(path)
+                    if made_directory:
+                        os.rmdir(directory)
+                except OSError:
+                    pass
+            if isinstance(exc, MigrationError):
+                exc.details.setdefault("commands", baseline.commands)
             raise
         return baseline
     finally:
-        engine.release_lock()
+        if not check_only:
+            engine.release_lock()

@@ -128,3 +128,20 @@ def test_the_engine_holds_the_lock_once_around_the_dump_and_frees_it(runner):
     assert held.fetchone()[0] == 0
     other.acquire_lock()  # free for the next runner
     other.release_lock()
+
+
+def test_a_project_without_a_migrations_directory_gets_one(pg_database, tmp_path):
+    """The role's path is the core schema's when the project has no migrations/ (what a migrate applies then):
+    the baseline goes to the project's migrations/, made for it, not next to the core files."""
+    db = pg_database
+    with db.connect() as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    project = tmp_path / "project"
+    project.mkdir()
+    rc, tasks, stats, out = playbook(db, tmp_path, ADMIN, extra_vars={
+        "poststack_project_dir": str(project), "migrations_admin_state": "baselined",
+        "migrations_baseline_from": "schema", "migrations_postgres_container": "no-such-container-here"})
+    assert rc == 0, out[-3000:]
+    assert "written to %s/migrations/001_baseline.sql" % project in tasks[SAID]["msg"], tasks[SAID]["msg"]
+    assert os.listdir(project / "migrations") == ["001_baseline.sql"]
+    assert tracking(db) == [("project", 1, "baseline", True)]
