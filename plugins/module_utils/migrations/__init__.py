@@ -14,7 +14,8 @@ the rollback SQL itself, who applied it, when and how long it took.
 Layers: discovery and the SQL lexer (pure), the planner (pure: files + history -> steps or a clear error),
 and :class:`Engine` which runs plans against PostgreSQL under a session-level advisory lock.
 
-The package, one concern per file: ``files`` (discovery and checksums), ``sqltext`` (the SQL lexer and
+The package, one concern per file: ``files`` (discovery and checksums), ``checksum_cache`` (stat before read:
+unchanged files are not read again), ``sqltext`` (the SQL lexer and
 pre-flight checks), ``plan`` (the history model and the planners, pure), ``engine`` (execution under the
 lock), ``cli`` (the command line); ``errors`` is shared. The names below are the engine's API.
 """

@@ -26,6 +26,7 @@ except ImportError:  # the module reports missing_required_lib('psycopg')
 from ansible_collections.poststack.core.plugins.module_utils.migrations.adopt import (
     DEFAULT_TABLES, SCHEMA, TOOLS, applied_versions, read_history,
 )
+from ansible_collections.poststack.core.plugins.module_utils.migrations.checksum_cache import ChecksumCache, default_path
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import (
     DiscoveryError, ExecutionError, LockTimeout, MigrationError, PlanError,
 )
@@ -112,6 +113,7 @@ class Settings:
     # migration written from the live schema (schema_baseline.py), then recorded like a version
     baseline_from: Optional[str] = None
     baseline_table: Optional[str] = None  # its table, when not the tool's default (adopt.DEFAULT_TABLES)
+    checksum_cache: bool = True  # stat before read: unchanged files' checksums from checksum_cache.py
 
     def validate(self) -> None:
         if not _IDENTIFIER.match(self.tracking_schema or ""):
@@ -362,7 +364,11 @@ class Engine:
         if self.settings.migrations_dir is None:
             raise MigrationError("a migrations directory is required for this operation")
         if self._files is None:
-            self._files = discover(self.settings.migrations_dir, self.settings.layout)
+            cache = ChecksumCache(default_path(self.settings.migrations_dir, self.settings.layout)) \
+                if self.settings.checksum_cache else None
+            self._files = discover(self.settings.migrations_dir, self.settings.layout, cache)
+            if cache is not None:
+                cache.save()
         return self._files
 
     # -- operations ----------------------------------------------------------------------------------------
@@ -413,6 +419,10 @@ class Engine:
             plan = plan_repair(files, history)
         else:
             raise MigrationError("unknown action %r" % action)
+        by_version = {item.version: item for item in files}
+        for step in plan.steps:  # the texts the steps run (the cache gave only the checksums)
+            if step.version in by_version:
+                by_version[step.version].load()
         self._preflight(plan, files, history)
         self._lint(plan, files)
         return plan, files, history
@@ -816,8 +826,9 @@ class Engine:
         results = []
         for version in sorted(history):
             item = by_version.get(version)
-            if item is None or item.verify_sql is None:
+            if item is None or item.verify_path is None:
                 continue
+            item.load()
             tick = time.monotonic()
             error = None
             self.conn.execute("BEGIN")

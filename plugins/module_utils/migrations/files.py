@@ -17,12 +17,14 @@ Three layouts are read in place, file by file (``layout`` ``auto``) or one only:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ansible_collections.poststack.core.plugins.module_utils.migrations.checksum_cache import ChecksumCache
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import DiscoveryError
 from ansible_collections.poststack.core.plugins.module_utils.migrations.sqltext import (
     NO_TRANSACTION_MARKER, strip_sql_comments, verify_body,
@@ -66,12 +68,13 @@ def has_no_transaction_marker(text: str) -> bool:
 
 @dataclass
 class MigrationFile:
-    """One migration as found on disk (rollback and verify scripts attached)."""
+    """One migration as found on disk (rollback and verify scripts attached). Found through the checksum cache,
+    its texts (sql, rollback_sql, verify_sql) are None until load(); its checksums are always there."""
 
     version: int
     name: str
     path: str
-    sql: str
+    sql: Optional[str]
     checksum: str
     no_transaction: bool = False
     rollback_path: Optional[str] = None
@@ -80,6 +83,17 @@ class MigrationFile:
     rollback_no_transaction: bool = False
     verify_path: Optional[str] = None
     verify_sql: Optional[str] = None
+    loader: Optional[Callable[[], "MigrationFile"]] = field(default=None, repr=False, compare=False)
+
+    def load(self) -> "MigrationFile":
+        """Read the texts of a migration found through the cache (a no-op otherwise)."""
+        if self.loader is not None:
+            read = self.loader()
+            if (read.checksum, read.rollback_checksum) != (self.checksum, self.rollback_checksum):
+                raise DiscoveryError("%s changed while this run read it: run again" % self.filename)
+            self.sql, self.rollback_sql, self.verify_sql = read.sql, read.rollback_sql, read.verify_sql
+            self.loader = None
+        return self
 
     @property
     def filename(self) -> str:
@@ -118,8 +132,9 @@ def is_blank_sql(text: str) -> bool:
     return not strip_sql_comments(text).strip()
 
 
-def discover(directory: str, layout: str = "auto") -> List[MigrationFile]:
-    """All migrations in ``directory`` ordered by integer version.
+def discover(directory: str, layout: str = "auto", cache: Optional[ChecksumCache] = None) -> List[MigrationFile]:
+    """All migrations in ``directory`` ordered by integer version. With ``cache``, a migration whose files are
+    unchanged since a run read them is not read again (its texts are read by MigrationFile.load when needed).
 
     Errors (all of them in one exception, each naming its file): unparsable ``*.sql`` names, an upper-case
     extension, directories, broken links and other non-files named ``*.sql``, two files for one version, a rollback
@@ -200,14 +215,44 @@ def discover(directory: str, layout: str = "auto") -> List[MigrationFile]:
     # run names every bad file.
     result = []
     for version in sorted(migrations):
+        load = functools.partial(_load, directory, version, migrations[version], rollbacks.get(version),
+                                 verifies.get(version), layout)
         try:
-            result.append(_load(directory, version, migrations[version], rollbacks.get(version), verifies.get(version),
-                                layout))
+            result.append(_cached(cache, load, directory, version, migrations[version], rollbacks.get(version),
+                                  verifies.get(version)) if cache is not None else load())
         except DiscoveryError as exc:
             problems.append(str(exc))
     if problems:
         raise DiscoveryError("invalid migration files in %s: %s" % (directory, "; ".join(problems)), {"problems": problems})
     return result
+
+
+def _cached(cache: ChecksumCache, load: Callable[[], MigrationFile], directory: str, version: int,
+            migration: Dict[str, str], rollback: Optional[Tuple[str, str]],
+            verify: Optional[Tuple[str, str]]) -> MigrationFile:
+    """The migration from the cache when its files are unchanged, else read (and put into the cache)."""
+    names = [migration["file"]] + [attached[1] for attached in (rollback, verify) if attached]
+    try:
+        signature = cache.signature([os.path.join(directory, name) for name in names])
+    except OSError:
+        signature = None
+    kept: Optional[Dict[str, Any]] = cache.get(signature) if signature else None
+    if kept is None:
+        item = load()
+        if signature:
+            cache.put(signature, {
+                "checksum": item.checksum, "no_transaction": item.no_transaction,
+                "rollback": None if item.rollback_path is None else "self" if item.rollback_path == item.path else "file",
+                "rollback_checksum": item.rollback_checksum, "rollback_no_transaction": item.rollback_no_transaction})
+        return item
+    path = os.path.join(directory, migration["file"])
+    return MigrationFile(
+        version=version, name=migration["name"], path=path, sql=None, checksum=kept["checksum"],
+        no_transaction=kept["no_transaction"],
+        rollback_path=None if kept["rollback"] is None else path if kept["rollback"] == "self" else
+        os.path.join(directory, rollback[1] if rollback else ""),
+        rollback_checksum=kept["rollback_checksum"], rollback_no_transaction=kept["rollback_no_transaction"],
+        verify_path=os.path.join(directory, verify[1]) if verify else None, loader=load)
 
 
 def _parse_name(entry: str) -> Optional[Tuple[str, str, str, Optional[str]]]:

@@ -165,7 +165,7 @@ def plan_rollback(files: Sequence[MigrationFile], history: Dict[int, AppliedMigr
     by_version = {item.version: item for item in files}
     to_undo = sorted((version for version in history if version > target_version), reverse=True)
     missing = [version for version in to_undo if history[version].rollback_sql is None
-               and (by_version.get(version) is None or by_version[version].rollback_sql is None)]
+               and (by_version.get(version) is None or by_version[version].rollback_checksum is None)]
     if missing:
         raise PlanError(
             "no rollback for version%s %s (neither recorded nor a NNN_name.rollback.sql file); nothing was rolled back"
@@ -221,7 +221,7 @@ def plan_repair(files: Sequence[MigrationFile], history: Dict[int, AppliedMigrat
     by_version = {item.version: item for item in files}
     for version in sorted(history):
         row, item = history[version], by_version.get(version)
-        if item is not None and row.rollback_sql is None and item.rollback_sql is not None \
+        if item is not None and row.rollback_sql is None and item.rollback_checksum is not None \
                 and not any(step.version == version for step in steps):
             steps.append(Step("repair", version, row.name, file=item.filename, reason="record rollback SQL"))
     steps.sort(key=lambda step: step.version)
