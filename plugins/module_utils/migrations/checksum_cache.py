@@ -8,8 +8,10 @@ them; their texts are read when a step needs them (MigrationFile.load), and chec
 A file changed within the last RACY_SECONDS is neither taken from nor put into the cache: a change within the file
 system's time granularity after it was read could otherwise keep its old checksum (git's "racy clean" problem).
 The cache is a JSON file per migrations directory and layout under ``$XDG_CACHE_HOME/poststack/migrations`` (else
-``~/.cache``), mode 0600; entries of files no longer there are dropped when it is written, and a cache that cannot
-be read or written is only a cache: the files are read.
+``~/.cache``), mode 0600, used only when this user owns it and nobody else can write it, and only when the code that
+reads the files is the one that made it (``code``: a hash of that code). Entries of files no longer there are
+dropped when it is written; cache files not written for MAX_AGE_DAYS go then too. A cache that cannot be read or
+written, or holds what this code did not write, is only a cache: the files are read.
 """
 
 from __future__ import annotations
@@ -23,10 +25,14 @@ from typing import Any, Dict, Optional, Sequence, Set
 
 FORMAT = 1
 RACY_SECONDS = 2.0
+MAX_AGE_DAYS = 30
 
 
-def default_path(directory: str, layout: str) -> str:
+def default_path(directory: str, layout: str) -> Optional[str]:
+    """The cache file of a directory and layout; None without an absolute cache directory (no HOME)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if not os.path.isabs(base):
+        return None
     key = hashlib.sha256(("%s\0%s" % (os.path.realpath(directory), layout)).encode("utf-8")).hexdigest()[:32]
     return os.path.join(base, "poststack", "migrations", key + ".json")
 
@@ -34,8 +40,9 @@ def default_path(directory: str, layout: str) -> str:
 class ChecksumCache:
     """Entries by the signature of a migration's files (see signature())."""
 
-    def __init__(self, path: Optional[str], now: Optional[float] = None) -> None:
+    def __init__(self, path: Optional[str], code: str = "", now: Optional[float] = None) -> None:
         self.path = path
+        self.code = code
         self.now = time.time() if now is None else now
         self.entries: Dict[str, Dict[str, Any]] = {}
         self.used: Set[str] = set()
@@ -43,8 +50,12 @@ class ChecksumCache:
         if path:
             try:
                 with open(path, encoding="utf-8") as handle:
+                    info = os.fstat(handle.fileno())
+                    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+                        return  # another user's, or others can write it: not trusted
                     data = json.load(handle)
-                if isinstance(data, dict) and data.get("format") == FORMAT and isinstance(data.get("entries"), dict):
+                if isinstance(data, dict) and data.get("format") == FORMAT and data.get("code") == code \
+                        and isinstance(data.get("entries"), dict):
                     self.entries = data["entries"]
             except (OSError, ValueError):
                 pass
@@ -80,11 +91,23 @@ class ChecksumCache:
             fd, tmp = tempfile.mkstemp(prefix=".checksums-", dir=directory)
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump({"format": FORMAT, "entries": kept}, handle)
+                    json.dump({"format": FORMAT, "code": self.code, "entries": kept}, handle)
                 os.replace(tmp, self.path)
             except BaseException:
                 os.unlink(tmp)
                 raise
+            self._prune(directory)
         except OSError:
             return
         self.entries, self.changed = kept, False
+
+    def _prune(self, directory: str) -> None:
+        """The cache files of directories no run has read for MAX_AGE_DAYS, and temporary files of killed runs."""
+        for entry in os.scandir(directory):
+            try:
+                age = self.now - entry.stat().st_mtime
+                if (entry.name.endswith(".json") and age > MAX_AGE_DAYS * 86400) or \
+                        (entry.name.startswith(".checksums-") and age > 86400):
+                    os.unlink(entry.path)
+            except OSError:
+                continue

@@ -30,7 +30,9 @@ from ansible_collections.poststack.core.plugins.module_utils.migrations.checksum
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import (
     DiscoveryError, ExecutionError, LockTimeout, MigrationError, PlanError,
 )
-from ansible_collections.poststack.core.plugins.module_utils.migrations.files import LAYOUTS, MigrationFile, discover, sqitch_project
+from ansible_collections.poststack.core.plugins.module_utils.migrations.files import (
+    CODE_VERSION, LAYOUTS, MigrationFile, discover, sqitch_project,
+)
 from ansible_collections.poststack.core.plugins.module_utils.migrations.lint import LEVELS as LINT_LEVELS, Finding, lint_file
 from ansible_collections.poststack.core.plugins.module_utils.migrations.plan import (
     AppliedMigration, Plan, current_version, find_drift, plan_baseline, plan_migrate, plan_repair, plan_rollback,
@@ -45,6 +47,8 @@ from ansible_collections.poststack.core.plugins.module_utils.migrations.sqltext 
 TRACKING_TABLE = "schema_migrations"
 DEFAULT_SCHEMA = "poststack"
 DEFAULT_STREAM = "project"
+CORE_STREAM = "core"  # the collection's own schema (migrations/), applied before a project's streams
+PUBLIC_FIRST = 'public, "$user"'
 LOCK_NOT_AVAILABLE = "55P03"
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -204,6 +208,15 @@ class Engine:
             made.append(("client_connection_check_interval", "1000"))
         except psycopg.Error:
             pass
+        # A login named like the tracking schema (seed 003's user poststack, tracking schema poststack) would create
+        # a migration's unqualified objects in the tracking schema: "$user" comes first in PostgreSQL's default
+        # search_path, and that schema exists. Such a login's migrations (the core schema's qualify their names) run
+        # with public first; what is already in the tracking schema is still found, as it stays on the path.
+        if self.settings.stream != CORE_STREAM:
+            user, path = self.conn.execute("SELECT current_user, current_setting('search_path')").fetchone()
+            if user == self.schema and [part.strip() for part in path.split(",")] == ['"$user"', "public"]:
+                self.conn.execute("SELECT set_config('search_path', %s, false)", (PUBLIC_FIRST,))
+                made.append(("search_path", PUBLIC_FIRST))
         self.reset_sql = self._reset_session_sql(made)
 
     def _reset_session_sql(self, made: List[Tuple[str, str]]) -> str:
@@ -364,11 +377,18 @@ class Engine:
         if self.settings.migrations_dir is None:
             raise MigrationError("a migrations directory is required for this operation")
         if self._files is None:
-            cache = ChecksumCache(default_path(self.settings.migrations_dir, self.settings.layout)) \
-                if self.settings.checksum_cache else None
+            path = default_path(self.settings.migrations_dir, self.settings.layout)
+            cache = ChecksumCache(path, CODE_VERSION) if self.settings.checksum_cache and path and CODE_VERSION else None
             self._files = discover(self.settings.migrations_dir, self.settings.layout, cache)
             if cache is not None:
                 cache.save()
+        return self._files
+
+    def read_files(self) -> List[MigrationFile]:
+        """The files read whole, without the checksum cache: what verify and repair compare with the history."""
+        if self.settings.migrations_dir is None:
+            raise MigrationError("a migrations directory is required for this operation")
+        self._files = discover(self.settings.migrations_dir, self.settings.layout)
         return self._files
 
     # -- operations ----------------------------------------------------------------------------------------
@@ -416,6 +436,7 @@ class Engine:
         elif action == "baseline":
             plan = plan_baseline(files, history, target_version)
         elif action == "repair":
+            files = self.read_files()
             plan = plan_repair(files, history)
         else:
             raise MigrationError("unknown action %r" % action)
@@ -819,7 +840,7 @@ class Engine:
 
     def verify(self) -> Dict[str, Any]:
         """Checksums of applied migrations and their verify scripts (each run in a rolled-back transaction)."""
-        files = self.files()
+        files = self.read_files()
         history = self.history()
         drift = find_drift(files, history)
         by_version = {item.version: item for item in files}

@@ -21,11 +21,13 @@ import functools
 import hashlib
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.poststack.core.plugins.module_utils.migrations.checksum_cache import ChecksumCache
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import DiscoveryError
+from ansible_collections.poststack.core.plugins.module_utils.migrations import sqltext
 from ansible_collections.poststack.core.plugins.module_utils.migrations.sqltext import (
     NO_TRANSACTION_MARKER, strip_sql_comments, verify_body,
 )
@@ -89,7 +91,7 @@ class MigrationFile:
         """Read the texts of a migration found through the cache (a no-op otherwise)."""
         if self.loader is not None:
             read = self.loader()
-            if (read.checksum, read.rollback_checksum) != (self.checksum, self.rollback_checksum):
+            if _kept(read) != _kept(self):
                 raise DiscoveryError("%s changed while this run read it: run again" % self.filename)
             self.sql, self.rollback_sql, self.verify_sql = read.sql, read.rollback_sql, read.verify_sql
             self.loader = None
@@ -236,14 +238,11 @@ def _cached(cache: ChecksumCache, load: Callable[[], MigrationFile], directory: 
         signature = cache.signature([os.path.join(directory, name) for name in names])
     except OSError:
         signature = None
-    kept: Optional[Dict[str, Any]] = cache.get(signature) if signature else None
-    if kept is None:
+    kept = cache.get(signature) if signature else None
+    if not _usable(kept, rollback is not None):
         item = load()
         if signature:
-            cache.put(signature, {
-                "checksum": item.checksum, "no_transaction": item.no_transaction,
-                "rollback": None if item.rollback_path is None else "self" if item.rollback_path == item.path else "file",
-                "rollback_checksum": item.rollback_checksum, "rollback_no_transaction": item.rollback_no_transaction})
+            cache.put(signature, _kept(item))
         return item
     path = os.path.join(directory, migration["file"])
     return MigrationFile(
@@ -253,6 +252,40 @@ def _cached(cache: ChecksumCache, load: Callable[[], MigrationFile], directory: 
         os.path.join(directory, rollback[1] if rollback else ""),
         rollback_checksum=kept["rollback_checksum"], rollback_no_transaction=kept["rollback_no_transaction"],
         verify_path=os.path.join(directory, verify[1]) if verify else None, loader=load)
+
+
+def _kept(item: MigrationFile) -> Dict[str, Any]:
+    """What the cache keeps of a migration: what reading it gave besides its texts."""
+    return {"checksum": item.checksum, "no_transaction": item.no_transaction,
+            "rollback": None if item.rollback_path is None else "self" if item.rollback_path == item.path else "file",
+            "rollback_checksum": item.rollback_checksum, "rollback_no_transaction": item.rollback_no_transaction}
+
+
+def _usable(kept: Any, rollback_file: bool) -> bool:
+    """A cache entry of the right shape for a migration with (or without) a rollback file."""
+    if not isinstance(kept, dict) or set(kept) != set(_KEPT_TYPES):
+        return False
+    if not all(isinstance(kept[key], types) for key, types in _KEPT_TYPES.items()):
+        return False
+    if kept["rollback"] not in (None, "self", "file") or (kept["rollback"] == "file") != rollback_file:
+        return False
+    return (kept["rollback"] is None) == (kept["rollback_checksum"] is None)
+
+
+_KEPT_TYPES = {"checksum": str, "no_transaction": bool, "rollback": (str, type(None)),
+               "rollback_checksum": (str, type(None)), "rollback_no_transaction": bool}
+
+
+def _code_version() -> str:
+    """A hash of the code that reads migration files (this file and the SQL lexer): a cache written by another
+    version of it is not used."""
+    digest = hashlib.sha256()
+    for module in (sys.modules[__name__], sqltext):
+        try:
+            digest.update(module.__loader__.get_data(module.__file__))  # type: ignore[union-attr]
+        except Exception:  # pylint: disable=broad-except  # no source to hash: no cache either
+            return ""
+    return digest.hexdigest()[:16]
 
 
 def _parse_name(entry: str) -> Optional[Tuple[str, str, str, Optional[str]]]:
@@ -423,3 +456,6 @@ def discover_sqitch(directory: str) -> List[MigrationFile]:
     if problems:
         raise DiscoveryError("invalid Sqitch project in %s: %s" % (directory, "; ".join(problems)), {"problems": problems})
     return result
+
+
+CODE_VERSION = _code_version()

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from migration_helpers import ROOT, write_files
+from ansible_collections.poststack.core.plugins.module_utils.database import ConnectionSettings, connect
 from ansible_collections.poststack.core.plugins.module_utils import migrations as m
 
 WRAPPERS = [("BEGIN;", "COMMIT;"), ("begin transaction;", "end;"), ("START TRANSACTION;", "COMMIT WORK;"),
@@ -459,3 +460,37 @@ def test_the_format_and_the_lint_come_from_the_projects_settings(pg_database, tm
     refused = subprocess.run(base, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert refused.returncode != 0 and "unsafe DDL (lint=error)" in " ".join(refused.stdout.split())
     assert recorded(pg_database) == [1]
+
+
+def test_a_login_named_like_the_tracking_schema_creates_in_public(pg_database, tmp_path):
+    """Seed 003's login poststack with the tracking schema poststack: "$user" first in the default search_path put
+    a project's unqualified tables into the tracking schema. They go to public now; a table a project made there
+    before is still found by its plain name, and the core stream (which qualifies its names) is left as it was."""
+    password = "pw-" + pg_database.name
+    with pg_database.connect() as conn:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'poststack'").fetchone():
+            conn.execute("CREATE ROLE poststack LOGIN")
+        conn.execute("ALTER ROLE poststack PASSWORD '%s'" % password)
+        conn.execute('GRANT ALL ON DATABASE "%s" TO poststack' % pg_database.name)
+        conn.execute("GRANT CREATE ON SCHEMA public TO poststack")
+        conn.execute("CREATE SCHEMA poststack AUTHORIZATION poststack")
+        conn.execute("CREATE TABLE poststack.legacy (id int)")  # made by an earlier run, before the fix
+        conn.execute("ALTER TABLE poststack.legacy OWNER TO poststack")
+    directory = write_files(tmp_path / "m", {"001_items.sql": "CREATE TABLE items (id int);\n",
+                                             "002_legacy.sql": "ALTER TABLE legacy ADD COLUMN note text;\n"
+                                                               "CREATE TABLE more (id int);\n"})
+    settings = ConnectionSettings(dsn=pg_database.dsn, user="poststack", password=password,
+                                  application_name="poststack_test")
+    with connect(settings) as conn:
+        assert m.Engine(conn, m.Settings(directory, lock_wait_timeout=5)).run("apply").done == [1, 2]
+        assert conn.execute("SELECT current_setting('search_path')").fetchone() == ('public, "$user"',)
+    with pg_database.connect() as conn:
+        where = dict(conn.execute("SELECT tablename, schemaname FROM pg_tables WHERE tablename IN "
+                                  "('items', 'more', 'legacy')").fetchall())
+        assert where == {"items": "public", "more": "public", "legacy": "poststack"}
+        assert conn.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'poststack' "
+                            "AND table_name = 'legacy' AND column_name = 'note'").fetchone() == (1,)
+        conn.execute("DROP SCHEMA poststack CASCADE")
+        conn.execute("DROP TABLE public.items, public.more")
+        conn.execute('REVOKE ALL ON DATABASE "%s" FROM poststack' % pg_database.name)
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM poststack")

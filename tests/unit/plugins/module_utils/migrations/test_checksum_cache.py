@@ -9,6 +9,7 @@ import pytest
 
 from ansible_collections.poststack.core.plugins.module_utils.migrations import DiscoveryError, discover
 from ansible_collections.poststack.core.plugins.module_utils.migrations.checksum_cache import ChecksumCache
+from ansible_collections.poststack.core.plugins.module_utils.migrations.files import CODE_VERSION
 from ansible_collections.poststack.core.plugins.module_utils.migrations.plan import AppliedMigration, plan_rollback
 
 FILES = {"001_a.sql": "CREATE TABLE a (id int);\n", "001_a.rollback.sql": "DROP TABLE a;\n",
@@ -28,7 +29,7 @@ def write(directory, files, when=AN_HOUR_AGO):
 def cache_at(tmp_path, later=5.0):
     """The cache as a run ``later`` seconds from now sees it (a file's change time cannot be set back, and one
     changed within the last 2 s is not kept)."""
-    return ChecksumCache(str(tmp_path / "cache" / "m.json"), now=time.time() + later)
+    return ChecksumCache(str(tmp_path / "cache" / "m.json"), CODE_VERSION, now=time.time() + later)
 
 
 @pytest.fixture
@@ -134,3 +135,74 @@ def test_rollback_planning_sees_a_rollback_file_it_has_not_read(tmp_path):
     row = AppliedMigration(1, "a", files[0].checksum, None, None, False, False, False, "", "", 0)  # no rollback SQL kept
     plan = plan_rollback(files, {1: row}, 0)
     assert [step.version for step in plan.steps] == [1]
+
+
+def saved(tmp_path):
+    directory = tmp_path / "m"
+    directory.mkdir()
+    write(directory, FILES)
+    cache = cache_at(tmp_path)
+    discover(str(directory), "auto", cache)
+    cache.save()
+    return str(directory), cache.path
+
+
+def all_read(directory, tmp_path):
+    return all(item.sql is not None for item in discover(directory, "auto", cache_at(tmp_path)))
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_seen(tmp_path):
+    directory, _path = saved(tmp_path)
+    target = os.path.join(directory, "003_c.sql")
+    info = os.stat(target)
+    with open(target, "w", encoding="utf-8") as handle:
+        handle.write("CREATE TABLE x (id int);\n")  # the same length
+    os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
+    found = {m.version: m for m in discover(directory, "auto", cache_at(tmp_path, later=5))}
+    assert found[3].sql == "CREATE TABLE x (id int);\n", "the change time did not give the edit away"
+
+
+def test_a_rollback_file_added_or_removed_is_seen(tmp_path):
+    directory, _path = saved(tmp_path)
+    write(tmp_path / "m", {"003_c.rollback.sql": "DROP TABLE c;\n"})
+    found = {m.version: m for m in discover(directory, "auto", cache_at(tmp_path))}
+    assert found[3].rollback_sql == "DROP TABLE c;\n"
+    os.unlink(os.path.join(directory, "001_a.rollback.sql"))
+    found = {m.version: m for m in discover(directory, "auto", cache_at(tmp_path))}
+    assert found[1].rollback_checksum is None
+
+
+WRONG_TYPE = {"checksum": 1, "no_transaction": False, "rollback": None, "rollback_checksum": None,
+              "rollback_no_transaction": False}
+
+
+@pytest.mark.parametrize("entry", [{"checksum": "x"}, [1], WRONG_TYPE])
+def test_an_entry_of_another_shape_is_not_used(tmp_path, entry):
+    directory, path = saved(tmp_path)
+    data = json.load(open(path, encoding="utf-8"))
+    data["entries"] = {key: entry for key in data["entries"]}
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+    assert all_read(directory, tmp_path)
+
+
+def test_a_cache_of_other_code_or_that_others_can_write_is_not_used(tmp_path):
+    directory, path = saved(tmp_path)
+    assert not all_read(directory, tmp_path), "the cache was not used at all"
+    os.chmod(path, 0o666)
+    assert all_read(directory, tmp_path)
+    os.chmod(path, 0o600)
+    assert all(item.sql is not None for item in discover(directory, "auto", ChecksumCache(
+        path, "another-version", now=time.time() + 5)))
+
+
+def test_cache_files_unused_for_a_month_go(tmp_path):
+    _directory, path = saved(tmp_path)
+    old = os.path.join(os.path.dirname(path), "0" * 32 + ".json")
+    with open(old, "w", encoding="utf-8") as handle:
+        handle.write("{}")
+    os.utime(old, (time.time() - 40 * 86400, time.time() - 40 * 86400))
+    cache = cache_at(tmp_path)
+    cache.put("something", {})
+    cache.save()
+    assert not os.path.exists(old) and os.path.exists(path)
