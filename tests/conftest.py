@@ -5,6 +5,8 @@ import shutil
 import sys
 import tempfile
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(ROOT, ".collections")
 if not os.path.isdir(os.path.join(COLLECTIONS, "ansible_collections", "poststack", "core")):
@@ -34,3 +36,17 @@ def pytest_collection_modifyitems(items):
         path = str(item.path)
         return next((index for index, part in enumerate(_LONG_FIRST) if part in path), len(_LONG_FIRST))
     items.sort(key=rank)  # stable: a file's tests keep their order
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """The base names of the files the test's own process opens through open(), in order (stat before read)."""
+    seen = []
+    real = open
+
+    def spy(path, *args, **kwargs):
+        seen.append(os.path.basename(str(path)))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", spy)
+    return seen

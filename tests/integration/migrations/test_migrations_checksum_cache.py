@@ -3,8 +3,6 @@ verify as runs that read everything do, read only the files their steps run, and
 import os
 import time
 
-import pytest
-
 from migration_helpers import write_files
 
 FILES = {
@@ -13,19 +11,6 @@ FILES = {
     "002_b.sql": "-- migrate:up\nCREATE TABLE b (id int);\n-- migrate:down\nDROP TABLE b;\n",
     "003_c.sql": "-- poststack:no-transaction\nCREATE TABLE c (id int);\n", "003_c.rollback.sql": "DROP TABLE c;\n",
 }
-
-
-@pytest.fixture
-def opened(monkeypatch):
-    seen = []
-    real = open
-
-    def spy(path, *args, **kwargs):
-        seen.append(os.path.basename(str(path)))
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr("builtins.open", spy)
-    return seen
 
 
 def sql_read(opened):

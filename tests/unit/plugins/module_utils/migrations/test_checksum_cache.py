@@ -32,18 +32,15 @@ def cache_at(tmp_path, later=5.0):
     return ChecksumCache(str(tmp_path / "cache" / "m.json"), CODE_VERSION, now=time.time() + later)
 
 
-@pytest.fixture
-def opened(monkeypatch):
-    """Every file discovery opens, by name."""
-    seen = []
-    real = open
-
-    def spy(path, *args, **kwargs):
-        seen.append(os.path.basename(str(path)))
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr("builtins.open", spy)
-    return seen
+def saved(tmp_path):
+    """A directory of FILES an hour old, read once through a cache that was saved: (the directory, the cache)."""
+    directory = tmp_path / "m"
+    directory.mkdir()
+    write(directory, FILES)
+    cache = cache_at(tmp_path)
+    discover(str(directory), "auto", cache)
+    cache.save()
+    return str(directory), cache.path
 
 
 def test_unchanged_files_are_not_read_again_and_their_texts_come_on_load(tmp_path, opened):
@@ -67,12 +64,7 @@ def test_unchanged_files_are_not_read_again_and_their_texts_come_on_load(tmp_pat
 
 
 def test_a_changed_file_is_read_and_a_recent_one_is_not_kept(tmp_path):
-    directory = tmp_path / "m"
-    directory.mkdir()
-    write(directory, FILES)
-    cache = cache_at(tmp_path)
-    discover(str(directory), "auto", cache)
-    cache.save()
+    directory = tmp_path / saved(tmp_path)[0]
     # changed "just now" as the next run sees it: within 2 s of its clock
     write(directory, {"003_c.sql": "CREATE TABLE c (id bigint);\n"}, when=time.time() + 4)
     cache = cache_at(tmp_path)
@@ -84,12 +76,7 @@ def test_a_changed_file_is_read_and_a_recent_one_is_not_kept(tmp_path):
 
 
 def test_an_entry_of_a_file_that_went_is_dropped(tmp_path):
-    directory = tmp_path / "m"
-    directory.mkdir()
-    write(directory, FILES)
-    cache = cache_at(tmp_path)
-    discover(str(directory), "auto", cache)
-    cache.save()
+    directory = tmp_path / saved(tmp_path)[0]
     os.unlink(str(directory / "003_c.sql"))
     cache = cache_at(tmp_path)
     discover(str(directory), "auto", cache)
@@ -98,12 +85,7 @@ def test_an_entry_of_a_file_that_went_is_dropped(tmp_path):
 
 
 def test_a_file_changed_between_discovery_and_load_is_refused(tmp_path):
-    directory = tmp_path / "m"
-    directory.mkdir()
-    write(directory, FILES)
-    cache = cache_at(tmp_path)
-    discover(str(directory), "auto", cache)
-    cache.save()
+    directory = tmp_path / saved(tmp_path)[0]
     item = discover(str(directory), "auto", cache_at(tmp_path))[2]
     write(directory, {"003_c.sql": "CREATE TABLE c (id text);\n"})
     with pytest.raises(DiscoveryError, match="003_c.sql changed while this run read it"):
@@ -135,16 +117,6 @@ def test_rollback_planning_sees_a_rollback_file_it_has_not_read(tmp_path):
     row = AppliedMigration(1, "a", files[0].checksum, None, None, False, False, False, "", "", 0)  # no rollback SQL kept
     plan = plan_rollback(files, {1: row}, 0)
     assert [step.version for step in plan.steps] == [1]
-
-
-def saved(tmp_path):
-    directory = tmp_path / "m"
-    directory.mkdir()
-    write(directory, FILES)
-    cache = cache_at(tmp_path)
-    discover(str(directory), "auto", cache)
-    cache.save()
-    return str(directory), cache.path
 
 
 def all_read(directory, tmp_path):
