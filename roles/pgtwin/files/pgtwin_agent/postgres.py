@@ -225,9 +225,20 @@ class Postgres:
             os.unlink(os.path.join(self.p.pgdata, "postmaster.pid"))
 
     def promote(self, timeout: int) -> None:
-        rows = self.query("SELECT pg_promote(true, %d)" % timeout, timeout=timeout + 5)
+        """Ask for the promotion, then wait for its end in short queries. pg_promote(true) waits inside one
+        statement, whose snapshot holds back the replay of cleanup records that a lagging standby still has to
+        apply before it ends recovery: recovery then waits max_standby_streaming_delay (30 s) and cancels that very
+        statement (a make test run of session 15: the promotion of a standby with paused replay took 30 s and the
+        agent, its query cancelled, took it for failed)."""
+        rows = self.query("SELECT pg_promote(false)", timeout=10)
         if not rows or rows[0][0] != "t":
-            raise AgentError("pg_promote did not complete within %d s" % timeout)
+            raise AgentError("pg_promote did not signal the promotion")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.in_recovery(timeout=5) is False:
+                return
+            time.sleep(0.2)
+        raise AgentError("the promotion did not complete within %d s" % timeout)
 
     # ---- rebuilding ----------------------------------------------------------------------------------
     def wipe(self) -> None:

@@ -73,3 +73,14 @@ def test_standby_start_enforced_settings_and_crash_cleanup(pg):
     pg.crash_recovery(60)
     assert pg.controldata()["Database cluster state"] == "shut down"
     assert not os.path.exists(os.path.join(pg.p.pgdata, "standby.signal"))
+
+
+def test_promotion_is_asked_for_then_waited_for_in_short_queries(pg):
+    """pg_promote(false), then pg_is_in_recovery() until it says no: no statement waits inside the promotion
+    (whose snapshot the replay of a lagging standby's cleanup records would have to cancel)."""
+    pg.start_standby(time.monotonic() + 60)
+    assert pg.in_recovery() is True
+    began = time.monotonic()
+    pg.promote(30)
+    assert pg.in_recovery() is False and time.monotonic() - began < 30
+    assert pg.query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_promote%'")[0][0] == "0"
