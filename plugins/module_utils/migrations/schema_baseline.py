@@ -110,15 +110,14 @@ def _own_settings(body: str) -> str:
     """pg_dump's session settings made the migration's own, statement by statement (never inside a body)."""
     pieces, last = [], 0
     for statement in split_sql(body):
-        head = statement.head
-        made = _SET.match(head)
+        made, config = _SET.match(statement.head), _SET_CONFIG.match(statement.head)
         if made and made.group(1).lower() in _ENGINES_OWN:
             replacement = ""
         elif made:
             replacement = re.sub(r"^SET\s+", "SET LOCAL ", body[statement.start:statement.end], count=1,
                                  flags=re.IGNORECASE)
-        elif _SET_CONFIG.match(head):
-            replacement = "SELECT pg_catalog.set_config(%s, true);" % _SET_CONFIG.match(head).group(1)
+        elif config:
+            replacement = "SELECT pg_catalog.set_config(%s, true);" % config.group(1)
         else:
             continue
         pieces += [body[last:statement.start], replacement]
@@ -156,7 +155,7 @@ def migration_text(dump: str, database: str, taken_on: datetime.date, filename: 
         "-- tracking schema). Recorded there as applied without running it; on a new database it makes this schema.",
         "-- Its checksum is recorded: change it only before it is applied anywhere else.",
     ]
-    text = "\n".join(header) + "\n\n" + body + "\n"
+    text = "\n".join(header + ["", body, ""])
     try:
         checked = check_sql(filename, text, False)
     except MigrationError as exc:
@@ -166,7 +165,7 @@ def migration_text(dump: str, database: str, taken_on: datetime.date, filename: 
     if rules:  # it runs on an empty database only, where nothing it touches is in use
         header.append("-- It runs only on an empty database, where the lint's findings do not apply:")
         header.append("-- poststack:lint-ignore %s" % ", ".join(rules))
-        text = "\n".join(header) + "\n\n" + body + "\n"
+        text = "\n".join(header + ["", body, ""])
     return ("-- migrate:up\n" if dbmate else "") + text
 
 
