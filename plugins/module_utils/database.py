@@ -11,9 +11,10 @@ so a password never has to travel in argv. Everything that ends up in a result o
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
+
+from ansible_collections.poststack.core.plugins.module_utils.masking import mask_dsn
 
 try:
     import psycopg
@@ -28,11 +29,6 @@ except ImportError as exc:  # the module reports missing_required_lib('psycopg')
     PSYCOPG_IMPORT_ERROR = str(exc)
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-MASK = "********"
-# The password runs to the last "@" of the authority, so that an unencoded "@" in it is masked too.
-_URI_PASSWORD = re.compile(r"^(?P<head>[a-z][a-z0-9+.-]*://[^/@:?#]*:)(?P<secret>[^/?#]*)(?P<tail>@)", re.IGNORECASE)
-_URI_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)(?P<secret>[^&#]*)", re.IGNORECASE)
-_KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
 class ConnectionSettingsError(ValueError):
@@ -93,16 +89,6 @@ class ConnectionSettings:
         """A masked description safe for results and logs."""
         text = self.conninfo()
         return mask_dsn(text)
-
-
-def mask_dsn(dsn: str) -> str:
-    """Replace the password in a URI or key/value DSN with ``********``."""
-    if not dsn:
-        return dsn
-    if re.match(r"^[a-z][a-z0-9+.-]*://", dsn, re.IGNORECASE):
-        text = _URI_PASSWORD.sub(lambda m: m.group("head") + MASK + m.group("tail"), dsn)
-        return _URI_QUERY_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
-    return _KV_PASSWORD.sub(lambda m: m.group("head") + MASK, dsn)
 
 
 def connect(settings: ConnectionSettings, autocommit: bool = True) -> Any:

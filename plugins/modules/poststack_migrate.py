@@ -427,7 +427,6 @@ from ansible_collections.poststack.core.plugins.module_utils.database import (
 from ansible_collections.poststack.core.plugins.module_utils.migrations import (
     FORMAT_ARGUMENT_SPEC, Engine, MigrationError, Settings, Step, current_version,
 )
-from ansible_collections.poststack.core.plugins.module_utils.migrations.schema_baseline import Dumper, take
 
 ACTIONS = {"applied": "apply", "rolled_back": "rollback", "baselined": "baseline", "repaired": "repair"}
 RESULT_KEYS = {"apply": "applied", "rollback": "rolled_back", "baseline": "baselined", "repair": "repaired"}
@@ -527,6 +526,9 @@ def run_migration_state(module: AnsibleModule, engine: Engine, action: str, resu
 
 def run_schema_baseline(module: AnsibleModule, engine: Engine, connection, result: dict) -> None:
     """O(baseline_from=schema): the live schema written as the stream's first migration and recorded."""
+    # Imported here: only a baseline needs it (with the backup package it pulls in, 60 ms of every no-op run).
+    from ansible_collections.poststack.core.plugins.module_utils.migrations.schema_baseline import Dumper, take
+
     params = module.params
     dumper = Dumper(database=engine.conn.info.dbname, tracking_schema=params["tracking_schema"],
                     container=params["baseline_container"], runtime=params["runtime"],

@@ -2,7 +2,7 @@
 # Copyright: poststack contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The scheduled backup command as one executable file (plugin_utils/bundle.py): the collection's backup package
-and what it imports (runtime.py, command.py), at their import paths, with a __main__.py that runs backup/cli.py.
+and what it imports (runtime.py, command.py, postgres_exec.py), at their import paths, with a __main__.py that runs backup/cli.py.
 The cron job or systemd timer runs the same code as the poststack_backup module."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 PREFIX = "ansible_collections/poststack/core/plugins/module_utils/"
 HEAD = b"#!/usr/bin/env python3\n"
 # What the backup package imports from module_utils besides itself.
-DEPENDENCIES = ("command.py", "runtime.py")
+DEPENDENCIES = ("command.py", "postgres_exec.py", "runtime.py")
 MAIN = (b"import sys\n\nfrom ansible_collections.poststack.core.plugins.module_utils.backup.cli import main\n\n"
         b"sys.exit(main(sys.argv[1:]))\n")
 # Regular packages in the zip (with an __init__.py each), so that nothing else on the host's path can stand in.

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from ansible_collections.poststack.core.plugins.module_utils.database import mask_dsn
+from ansible_collections.poststack.core.plugins.module_utils.masking import mask_dsn
 
 ENV_PREFIX = "POSTSTACK_"
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

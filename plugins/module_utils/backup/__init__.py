@@ -73,13 +73,13 @@ from ansible_collections.poststack.core.plugins.module_utils.backup.commands imp
     container_path,
     decrypt_argv,
     encrypt_argv,
-    exec_argv,
     pg_dump_argv,
     pg_restore_argv,
     quote_ident,
     quote_literal,
     resolve_runtime,
 )
+from ansible_collections.poststack.core.plugins.module_utils.postgres_exec import exec_argv
 from ansible_collections.poststack.core.plugins.module_utils.backup.dump import (
     DumpSettings,
     backup_inventory,

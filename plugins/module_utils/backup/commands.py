@@ -16,6 +16,7 @@ import time
 from typing import Callable, Dict, IO, List, Optional, Sequence, Tuple
 
 from ansible_collections.poststack.core.plugins.module_utils.command import CommandResult, run_command
+from ansible_collections.poststack.core.plugins.module_utils.postgres_exec import LOCAL_SOCKET_LOGIN
 from ansible_collections.poststack.core.plugins.module_utils.runtime import RuntimeNotFound, detect_runtime
 from ansible_collections.poststack.core.plugins.module_utils.backup.manifest import (
     BackupError, CHUNK, CONTAINER_BACKUP_ROOT, NOTHING_CHANGED, OPENSSL_ITERATIONS, PASSPHRASE_ENV,
@@ -30,13 +31,8 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def exec_argv(runtime: str, container: str, argv: Sequence[str], interactive: bool = False) -> List[str]:
-    """`<runtime> exec [-i] --user postgres <container> argv...` (peer authentication on the local socket)."""
-    return [runtime, "exec"] + (["-i"] if interactive else []) + ["--user", "postgres", container] + list(argv)
-
-
 def pg_dump_argv(database: str, fmt: str, compression: int, jobs: int, output: Optional[str]) -> List[str]:
-    argv = ["pg_dump", "--host", "/var/run/postgresql", "--username", "postgres", "--no-password",
+    argv = ["pg_dump", *LOCAL_SOCKET_LOGIN,
             f"--format={'c' if fmt == 'custom' else 'd'}", f"--compress={compression}"]
     if fmt == "directory":
         argv += [f"--jobs={jobs}", "--file", output or ""]
@@ -46,7 +42,7 @@ def pg_dump_argv(database: str, fmt: str, compression: int, jobs: int, output: O
 
 def pg_restore_argv(database: str, jobs: int, path: Optional[str]) -> List[str]:
     """pg_restore into an existing database; from `path` inside the container, or stdin when None."""
-    argv = ["pg_restore", "--host", "/var/run/postgresql", "--username", "postgres", "--no-password",
+    argv = ["pg_restore", *LOCAL_SOCKET_LOGIN,
             "--exit-on-error", "--dbname", database]
     if path is not None:
         argv += [f"--jobs={max(1, jobs)}", path]

@@ -17,8 +17,9 @@ from typing import Dict, List, Optional, Tuple
 from ansible_collections.poststack.core.plugins.module_utils.backup.catalog import (
     apply_retention, check_entry, newest_good, plan_retention, retention_paths, scan,
 )
+from ansible_collections.poststack.core.plugins.module_utils.postgres_exec import exec_argv
 from ansible_collections.poststack.core.plugins.module_utils.backup.commands import (
-    Executor, container_mount_source, container_path, encrypt_argv, exec_argv, pg_dump_argv, quote_literal,
+    Executor, container_mount_source, container_path, encrypt_argv, pg_dump_argv, quote_literal,
     resolve_runtime,
 )
 from ansible_collections.poststack.core.plugins.module_utils.backup.manifest import (

@@ -16,8 +16,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ansible_collections.poststack.core.plugins.module_utils.backup.catalog import (
     BackupEntry, check_entry, newest_good, scan,
 )
+from ansible_collections.poststack.core.plugins.module_utils.postgres_exec import exec_argv
 from ansible_collections.poststack.core.plugins.module_utils.backup.commands import (
-    Executor, container_mount_source, container_path, decrypt_argv, exec_argv, pg_restore_argv, quote_ident,
+    Executor, container_mount_source, container_path, decrypt_argv, pg_restore_argv, quote_ident,
     quote_literal, resolve_runtime,
 )
 from ansible_collections.poststack.core.plugins.module_utils.backup.dump import default_backup_dir

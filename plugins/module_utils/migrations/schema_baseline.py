@@ -34,12 +34,12 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
-from ansible_collections.poststack.core.plugins.module_utils.backup.commands import exec_argv
 from ansible_collections.poststack.core.plugins.module_utils.command import CommandResult, run_command
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import MigrationError, PlanError
 from ansible_collections.poststack.core.plugins.module_utils.migrations.files import SQITCH_PLAN, discover
 from ansible_collections.poststack.core.plugins.module_utils.migrations.lint import lint_file
 from ansible_collections.poststack.core.plugins.module_utils.migrations.sqltext import check_sql, split_sql
+from ansible_collections.poststack.core.plugins.module_utils.postgres_exec import LOCAL_SOCKET_LOGIN, exec_argv
 
 DUMP_OPTIONS = ("--schema-only", "--no-owner", "--no-privileges", "--no-tablespaces", "--no-publications",
                 "--no-subscriptions")
@@ -66,9 +66,8 @@ class Dumper:
         options = [*DUMP_OPTIONS, "--lock-wait-timeout=%s" % self.lock_wait_timeout,
                    "--exclude-schema", '"%s"' % self.tracking_schema.replace('"', '""')]
         if self.container:
-            return exec_argv(self.runtime, self.container, ["pg_dump", "--host", "/var/run/postgresql", "--username",
-                                                            "postgres", "--no-password", *options, "--dbname",
-                                                            self.database])
+            return exec_argv(self.runtime, self.container, ["pg_dump", *LOCAL_SOCKET_LOGIN, *options,
+                                                            "--dbname", self.database])
         return ["pg_dump", "--no-password", *options, "--dbname", "service=" + SERVICE]
 
     def run(self, runner: Callable[..., CommandResult] = run_command) -> CommandResult:

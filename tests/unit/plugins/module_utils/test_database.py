@@ -2,8 +2,9 @@
 import pytest
 
 from ansible_collections.poststack.core.plugins.module_utils.database import (
-    ConnectionSettings, ConnectionSettingsError, mask_dsn,
+    ConnectionSettings, ConnectionSettingsError,
 )
+from ansible_collections.poststack.core.plugins.module_utils.masking import mask_dsn
 
 
 @pytest.mark.parametrize("dsn, expected", [
