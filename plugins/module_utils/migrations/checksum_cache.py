@@ -21,7 +21,7 @@ import json
 import os
 import tempfile
 import time
-from typing import Any, Dict, Optional, Sequence, Set
+from typing import Any, Dict, Optional, Sequence, Set, Tuple
 
 FORMAT = 1
 RACY_SECONDS = 2.0
@@ -60,15 +60,13 @@ class ChecksumCache:
             except (OSError, ValueError):
                 pass
 
-    def signature(self, paths: Sequence[str]) -> Optional[str]:
-        """The files' stats as one key; None when one of them changed too recently to be trusted."""
+    def signature(self, stats: Sequence[Tuple[str, os.stat_result]]) -> Optional[str]:
+        """The files' stats (by file name) as one key; None when one of them changed too recently to be trusted."""
         parts = []
-        for path in paths:
-            info = os.stat(path)
+        for name, info in stats:
             if self.now - info.st_mtime < RACY_SECONDS or self.now - info.st_ctime < RACY_SECONDS:
                 return None
-            parts.append("%s:%d:%d:%d:%d" % (os.path.basename(path), info.st_size, info.st_mtime_ns, info.st_ctime_ns,
-                                             info.st_ino))
+            parts.append("%s:%d:%d:%d:%d" % (name, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino))
         return "|".join(parts)
 
     def get(self, signature: str) -> Optional[Dict[str, Any]]:

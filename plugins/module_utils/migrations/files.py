@@ -21,6 +21,7 @@ import functools
 import hashlib
 import os
 import re
+import stat
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -153,23 +154,32 @@ def discover(directory: str, layout: str = "auto", cache: Optional[ChecksumCache
     rollbacks: Dict[int, Tuple[str, str]] = {}
     verifies: Dict[int, Tuple[str, str]] = {}
     problems: List[str] = []
-    for entry in sorted(os.listdir(directory)):
-        path = os.path.join(directory, entry)
+    stats: Dict[str, os.stat_result] = {}  # one stat per file: the checksum cache's signature takes it too
+    with os.scandir(directory) as listing:
+        found = sorted(listing, key=lambda item: item.name)
+    for item in found:
+        entry = item.name
         if entry.startswith(".") or not entry.lower().endswith(".sql"):
             continue
         if not entry.endswith(".sql"):
             problems.append("%s: the extension must be .sql in lower case; rename it" % entry)
             continue
-        if os.path.isdir(path):
+        try:
+            info = item.stat()  # the link's target for a symbolic link
+        except OSError:
+            if item.is_symlink():
+                problems.append("%s: is a symbolic link to %s, which does not exist; fix or remove the link"
+                                % (entry, os.readlink(item.path)))
+            else:
+                problems.append("%s: is not a regular file; replace it with one" % entry)
+            continue
+        if stat.S_ISDIR(info.st_mode):
             problems.append("%s: is a directory, not a migration file; rename or move it" % entry)
             continue
-        if os.path.islink(path) and not os.path.exists(path):
-            problems.append("%s: is a symbolic link to %s, which does not exist; fix or remove the link"
-                            % (entry, os.readlink(path)))
-            continue
-        if not os.path.isfile(path):
+        if not stat.S_ISREG(info.st_mode):
             problems.append("%s: is not a regular file; replace it with one" % entry)
             continue
+        stats[entry] = info
         parsed = _parse_name(entry)
         if REPEATABLE_NAME.match(entry):
             if layout not in ("auto", "flyway"):
@@ -221,7 +231,7 @@ def discover(directory: str, layout: str = "auto", cache: Optional[ChecksumCache
                                  verifies.get(version), layout)
         try:
             result.append(_cached(cache, load, directory, version, migrations[version], rollbacks.get(version),
-                                  verifies.get(version)) if cache is not None else load())
+                                  verifies.get(version), stats) if cache is not None else load())
         except DiscoveryError as exc:
             problems.append(str(exc))
     if problems:
@@ -231,13 +241,10 @@ def discover(directory: str, layout: str = "auto", cache: Optional[ChecksumCache
 
 def _cached(cache: ChecksumCache, load: Callable[[], MigrationFile], directory: str, version: int,
             migration: Dict[str, str], rollback: Optional[Tuple[str, str]],
-            verify: Optional[Tuple[str, str]]) -> MigrationFile:
+            verify: Optional[Tuple[str, str]], stats: Dict[str, os.stat_result]) -> MigrationFile:
     """The migration from the cache when its files are unchanged, else read (and put into the cache)."""
     names = [migration["file"]] + [attached[1] for attached in (rollback, verify) if attached]
-    try:
-        signature = cache.signature([os.path.join(directory, name) for name in names])
-    except OSError:
-        signature = None
+    signature = cache.signature([(name, stats[name]) for name in names])
     kept = cache.get(signature) if signature else None
     if not _usable(kept, rollback is not None):
         item = load()
