@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 TAIL = 2000  # characters of stderr a record keeps
 
@@ -38,20 +38,21 @@ def timed(argv: Sequence[str], call: Callable[[], Tuple[int, str, str]]) -> Comm
     return CommandResult(list(argv), rc, out, err, round(time.monotonic() - start, 3))
 
 
-def run_command(argv: Sequence[str], stdin: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
-                timeout: Optional[float] = None, stdout: Optional[IO[Any]] = None) -> CommandResult:
+def run_command(argv: Sequence[str], stdin: Union[None, str, IO[bytes]] = None,
+                env: Optional[Mapping[str, str]] = None, timeout: Optional[float] = None,
+                stdout: Optional[IO[Any]] = None) -> CommandResult:
     """Run ``argv`` and wait. Output is captured as text, or with ``stdout`` (a file object) written there with
-    stderr. ``stdin`` is text fed to the program. OSError (no such program) and subprocess.TimeoutExpired are the
-    caller's to report."""
+    stderr. ``stdin`` is text fed to the program, or a binary file it reads. OSError (no such program) and
+    subprocess.TimeoutExpired are the caller's to report."""
     argv = [str(arg) for arg in argv]
+    feed: Dict[str, Any] = {"input": stdin} if stdin is None or isinstance(stdin, str) else {"stdin": stdin}
 
     def call() -> Tuple[int, str, str]:
         if stdout is None:
-            proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env, timeout=timeout,
-                                  check=False)
+            proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False, **feed)
             return proc.returncode, proc.stdout, proc.stderr
-        proc = subprocess.run(argv, input=stdin, stdout=stdout, stderr=subprocess.STDOUT, env=env, timeout=timeout,
-                              check=False, text=stdin is not None)
+        proc = subprocess.run(argv, stdout=stdout, stderr=subprocess.STDOUT, env=env, timeout=timeout,
+                              check=False, text=isinstance(stdin, str), **feed)
         return proc.returncode, "", ""
 
     return timed(argv, call)

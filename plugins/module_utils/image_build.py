@@ -15,8 +15,9 @@ import hashlib
 import os
 import re
 import stat
+import tarfile
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import IO, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 HASH_LABEL = "io.poststack.build-hash"
 HASH_VERSION = "1"
@@ -350,10 +351,11 @@ def compute_hash(spec: BuildSpec, base_image_id: Callable[[str], Optional[str]])
 
 
 def build_command(runtime_name: str, spec: BuildSpec, build_hash: str,
-                  ignore_file: Optional[str] = None) -> List[str]:
+                  ignore_file: Optional[str] = None, streamed: bool = False) -> List[str]:
     """Arguments after the runtime binary for `build` (podman and docker differ in --pull and --format).
-    ``ignore_file``: the combined ignore file (see combined_ignore) podman reads instead of the context's."""
-    args = ["build", "-f", spec.containerfile]
+    ``ignore_file``: the combined ignore file (see combined_ignore) podman reads instead of the context's.
+    ``streamed``: the context comes as a tar on stdin (context_tar), its Containerfile at stream_containerfile()."""
+    args = ["build", "-f", stream_containerfile(spec) if streamed else spec.containerfile]
     if ignore_file and runtime_name == "podman":
         args += ["--ignorefile", ignore_file]
     for tag in spec.tags:
@@ -378,8 +380,34 @@ def build_command(runtime_name: str, spec: BuildSpec, build_hash: str,
     if spec.network:
         args += ["--network", spec.network]
     args += list(spec.extra_args)
-    args.append(spec.context)
+    args.append("-" if streamed else spec.context)
     return args
+
+
+STREAMED_CONTAINERFILE = ".poststack.Containerfile"  # a Containerfile from outside the context, in the stream
+
+
+def stream_containerfile(spec: BuildSpec) -> str:
+    """Where the Containerfile is in the streamed context: its place in the context, else STREAMED_CONTAINERFILE."""
+    rel = os.path.relpath(spec.containerfile, spec.context).replace(os.sep, "/")
+    return STREAMED_CONTAINERFILE if rel.startswith("../") else rel
+
+
+def context_tar(spec: BuildSpec, out: IO[bytes]) -> int:
+    """Write the build context as Docker takes it on stdin (``docker build -``): a tar of exactly the files the
+    build hash covers (the ignore file's patterns and ``exclude`` applied), and the Containerfile. For a runtime
+    without --ignorefile this is how ``exclude`` keeps files such as .env out of the build. Returns the file count."""
+    matcher = load_ignore(spec.context, spec.exclude, spec.ignore_files)[1]
+    names = context_files(spec.context, matcher)
+    # gzip: docker tells a context from a Dockerfile on stdin by its first 512 bytes, where a plain tar may start
+    # with a PAX header it cannot parse alone (Python writes one for sub-second mtimes); a gzip stream it knows.
+    with tarfile.open(fileobj=out, mode="w:gz", compresslevel=1) as archive:
+        for rel in names:
+            archive.add(os.path.join(spec.context, rel), arcname=rel, recursive=False)
+        inside = stream_containerfile(spec)
+        if inside not in names:
+            archive.add(spec.containerfile, arcname=inside, recursive=False)
+    return len(names)
 
 
 @dataclass

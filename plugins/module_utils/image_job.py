@@ -25,6 +25,7 @@ from ansible_collections.poststack.core.plugins.module_utils.image_build import 
     build_command,
     combined_ignore,
     compute_hash,
+    context_tar,
     exposed,
     ignore_files,
     log_tail,
@@ -82,6 +83,7 @@ class ImageJob:
     plan: BuildPlan
     command: List[str]
     ignore_path: Optional[str]
+    streamed: bool = False  # the context goes to docker as a filtered tar on stdin (image_build.context_tar)
 
     @classmethod
     def prepare(cls, params: Dict[str, Any],
@@ -120,14 +122,10 @@ class ImageJob:
             raise ImageJobError(str(exc), image=tags[0])
         except (BuildInputError, OSError, UnicodeDecodeError) as exc:
             raise ImageJobError("cannot hash the build inputs of %s: %s" % (tags[0], exc), image=tags[0])
-        if spec.exclude and runtime.name != "podman":
-            leaking = exposed(context, spec.exclude, spec.ignore_files)
-            if leaking:
-                raise ImageJobError(
-                    "the build context %s holds %s, which %s would send to the build of %s (it has no "
-                    "--ignorefile): add %s to %s/.dockerignore; nothing was built"
-                    % (context, ", ".join(leaking), runtime.name, tags[0], ", ".join(leaking), context),
-                    image=tags[0])
+        # docker has no --ignorefile: while an excluded path would reach its build, the context goes as a tar of
+        # exactly what the hash covers, on stdin
+        streamed = bool(spec.exclude and runtime.name != "podman"
+                        and exposed(context, spec.exclude, spec.ignore_files))
         try:
             state, inspect = current_state(runtime, tags)
         except RuntimeCommandError as exc:
@@ -136,8 +134,8 @@ class ImageJob:
         # podman reads the context's ignore file with the excluded paths appended from a file of its own
         ignore_path = (os.path.join(tempfile.gettempdir(), "poststack-build-%s.ignore" % build_hash.value[:16])
                        if spec.exclude and runtime.name == "podman" else None)
-        command = [binary] + build_command(runtime.name, spec, build_hash.value, ignore_path)
-        return cls(tags, spec, binary, runtime, build_hash, state, inspect, plan, command, ignore_path)
+        command = [binary] + build_command(runtime.name, spec, build_hash.value, ignore_path, streamed)
+        return cls(tags, spec, binary, runtime, build_hash, state, inspect, plan, command, ignore_path, streamed)
 
     @property
     def commands(self) -> List[List[str]]:
@@ -208,10 +206,16 @@ class ImageJob:
             with open(self.ignore_path, "w", encoding="utf-8") as ignore:
                 ignore.write(combined_ignore(self.spec.context, self.spec.exclude))
         try:
-            with open(log_file, "w", encoding="utf-8") as handle:
+            with open(log_file, "w", encoding="utf-8") as handle, tempfile.TemporaryFile() as stream:
                 handle.write("# %s\n# reason: %s\n" % (" ".join(self.command), self.plan.reason))
+                if self.streamed:
+                    count = context_tar(self.spec, stream)
+                    stream.seek(0)
+                    handle.write("# context: %d files of %s as a tar on stdin, without %s\n"
+                                 % (count, self.spec.context, ", ".join(self.spec.exclude)))
                 handle.flush()
-                build = self.runtime.run(self.command[1:], check=False, stdout=handle, timeout=timeout)
+                build = self.runtime.run(self.command[1:], check=False, stdout=handle, timeout=timeout,
+                                         stdin=stream if self.streamed else None)
         finally:
             if self.ignore_path and os.path.exists(self.ignore_path):
                 os.unlink(self.ignore_path)

@@ -18,7 +18,7 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Dict, List, Optional, Sequence
+from typing import IO, Dict, List, Optional, Sequence, Union
 
 from ansible_collections.poststack.core.plugins.module_utils.command import CommandResult, run_command
 
@@ -79,9 +79,9 @@ class ContainerRuntime:
         return env
 
     def run(self, args: Sequence[str], check: bool = True, stdout=None, timeout: Optional[float] = None,
-            stdin: Optional[str] = None) -> CommandResult:
+            stdin: Union[None, str, IO[bytes]] = None) -> CommandResult:
         """Run `<runtime> args...`. With `stdout` (a file object) output goes there instead of being captured;
-        `stdin` is text fed to the command."""
+        `stdin` is text fed to the command, or a binary file it reads."""
         argv = [self.binary] + list(args)
         result = run_command(argv, stdin=stdin, env=self._env(), timeout=timeout, stdout=stdout)
         self.history.append(result)

@@ -103,8 +103,9 @@ options:
       - Context paths (ignore-file patterns, for example V(.env), V(logs)) that are neither sent to the build nor
         part of the build hash, whatever the context's ignore file says. Podman gets the context's ignore file
         with these appended through C(--ignorefile).
-      - Docker (which has no C(--ignorefile)) is refused, before anything is built, while one of these paths exists
-        in the context and its C(.dockerignore) does not exclude it; the error names the paths.
+      - Docker has no C(--ignorefile). While one of these paths exists in the context and its C(.dockerignore)
+        does not exclude it, the context goes to C(docker build -) as a tar on stdin that holds exactly the files
+        the build hash covers, and the Containerfile (the build log names the count and what was left out).
     type: list
     elements: str
     default: []

@@ -2,9 +2,10 @@
 command line of docs/backup.md, against a PostgreSQL container of its own (recovery rewinds the whole cluster, so
 it must not share the session container of the other backup tests).
 
-The tests of this module run in order on one cluster: the refused target (before the backup) first, then the
-recovery itself.
+The tests of this module run in order on one cluster per runtime (podman, then a real Docker engine): the refused
+targets first, then the recovery itself.
 """
+import contextlib
 import json
 import os
 import time
@@ -12,6 +13,7 @@ import uuid
 
 import pytest
 
+import docker_engine
 from ansible_run import ansible_playbook
 from backup_lab import Lab, podman
 
@@ -30,6 +32,17 @@ class PitrLab:
         self.before_backup = ""
         self.noted = ""
 
+    def cli(self, *args):
+        return self.lab.cli(*args)
+
+    def started_at(self):
+        return self.cli("container", "inspect", "--format", "{{.State.StartedAt}}", self.name).stdout
+
+    def info(self):
+        return json.loads(self.cli("exec", "--user", "postgres", self.name, "pgbackrest",
+                                   "--config=/etc/postgresql/conf.d/pgbackrest/pgbackrest.conf", "--stanza=main",
+                                   "info", "--output=json").stdout)
+
     def sql(self, statement, database="poststack"):
         return self.lab.psql(database, statement)
 
@@ -40,13 +53,22 @@ class PitrLab:
         # docs/backup.md, "Point-in-time recovery", plus the name of this test's container.
         return ansible_playbook("-i", "inventories/local", "playbooks/restore.yml", "-e", "restore_confirm=true",
                                 "-e", "restore_mode=pitr", "-e", "backup_pgbackrest_enabled=true",
-                                "-e", f"backup_pitr_target='{target}'", "-e", f"backup_container_name={self.name}")
+                                "-e", f"backup_pitr_target='{target}'", "-e", f"backup_container_name={self.name}",
+                                "-e", f"backup_runtime={self.lab.runtime}")
 
 
-@pytest.fixture(scope="module")
-def pitr(tmp_path_factory):
-    podman("image", "exists", "localhost/poststack/postgres-debian:latest")
-    lab = Lab(str(tmp_path_factory.mktemp("pitr-lab")))
+@pytest.fixture(scope="module", params=["podman", "docker"])
+def pitr(tmp_path_factory, request):
+    image = "localhost/poststack/postgres-debian:latest"
+    podman("image", "exists", image)
+    with contextlib.ExitStack() as stack:
+        if request.param == "docker":
+            stack.enter_context(docker_engine.running([image]))  # DOCKER_HOST for the playbooks, the image moved
+        yield from recovery_lab(tmp_path_factory, request.param)
+
+
+def recovery_lab(tmp_path_factory, runtime):
+    lab = Lab(str(tmp_path_factory.mktemp("pitr-lab")), runtime=runtime)
     lab.name = f"pstest-pitr-{uuid.uuid4().hex[:8]}"
     lab.volume = f"{lab.name}-data"
     state = PitrLab(lab)
@@ -58,12 +80,9 @@ def pitr(tmp_path_factory):
         # docs/backup.md: playbooks/backup.yml configures pgBackRest and archiving and takes a backup now.
         run = ansible_playbook("-i", "inventories/local", "playbooks/backup.yml", "-e", "backup_pgbackrest_enabled=true",
                                "-e", "backup_pgbackrest_type=full", "-e", "backup_scheduler=none",
-                               "-e", f"backup_container_name={lab.name}")
+                               "-e", f"backup_container_name={lab.name}", "-e", f"backup_runtime={runtime}")
         assert run.rc == 0 and run.failed == 0, run.stdout[-4000:] + run.stderr[-2000:]
-        info = json.loads(podman("exec", "--user", "postgres", lab.name, "pgbackrest",
-                                 "--config=/etc/postgresql/conf.d/pgbackrest/pgbackrest.conf", "--stanza=main", "info",
-                                 "--output=json").stdout)
-        assert [backup["type"] for backup in info[0]["backup"]] == ["full"]
+        assert [backup["type"] for backup in state.info()[0]["backup"]] == ["full"]
         assert state.sql("SHOW archive_mode") == "on"
 
         # pgBackRest counts a backup's end in whole seconds: a target must lie in a later second than that.
@@ -77,31 +96,28 @@ def pitr(tmp_path_factory):
 
 
 def test_a_target_before_the_backup_is_refused_and_nothing_changes(pitr):
-    started = podman("container", "inspect", "--format", "{{.State.StartedAt}}", pitr.name).stdout
+    started = pitr.started_at()
     run = pitr.restore(pitr.before_backup)
     assert run.rc != 0
     messages = " ".join(failure_messages(run))
     assert f"Cannot recover to {pitr.before_backup}: no pgBackRest backup of stanza main finished before it" in messages
     assert "Nothing was stopped or changed." in messages
     assert run.changed == 0
-    assert podman("container", "inspect", "--format", "{{.State.StartedAt}}", pitr.name).stdout == started
+    assert pitr.started_at() == started
     assert pitr.rows() == ",".join(str(i) for i in range(1, 21))
 
 
 def test_a_target_in_the_second_the_backup_ended_is_refused_as_pgbackrest_would(pitr):
     """pgBackRest records a backup's end in whole seconds and wants a target in a later second; the check before
     anything stops must agree (it once rounded the target up, and pgBackRest then failed with the server down)."""
-    info = json.loads(podman("exec", "--user", "postgres", pitr.name, "pgbackrest",
-                             "--config=/etc/postgresql/conf.d/pgbackrest/pgbackrest.conf", "--stanza=main", "info",
-                             "--output=json").stdout)
-    stop = info[0]["backup"][-1]["timestamp"]["stop"]
+    stop = pitr.info()[0]["backup"][-1]["timestamp"]["stop"]
     target = pitr.sql(f"SELECT to_timestamp({stop} + 0.7)::text", "postgres")
-    started = podman("container", "inspect", "--format", "{{.State.StartedAt}}", pitr.name).stdout
+    started = pitr.started_at()
     run = pitr.restore(target)
     assert run.rc != 0 and run.changed == 0
     assert f"Cannot recover to {target}: no pgBackRest backup of stanza main finished before it" in " ".join(
         failure_messages(run))
-    assert podman("container", "inspect", "--format", "{{.State.StartedAt}}", pitr.name).stdout == started
+    assert pitr.started_at() == started
 
 
 def test_recovery_to_the_noted_time_keeps_exactly_the_first_rows_and_accepts_writes(pitr):
@@ -112,6 +128,6 @@ def test_recovery_to_the_noted_time_keeps_exactly_the_first_rows_and_accepts_wri
     pitr.sql("INSERT INTO pitr VALUES (21)")
     assert pitr.rows() == ",".join(str(i) for i in [*range(1, 11), 21])
     # The new timeline keeps archiving to the same stanza.
-    podman("exec", "--user", "postgres", pitr.name, "pgbackrest",
-           "--config=/etc/postgresql/conf.d/pgbackrest/pgbackrest.conf", "--stanza=main", "check",
-           "--log-level-console=warn")
+    pitr.cli("exec", "--user", "postgres", pitr.name, "pgbackrest",
+             "--config=/etc/postgresql/conf.d/pgbackrest/pgbackrest.conf", "--stanza=main", "check",
+             "--log-level-console=warn")

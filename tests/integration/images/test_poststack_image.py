@@ -176,3 +176,27 @@ def test_a_build_that_downloads(engine, image_name, tmp_path):
     assert built["changed"] and not built.get("failed"), built.get("msg")
     [command] = built["commands"]
     assert ("--network" in command) == (engine.name == "docker")
+
+
+def test_an_excluded_env_file_never_reaches_the_build(engine, image_name, tmp_path):
+    """A project's .env in the build context, no ignore file: ``exclude`` keeps it out of the build on both
+    runtimes (podman through --ignorefile, Docker through a tar of the context on stdin), the build sees the rest
+    of the context, and a second run changes nothing."""
+    ctx = tmp_path / "project"
+    (ctx / "containers" / "web").mkdir(parents=True)
+    (ctx / ".env").write_text("POSTSTACK_POSTGRES_PASSWORD=never-in-an-image\n")
+    (ctx / "index.html").write_text("shop\n")
+    (ctx / "containers" / "web" / "Containerfile").write_text(
+        f"ARG BASE_IMAGE={BASE}\nFROM ${{BASE_IMAGE}}\nCOPY . /ctx/\n"
+        "RUN test ! -e /ctx/.env && test -f /ctx/index.html && test -f /ctx/containers/web/Containerfile\n")
+    play = build_play(image_name, ctx, tmp_path / "logs", engine=engine, containerfile="containers/web/Containerfile",
+                      exclude=[".env"])
+    first = run_playbook(play)
+    assert first.rc == 0, first.stdout[-3000:]
+    built = first.results("build")
+    assert built["changed"] is True and built["context_files"] == 2
+    assert built["commands"][0][-1] == ("-" if engine.name == "docker" else str(ctx))
+    listed = engine.cli("run", "--rm", image_name, "ls", "-A", "/ctx").stdout.split()
+    assert listed == ["containers", "index.html"]
+    assert "never-in-an-image" not in open(built["log_file"]).read()
+    assert run_playbook(play).results("build")["changed"] is False

@@ -1,6 +1,7 @@
 """Bad input never changes a running server: each bad value is refused with a message that names it (and
 PostgreSQL's or the runtime's reason), and afterwards the same container still runs with the same data and the
-same configuration files (real podman, real PostgreSQL)."""
+same configuration files (real PostgreSQL, on podman and on a real Docker engine: the ``runtime`` fixture and the
+``server`` fixture's parameters)."""
 import hashlib
 import json
 import os
@@ -10,8 +11,9 @@ import psycopg
 import pytest
 
 from ansible_run import run_playbook
-from conftest import Project, podman
+from conftest import Project, Runtime
 
+PULL_NEVER = {"podman": ["--pull=never"], "docker": []}  # Docker 20.10's run has no --pull=never
 ROLE = [{"hosts": "localhost", "gather_facts": False,
          "tasks": [{"name": "postgres", "ansible.builtin.include_role": {"name": "poststack.core.postgres"}}]}]
 
@@ -22,9 +24,12 @@ def images():
     assert run.rc == 0 and run.failed == 0, run.stdout[-3000:]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    project = Project(tmp_path_factory.mktemp("bad-input"))
+@pytest.fixture(scope="module", params=["podman", "docker"])
+def server(tmp_path_factory, request):
+    """One server per runtime, shared by the tests that take it (each leaves it as it found it)."""
+    if request.param == "docker":
+        request.getfixturevalue("docker_engine_with_images")
+    project = Project(tmp_path_factory.mktemp("bad-input"), Runtime(request.param))
     try:
         first = run_playbook(ROLE, extra_vars=project.vars())
         assert first.rc == 0, first.stdout[-3000:]
@@ -43,7 +48,7 @@ def connect(project):
 
 def snapshot(project):
     """What must not change: the container (id, running), the data, the files the role writes."""
-    container = podman("inspect", "-f", "{{.Id}} {{.State.Status}}", project.container).stdout.strip()
+    container = project.runtime.cli("inspect", "-f", "{{.Id}} {{.State.Status}}", project.container).stdout.strip()
     with connect(project) as conn:
         rows = conn.execute("SELECT v FROM kept").fetchall()
     files = {}
@@ -116,13 +121,13 @@ def test_a_replacement_that_does_not_come_up_brings_the_old_container_back(serve
     assert "could not map anonymous shared memory" in message, message
     assert server.password not in run.stdout
     assert snapshot(server) == before
-    assert podman("container", "exists", f"{server.container}-previous", check=False).returncode == 1
+    assert not server.runtime.exists("container", f"{server.container}-previous")
     # A change that does come up replaces the container: new container, same data, nothing set aside; then no-op.
     changed = run_playbook(ROLE, extra_vars=server.vars(postgres_work_mem="8MB"))
     assert changed.rc == 0 and changed.changed > 0, changed.stdout[-3000:]
     after = snapshot(server)
     assert after[0] != before[0] and after[0].endswith(" running") and after[1] == before[1]
-    assert podman("container", "exists", f"{server.container}-previous", check=False).returncode == 1
+    assert not server.runtime.exists("container", f"{server.container}-previous")
     with connect(server) as conn:
         assert conn.execute("SHOW work_mem").fetchone() == ("8MB",)
     again = run_playbook(ROLE, extra_vars=server.vars(postgres_work_mem="8MB"))
@@ -149,12 +154,12 @@ def test_settings_that_postgresql_cannot_start_with_are_taken_back(server):
     assert after == before
 
 
-def test_foreign_container_with_the_same_name_is_left_alone(tmp_path):
-    project = Project(tmp_path)
+def test_foreign_container_with_the_same_name_is_left_alone(tmp_path, runtime):
+    project = Project(tmp_path, runtime)
     base = os.environ.get("POSTSTACK_BASE_IMAGE", "localhost/debian:bookworm-slim")
-    podman("run", "-d", "--name", project.container, "--pull=never", base, "sleep", "infinity")
+    runtime.cli("run", "-d", "--name", project.container, *PULL_NEVER[runtime.name], base, "sleep", "infinity")
     try:
-        before = podman("inspect", "-f", "{{.Id}} {{.State.Status}}", project.container).stdout
+        before = runtime.cli("inspect", "-f", "{{.Id}} {{.State.Status}}", project.container).stdout
         run = run_playbook(ROLE, extra_vars=project.vars())
         assert run.rc != 0 and run.changed == 0
         message = run.results("poststack.core.postgres : Refuse to touch a container of that name that poststack did "
@@ -162,26 +167,27 @@ def test_foreign_container_with_the_same_name_is_left_alone(tmp_path):
         assert message.startswith(f"A container named {project.container} exists (running, image {base}) that "
                                   f"poststack did not create for project {project.name}")
         assert "It is left alone and nothing was changed." in message
-        assert podman("inspect", "-f", "{{.Id}} {{.State.Status}}", project.container).stdout == before
+        assert runtime.cli("inspect", "-f", "{{.Id}} {{.State.Status}}", project.container).stdout == before
         removed = run_playbook(ROLE, extra_vars=project.vars(postgres_state="absent"))
         assert removed.rc != 0
-        assert podman("inspect", "-f", "{{.Id}} {{.State.Status}}", project.container).stdout == before
+        assert runtime.cli("inspect", "-f", "{{.Id}} {{.State.Status}}", project.container).stdout == before
     finally:
-        podman("rm", "-f", "-t", "0", project.container, check=False)
+        runtime.cli("rm", "-f", project.container, check=False)
         project.cleanup()
 
 
 @pytest.mark.parametrize("state", ["started", "absent"])
-def test_a_volume_of_the_roles_name_that_poststack_did_not_make_is_left_alone_with_its_data(tmp_path, state):
+def test_a_volume_of_the_roles_name_that_poststack_did_not_make_is_left_alone_with_its_data(tmp_path, state,
+                                                                                             runtime):
     """podman_volume deletes and re-creates a volume whose labels differ, data and all; the role never lets it."""
-    project = Project(tmp_path)
+    project = Project(tmp_path, runtime)
     volume = f"{project.container}-data"
-    podman("volume", "create", "--label", "owner=someone-else", volume)
+    runtime.cli("volume", "create", "--label", "owner=someone-else", volume)
     try:
-        mountpoint = podman("volume", "inspect", "-f", "{{.Mountpoint}}", volume).stdout.strip()
+        mountpoint = runtime.cli("volume", "inspect", "-f", "{{.Mountpoint}}", volume).stdout.strip()
         with open(os.path.join(mountpoint, "precious"), "w", encoding="utf-8") as handle:
             handle.write("theirs")
-        created = podman("volume", "inspect", "-f", "{{.CreatedAt}}", volume).stdout
+        created = runtime.cli("volume", "inspect", "-f", "{{.CreatedAt}}", volume).stdout
         run = run_playbook(ROLE, extra_vars=project.vars(postgres_state=state, postgres_remove_volumes=True))
         assert run.rc != 0 and run.changed == 0
         message = run.results("poststack.core.postgres : Refuse volumes of the role's names that poststack did not "
@@ -189,25 +195,26 @@ def test_a_volume_of_the_roles_name_that_poststack_did_not_make_is_left_alone_wi
         assert message.startswith(f"Volume {volume} exists but poststack did not create it for project {project.name} "
                                   "(its labels io.poststack.project=(none), io.poststack.component=(none)). It is left "
                                   "alone with its data and nothing was changed."), message
-        assert podman("volume", "inspect", "-f", "{{.CreatedAt}}", volume).stdout == created
+        assert runtime.cli("volume", "inspect", "-f", "{{.CreatedAt}}", volume).stdout == created
         with open(os.path.join(mountpoint, "precious"), encoding="utf-8") as handle:
             assert handle.read() == "theirs"
-        assert podman("container", "exists", project.container, check=False).returncode == 1
+        assert not runtime.exists("container", project.container)
     finally:
-        podman("volume", "rm", "-f", volume, check=False)
+        runtime.cli("volume", "rm", "-f", volume, check=False)
         project.cleanup()
 
 
-def test_a_network_of_the_roles_name_with_strangers_on_it_is_refused_and_left(tmp_path):
+def test_a_network_of_the_roles_name_with_strangers_on_it_is_refused_and_left(tmp_path, runtime):
     """A network without poststack's labels with someone else's container on it: PostgreSQL is not put beside that
     container, and remove.yml leaves the network (it removes only networks labelled for the project)."""
-    project = Project(tmp_path)
+    project = Project(tmp_path, runtime)
     network, stranger = f"{project.name}-net", f"{project.name}-stranger"
     base = os.environ.get("POSTSTACK_BASE_IMAGE", "localhost/debian:bookworm-slim")
-    podman("network", "create", network)
-    podman("run", "-d", "--name", stranger, "--network", network, "--pull=never", base, "sleep", "infinity")
+    runtime.cli("network", "create", network)
+    runtime.cli("run", "-d", "--name", stranger, "--network", network, *PULL_NEVER[runtime.name], base, "sleep",
+                "infinity")
     try:
-        before = podman("inspect", "-f", "{{.Id}} {{.State.Status}}", stranger).stdout
+        before = runtime.cli("inspect", "-f", "{{.Id}} {{.State.Status}}", stranger).stdout
         run = run_playbook(ROLE, extra_vars=project.vars())
         assert run.rc != 0 and run.changed == 0
         message = run.results("poststack.core.postgres : Refuse a network of the role's name that poststack did not "
@@ -216,25 +223,25 @@ def test_a_network_of_the_roles_name_with_strangers_on_it_is_refused_and_left(tm
             f"Network {network} exists but poststack did not create it for project {project.name} (it has no "
             f"poststack labels and containers that are not this project's are on it: {stranger}). PostgreSQL is "
             "not put on it and nothing was changed."), message
-        assert podman("container", "exists", project.container, check=False).returncode == 1
+        assert not runtime.exists("container", project.container)
         assert not os.path.exists(f"/var/lib/poststack/{project.container}")
-        assert podman("inspect", "-f", "{{.Id}} {{.State.Status}}", stranger).stdout == before
+        assert runtime.cli("inspect", "-f", "{{.Id}} {{.State.Status}}", stranger).stdout == before
 
-        podman("rm", "-f", "-t", "0", stranger)
+        runtime.cli("rm", "-f", stranger)
         removed = run_playbook("playbooks/remove.yml", inventory="inventories/local",
                                extra_vars=project.vars(remove_force=True))
         assert removed.rc == 0 and removed.changed == 0, removed.stdout[-3000:]
         note = removed.results("Say why the network of the project's name was left")["msg"]
         assert note.startswith(f"Network {network} was left: poststack did not create it for project "
                                f"{project.name} (it has no poststack labels)."), note
-        assert podman("network", "exists", network, check=False).returncode == 0
+        assert runtime.exists("network", network)
     finally:
-        podman("rm", "-f", "-t", "0", stranger, check=False)
+        runtime.cli("rm", "-f", stranger, check=False)
         project.cleanup()
 
 
 def test_the_network_the_role_creates_is_labelled_for_the_project(server):
-    labels = podman("network", "inspect", "-f", "{{json .Labels}}", f"{server.name}-net").stdout
+    labels = server.runtime.cli("network", "inspect", "-f", "{{json .Labels}}", f"{server.name}-net").stdout
     assert json.loads(labels) == {"io.poststack.project": server.name, "io.poststack.component": "postgres"}
 
 
@@ -242,14 +249,14 @@ def test_the_network_the_role_creates_is_labelled_for_the_project(server):
     ("999.1.1.1", "bind address '999.1.1.1' is not an IP address (for example 127.0.0.1, 0.0.0.0 or ::1)"),
     ("192.0.2.254", "bind address 192.0.2.254 is not an address of this host (ip -br addr lists them)"),
 ])
-def test_a_bind_address_that_is_not_this_hosts_is_named_as_such(tmp_path, address, message):
-    project = Project(tmp_path)
+def test_a_bind_address_that_is_not_this_hosts_is_named_as_such(tmp_path, address, message, runtime):
+    project = Project(tmp_path, runtime)
     try:
         run = run_playbook(ROLE, extra_vars=project.vars(postgres_bind_address=address))
         assert run.rc != 0 and run.changed == 0
         result = run.results("poststack.core.postgres : Find the container runtime and what holds the host port")
         assert result["msg"] == message + "; nothing was changed"
-        assert podman("container", "exists", project.container, check=False).returncode == 1
+        assert not runtime.exists("container", project.container)
     finally:
         project.cleanup()
 
@@ -262,21 +269,21 @@ def test_check_mode_with_a_new_password_reports_the_change_at_once(server):
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
-def test_check_mode_on_a_new_project_says_what_would_change_and_creates_nothing(tmp_path):
-    project = Project(tmp_path)
+def test_check_mode_on_a_new_project_says_what_would_change_and_creates_nothing(tmp_path, runtime):
+    project = Project(tmp_path, runtime)
     try:
         run = run_playbook(ROLE, extra_vars=project.vars(), check=True)
-        assert run.rc == 0 and run.changed > 0, [t["task"]["name"] for t in run.tasks if t["hosts"]["localhost"].get("failed")]
-        assert podman("container", "exists", project.container, check=False).returncode == 1
+        assert run.rc == 0 and run.changed > 0, run.failures()
+        assert not runtime.exists("container", project.container)
         assert not os.path.exists(f"/var/lib/poststack/{project.container}")
     finally:
         project.cleanup()
 
 
-def test_a_restart_on_a_full_disk_fails_with_the_servers_own_reason(tmp_path):
+def test_a_restart_on_a_full_disk_fails_with_the_servers_own_reason(tmp_path, runtime):
     """Not bad input but the same promise: when PostgreSQL does not come up, the error says why in the server's
     words (here: its data directory's filesystem is full), not 'Unknown error.' or 'non-zero return code'."""
-    project = Project(tmp_path)
+    project = Project(tmp_path, runtime)
     data = tmp_path / "data"
     data.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", str(data)], check=True)

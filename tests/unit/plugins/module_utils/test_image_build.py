@@ -1,5 +1,7 @@
 """Unit tests of the content-hash build logic (no runtime needed)."""
+import io
 import os
+import tarfile
 
 import pytest
 
@@ -265,3 +267,35 @@ def test_docker_hashes_what_it_sends_by_its_own_ignore_file(tmp_path):
     after = (ib.compute_hash(podman, lambda ref: None).value, ib.compute_hash(docker, lambda ref: None).value)
     assert before[0] == after[0], "podman does not send notes.txt (.containerignore)"
     assert before[1] != after[1], "docker sends notes.txt (its .dockerignore lets it through)"
+
+
+def test_the_streamed_context_holds_what_the_hash_covers_and_the_containerfile(tmp_path):
+    """Docker has no --ignorefile: the context goes as a tar of exactly the hashed files (.env and logs left out
+    by ``exclude``, *.tmp by .dockerignore), with the Containerfile even where the ignore file names it."""
+    write(tmp_path, "Containerfile", "FROM base:1\nCOPY . /app\n")
+    write(tmp_path, ".env", "DB_PASS=secret\n")
+    write(tmp_path, "logs/build.log", "x\n")
+    write(tmp_path, "app/main.py", "print(1)\n")
+    write(tmp_path, "notes.tmp", "x\n")
+    write(tmp_path, ".dockerignore", "*.tmp\nContainerfile\n")
+    spec = make_spec(tmp_path, ignore_files=ib.ignore_files("docker"), exclude=[".env", "logs"])
+    stream = io.BytesIO()
+    assert ib.context_tar(spec, stream) == ib.compute_hash(spec, {}.get).context_files == 2
+    stream.seek(0)
+    with tarfile.open(fileobj=stream) as archive:
+        assert sorted(archive.getnames()) == [".dockerignore", "Containerfile", "app/main.py"]
+    command = ib.build_command("docker", spec, "h", streamed=True)
+    assert command[:3] == ["build", "-f", "Containerfile"] and command[-1] == "-"
+
+
+def test_a_containerfile_from_outside_the_context_goes_into_the_stream_under_its_own_name(tmp_path):
+    write(tmp_path, "ctx/app.txt", "a\n")
+    write(tmp_path, "elsewhere/Containerfile", "FROM base:1\n")
+    spec = make_spec(tmp_path / "ctx", containerfile=str(tmp_path / "elsewhere" / "Containerfile"))
+    stream = io.BytesIO()
+    ib.context_tar(spec, stream)
+    stream.seek(0)
+    with tarfile.open(fileobj=stream) as archive:
+        assert sorted(archive.getnames()) == [ib.STREAMED_CONTAINERFILE, "Containerfile", "app.txt"]  # make_spec's
+        assert archive.extractfile(ib.STREAMED_CONTAINERFILE).read() == b"FROM base:1\n"
+    assert ib.build_command("docker", spec, "h", streamed=True)[2] == ib.STREAMED_CONTAINERFILE
