@@ -318,6 +318,12 @@ class BuildHash:
     base_images: Dict[str, Optional[str]]
 
 
+def bare_id(image_id: Optional[str]) -> Optional[str]:
+    """An image ID as podman writes it: Docker's carries a ``sha256:`` prefix. The build hash holds the bare ID,
+    so that an image moved between the runtimes (``podman save | docker load`` keeps the ID) stays up to date."""
+    return image_id[len("sha256:"):] if image_id and image_id.startswith("sha256:") else image_id
+
+
 def compute_hash(spec: BuildSpec, base_image_id: Callable[[str], Optional[str]]) -> BuildHash:
     """The build hash of a spec. `base_image_id(ref)` returns the local ID of a FROM image, or None."""
     ignore_name, matcher = load_ignore(spec.context, spec.exclude, spec.ignore_files)
@@ -325,7 +331,7 @@ def compute_hash(spec: BuildSpec, base_image_id: Callable[[str], Optional[str]])
     with open(spec.containerfile, "rb") as handle:
         containerfile_bytes = handle.read()
     bases = {
-        ref: base_image_id(ref)
+        ref: bare_id(base_image_id(ref))
         for ref in from_images(containerfile_bytes.decode("utf-8", "replace"), spec.build_args)
     }
     digest = hashlib.sha256()

@@ -299,3 +299,13 @@ def test_a_containerfile_from_outside_the_context_goes_into_the_stream_under_its
         assert sorted(archive.getnames()) == [ib.STREAMED_CONTAINERFILE, "Containerfile", "app.txt"]  # make_spec's
         assert archive.extractfile(ib.STREAMED_CONTAINERFILE).read() == b"FROM base:1\n"
     assert ib.build_command("docker", spec, "h", streamed=True)[2] == ib.STREAMED_CONTAINERFILE
+
+
+def test_the_hash_is_the_same_whichever_runtime_reports_the_base_image(tmp_path):
+    """Docker writes image IDs with a sha256: prefix, podman without: an image moved from one to the other keeps
+    its ID, and what is built on it stays up to date."""
+    spec = make_spec(tmp_path)
+    podman = ib.compute_hash(spec, {"base:1": "60fef2a4"}.get)
+    docker = ib.compute_hash(spec, {"base:1": "sha256:60fef2a4"}.get)
+    assert podman.value == docker.value and docker.base_images == {"base:1": "60fef2a4"}
+    assert ib.compute_hash(spec, {"base:1": "sha256:70fef2a4"}.get).value != podman.value
