@@ -65,7 +65,8 @@ run_integration() {
 
 # Two-node Pacemaker clusters in containers (pgtwin): failover, switchover, rejoin. Two chains of pytest runs at
 # once, each with clusters of its own, balanced by their measured times (about 37 minutes each in session 15):
-#   1. container mode's main module, then the runbook from host mode to container mode;
+#   1. container mode's main module, then the runbook from host mode to container mode, then container mode with
+#      Docker inside the nodes;
 #   2. host mode's main and partition modules, then container mode's partition module and PostgreSQL 17.
 # Each run's lines are prefixed with its name ([container], [host-runbook], ...) as they come.
 # shellcheck disable=SC2086
@@ -90,6 +91,7 @@ run_ha() {
   ( local failed=0
     ha_run container container tests/ha/test_pgtwin_cluster.py || failed=1
     ha_run host-runbook host tests/ha/test_pgtwin_migration.py || failed=1
+    ha_run container-docker container tests/ha/test_pgtwin_docker.py || failed=1
     exit "$failed" ) &
   chain1=$!
   ( local failed=0
@@ -100,7 +102,7 @@ run_ha() {
   wait "$chain1" || rc=$?
   wait "$chain2" || rc=$?
   # The outputs interleave; repeat each run's outcome at the end, where a cut log still shows it.
-  for name in container host-runbook host container-more; do
+  for name in container host-runbook container-docker host container-more; do
     printf '\n----- ha %s: outcome -----\n' "$name"
     grep -E '^(FAILED|ERROR) |^=* ?[0-9]+ (passed|failed|errors?|skipped)' "$HA_TMP/$name.log" 2>/dev/null \
       || echo "(no pytest summary: the run did not finish)"

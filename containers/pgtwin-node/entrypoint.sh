@@ -20,6 +20,17 @@ if grep -qEv '^[[:space:]]*(#|$)' /etc/fstab 2>/dev/null; then
     mount -a || log "mount -a failed"
 fi
 
+# A node of container mode on Docker: its engine, as a host's init would start it (the private-engine flags of
+# docs/development.md: the node's firewall and routes stay as they are; PostgreSQL runs on the host network).
+if [ "${PGTWIN_NODE_DOCKERD:-0}" = 1 ]; then
+    dockerd --iptables=false --ip-masq=false >/var/log/dockerd.log 2>&1 &
+    for _ in $(seq 1 100); do
+        docker info >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    docker info >/dev/null 2>&1 || log "dockerd did not answer within 20 s (/var/log/dockerd.log)"
+fi
+
 # /run is a fresh tmpfs on every start (a stale /run makes a restarted node believe resources still run).
 mkdir -p /run/corosync /run/crm /run/postgresql /var/log/pacemaker /var/log/cluster
 chown postgres:postgres /run/postgresql

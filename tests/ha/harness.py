@@ -198,6 +198,9 @@ class Cluster:
     shared_images: bool = True
     priority_fencing_delay: str = "5s"
     switch: Optional[PowerSwitch] = None
+    # Container mode's runtime on the nodes. "docker": each node's own Docker engine (started by the node's
+    # entrypoint, its store a volume of the node) runs PostgreSQL; cluster.yml ships the image from this host.
+    container_runtime: str = "podman"
 
     @property
     def mode(self) -> str:
@@ -226,7 +229,8 @@ class Cluster:
     def postmaster_pid(self, node: "Node") -> str:
         """The postmaster's pid as the node sees it (in container mode the container's main process)."""
         if self.container_mode:
-            return node.sh("podman inspect -f '{{.State.Pid}}' %s" % self.container_name(node)).strip()
+            return node.sh("%s inspect -f '{{.State.Pid}}' %s" % (self.container_runtime,
+                                                                  self.container_name(node))).strip()
         return node.sh("head -1 %s/postmaster.pid" % self.pgdata(node)).strip()
 
     def kill_postgres(self, node: "Node") -> None:
@@ -286,6 +290,9 @@ class Cluster:
         options = ["--privileged", "--volume", "%s-%s-containers:/var/lib/containers" % (self.prefix, node.name),
                    "--volume", "%s-%s-storage:/srv/storage" % (self.prefix, node.name),
                    "--volume", "%s:/etc/containers/containers.conf:ro" % NODE_CONTAINERS_CONF]
+        if self.container_runtime == "docker":
+            options += ["--volume", "%s-%s-docker:/var/lib/docker" % (self.prefix, node.name),
+                        "--env", "PGTWIN_NODE_DOCKERD=1"]
         if not self.shared_images:
             own = os.path.join(self.workdir, "storage.conf")
             with open(NODE_STORAGE_CONF, encoding="utf-8") as source, open(own, "w", encoding="utf-8") as target:
@@ -343,7 +350,7 @@ class Cluster:
         for node in self.nodes:
             podman("rm", "-f", "-t", "0", node.container, check=False)
             if self.on_btrfs or self.nested_podman:
-                for volume in ("containers", "storage"):
+                for volume in ("containers", "storage", "docker"):
                     podman("volume", "rm", "-f", "%s-%s-%s" % (self.prefix, node.name, volume), check=False)
         podman("network", "rm", "-f", self.network, check=False)
         if self.workdir:
@@ -388,7 +395,10 @@ class Cluster:
             return {"pgtwin_pgdata": PGDATA, "pgtwin_passfile": PASSFILE}
         # The role's defaults: @postgres-<node>/{data,config,archive} on a Btrfs loop file of the node,
         # mounted again by the node's "boot" (fstab) after a restart.
-        return {"pgtwin_container_mode": True, "pgtwin_pg_major": self.pg_major, **storage}
+        runtime = {} if self.container_runtime == "podman" else {
+            "pgtwin_container_runtime": self.container_runtime, "pgtwin_image_from_controller": True,
+            "pgtwin_controller_runtime": "podman"}
+        return {"pgtwin_container_mode": True, "pgtwin_pg_major": self.pg_major, **storage, **runtime}
 
     def set_replication_password(self, password: str) -> None:
         """The password the next playbook runs give the roles (a rotation)."""
@@ -466,7 +476,8 @@ class Cluster:
                   "sync_strict": "true" if self.sync_strict else "false", "node_list": self.node_list(),
                   "agent_log": AGENT_LOG}
         if self.container_mode:
-            values.update({"container_mode": "true", "container_runtime": "podman", "container_image": self.postgres_image,
+            values.update({"container_mode": "true", "container_runtime": self.container_runtime,
+                           "container_image": self.postgres_image,
                            "container_name": "pgtwin-postgres-{node}", "container_pull": "false",
                            "container_mounts": "/var/lib/pgtwin/@postgres-{node}/archive:"
                                                "/var/lib/pgtwin/@postgres-{node}/archive:Z",
