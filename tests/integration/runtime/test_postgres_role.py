@@ -178,7 +178,8 @@ def test_security_identity_permissions_and_network_isolation(project, tmp_path):
         podman("network", "rm", "-f", other_net, check=False)
 
 
-def test_systemd_unit_written_enabled_only_under_systemd(project, tmp_path):
+def test_systemd_unit_written_enabled_only_under_systemd(runtime, project, tmp_path):
+    """The unit starts and stops the container with the runtime that runs it (podman or docker)."""
     unit_dir = tmp_path / "units"
     unit_dir.mkdir()
     variables = project.vars(postgres_systemd_unit=True, postgres_systemd_unit_dir=str(unit_dir))
@@ -186,7 +187,8 @@ def test_systemd_unit_written_enabled_only_under_systemd(project, tmp_path):
     assert first.rc == 0, first.stdout[-3000:]
     unit = unit_dir / f"poststack-{project.container}.service"
     text = unit.read_text()
-    assert f"start --attach {project.container}" in text and f"stop --time 30 {project.container}" in text
+    assert f"{runtime.name} start --attach {project.container}" in text
+    assert f"{runtime.name} stop --time 30 {project.container}" in text
     assert "WantedBy=multi-user.target" in text
     # This host does not run systemd as PID 1: the role says the unit is installed but not enabled.
     assert "is installed but not enabled" in first.stdout
