@@ -177,8 +177,8 @@ def test_foreign_container_with_the_same_name_is_left_alone(tmp_path, runtime):
 
 
 @pytest.mark.parametrize("state", ["started", "absent"])
-def test_a_volume_of_the_roles_name_that_poststack_did_not_make_is_left_alone_with_its_data(tmp_path, state,
-                                                                                             runtime):
+def test_a_volume_of_the_roles_name_that_poststack_did_not_make_is_left_alone_with_its_data(
+        tmp_path, state, runtime):
     """podman_volume deletes and re-creates a volume whose labels differ, data and all; the role never lets it."""
     project = Project(tmp_path, runtime)
     volume = f"{project.container}-data"
