@@ -157,11 +157,12 @@ def combined_ignore(context: str, exclude: Sequence[str]) -> str:
 
 
 def exposed(context: str, exclude: Sequence[str], names: Sequence[str]) -> List[str]:
-    """Those of the ``exclude`` paths that exist in the context and that its own ignore file (the first of
-    ``names`` there) lets through: what a runtime without --ignorefile, docker, would send to the build."""
-    matcher = load_ignore(context, (), names)[1]
-    return [path for path in exclude
-            if os.path.lexists(os.path.join(context, path.strip("/"))) and not matcher.excluded(path.strip("/"))]
+    """The context's files that its own ignore file (the first of ``names`` there) lets through and ``exclude``
+    keeps out (patterns such as ``**/.env`` included): what a runtime without --ignorefile, docker, would send to
+    the build if it were given the directory."""
+    sent = context_files(context, load_ignore(context, (), names)[1])
+    kept = set(context_files(context, load_ignore(context, exclude, names)[1]))
+    return [rel for rel in sent if rel not in kept]
 
 
 # --- context walk and hash ---------------------------------------------------------------------------------
@@ -396,24 +397,53 @@ STREAMED_CONTAINERFILE = ".poststack.Containerfile"  # a Containerfile from outs
 def stream_containerfile(spec: BuildSpec) -> str:
     """Where the Containerfile is in the streamed context: its place in the context, else STREAMED_CONTAINERFILE."""
     rel = os.path.relpath(spec.containerfile, spec.context).replace(os.sep, "/")
-    return STREAMED_CONTAINERFILE if rel.startswith("../") else rel
+    if not rel.startswith("../"):
+        return rel
+    if os.path.lexists(os.path.join(spec.context, STREAMED_CONTAINERFILE)):
+        raise BuildInputError(f"the build context holds {STREAMED_CONTAINERFILE}, the name poststack gives a "
+                              "Containerfile from outside the context when it streams one: rename that file")
+    return STREAMED_CONTAINERFILE
+
+
+def _as_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Entries owned by root, as the docker CLI sends a context (a builder may keep a tar's owners)."""
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
 
 
 def context_tar(spec: BuildSpec, out: IO[bytes]) -> int:
-    """Write the build context as Docker takes it on stdin (``docker build -``): a tar of exactly the files the
-    build hash covers (the ignore file's patterns and ``exclude`` applied), and the Containerfile. For a runtime
-    without --ignorefile this is how ``exclude`` keeps files such as .env out of the build. Returns the file count."""
+    """Write the build context as Docker takes it on stdin (``docker build -``): the directories and exactly the
+    files and symlinks the build hash covers (the ignore file's patterns and ``exclude`` applied), owned by root,
+    and the Containerfile as a regular file (a symbolic link to it followed). For a runtime without --ignorefile
+    this is how ``exclude`` keeps files such as .env out of the build. Returns the count of files and links."""
     matcher = load_ignore(spec.context, spec.exclude, spec.ignore_files)[1]
-    names = context_files(spec.context, matcher)
+    inside = stream_containerfile(spec)
+    count = 0
     # gzip: docker tells a context from a Dockerfile on stdin by its first 512 bytes, where a plain tar may start
     # with a PAX header it cannot parse alone (Python writes one for sub-second mtimes); a gzip stream it knows.
     with tarfile.open(fileobj=out, mode="w:gz", compresslevel=1) as archive:
-        for rel in names:
-            archive.add(os.path.join(spec.context, rel), arcname=rel, recursive=False)
-        inside = stream_containerfile(spec)
-        if inside not in names:
-            archive.add(spec.containerfile, arcname=inside, recursive=False)
-    return len(names)
+        for dirpath, dirnames, filenames in os.walk(spec.context):
+            rel_dir = os.path.relpath(dirpath, spec.context)
+            rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
+            if rel_dir and not matcher.excluded(rel_dir):
+                archive.add(dirpath, arcname=rel_dir, recursive=False, filter=_as_root)
+            dirnames[:] = sorted(name for name in dirnames if os.path.islink(os.path.join(dirpath, name))
+                                 or not matcher.can_prune(f"{rel_dir}/{name}" if rel_dir else name))
+            links = [name for name in dirnames if os.path.islink(os.path.join(dirpath, name))]
+            dirnames[:] = [name for name in dirnames if name not in links]
+            for name in sorted(filenames + links):
+                rel = f"{rel_dir}/{name}" if rel_dir else name
+                mode = os.lstat(os.path.join(dirpath, name)).st_mode
+                if matcher.excluded(rel) or not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+                    continue
+                if rel == inside:  # added below as the file it is or links to
+                    count += 1
+                    continue
+                archive.add(os.path.join(dirpath, name), arcname=rel, recursive=False, filter=_as_root)
+                count += 1
+        archive.add(os.path.realpath(spec.containerfile), arcname=inside, recursive=False, filter=_as_root)
+    return count
 
 
 @dataclass

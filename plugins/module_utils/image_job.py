@@ -7,6 +7,7 @@ results."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -134,7 +135,10 @@ class ImageJob:
         # podman reads the context's ignore file with the excluded paths appended from a file of its own
         ignore_path = (os.path.join(tempfile.gettempdir(), "poststack-build-%s.ignore" % build_hash.value[:16])
                        if spec.exclude and runtime.name == "podman" else None)
-        command = [binary] + build_command(runtime.name, spec, build_hash.value, ignore_path, streamed)
+        try:
+            command = [binary] + build_command(runtime.name, spec, build_hash.value, ignore_path, streamed)
+        except BuildInputError as exc:
+            raise ImageJobError(str(exc), image=tags[0])
         return cls(tags, spec, binary, runtime, build_hash, state, inspect, plan, command, ignore_path, streamed)
 
     @property
@@ -206,16 +210,17 @@ class ImageJob:
             with open(self.ignore_path, "w", encoding="utf-8") as ignore:
                 ignore.write(combined_ignore(self.spec.context, self.spec.exclude))
         try:
-            with open(log_file, "w", encoding="utf-8") as handle, tempfile.TemporaryFile() as stream:
+            with open(log_file, "w", encoding="utf-8") as handle, contextlib.ExitStack() as stack:
                 handle.write("# %s\n# reason: %s\n" % (" ".join(self.command), self.plan.reason))
+                stream = None
                 if self.streamed:
+                    stream = stack.enter_context(tempfile.TemporaryFile())
                     count = context_tar(self.spec, stream)
                     stream.seek(0)
                     handle.write("# context: %d files of %s as a tar on stdin, without %s\n"
                                  % (count, self.spec.context, ", ".join(self.spec.exclude)))
                 handle.flush()
-                build = self.runtime.run(self.command[1:], check=False, stdout=handle, timeout=timeout,
-                                         stdin=stream if self.streamed else None)
+                build = self.runtime.run(self.command[1:], check=False, stdout=handle, timeout=timeout, stdin=stream)
         finally:
             if self.ignore_path and os.path.exists(self.ignore_path):
                 os.unlink(self.ignore_path)

@@ -103,9 +103,10 @@ options:
       - Context paths (ignore-file patterns, for example V(.env), V(logs)) that are neither sent to the build nor
         part of the build hash, whatever the context's ignore file says. Podman gets the context's ignore file
         with these appended through C(--ignorefile).
-      - Docker has no C(--ignorefile). While one of these paths exists in the context and its C(.dockerignore)
-        does not exclude it, the context goes to C(docker build -) as a tar on stdin that holds exactly the files
-        the build hash covers, and the Containerfile (the build log names the count and what was left out).
+      - Docker has no C(--ignorefile). While the context holds files that these patterns exclude and its
+        C(.dockerignore) does not, the context goes to C(docker build -) as a gzipped tar on stdin with its
+        directories, exactly the files and links the build hash covers, owned by root, and the Containerfile
+        (one from outside the context as C(.poststack.Containerfile)). The build log names the count.
     type: list
     elements: str
     default: []

@@ -81,15 +81,8 @@ def running_cluster(request, **options):
     if request.param == "container":
         request.getfixturevalue("postgres_image")
     lab = harness.Cluster(container_mode=request.param == "container", **options)
-    began = time.monotonic()
-    try:
-        lab.create()
-        harness.wait_for("a primary and a streaming sync standby", lab.healthy, 120, 1)
-        lab.bring_up_seconds = time.monotonic() - began
+    with harness.created(lab, request.module.__name__.replace("test_pgtwin_", "")):
         yield lab
-    finally:
-        harness.save_logs(lab, request.module.__name__.replace("test_pgtwin_", ""))
-        lab.destroy()
 
 
 @pytest.fixture(scope="module", params=MODES)
@@ -100,11 +93,5 @@ def cluster(request, node_image):  # pylint: disable=unused-argument
 @pytest.fixture()
 def load(cluster):  # pylint: disable=redefined-outer-name
     """A writer committing numbered rows and a sampler watching for two primaries, for one test."""
-    writer = harness.Writer(cluster)
-    sampler = harness.Sampler(cluster)
-    writer.start()
-    sampler.start()
-    harness.wait_for("the writer's first commit", lambda: writer.acked, 60, 0.1)
-    yield writer, sampler
-    writer.stop()
-    sampler.stop()
+    with harness.running_load(cluster) as running:
+        yield running

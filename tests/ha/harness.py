@@ -796,6 +796,59 @@ PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
 BENCH_DB = "bench"
 
 
+@contextlib.contextmanager
+def created(lab: Cluster, tag: str) -> Iterator[Cluster]:
+    """``lab`` created and healthy (a primary and a streaming sync standby) while the block runs; its nodes'
+    logs are saved under ``tag`` and it is destroyed afterwards. ``lab.bring_up_seconds``: how long it took."""
+    began = time.monotonic()
+    try:
+        lab.create()
+        wait_for("a primary and a streaming sync standby", lab.healthy, 120, 1)
+        lab.bring_up_seconds = time.monotonic() - began
+        yield lab
+    finally:
+        save_logs(lab, tag)
+        lab.destroy()
+
+
+@contextlib.contextmanager
+def running_load(cluster: Cluster) -> Iterator[Tuple["Writer", "Sampler"]]:
+    """A writer committing numbered rows and a sampler watching for two primaries, while the block runs."""
+    writer, sampler = Writer(cluster), Sampler(cluster)
+    writer.start()
+    sampler.start()
+    try:
+        wait_for("the writer's first commit", lambda: writer.acked, 60, 0.1)
+        yield writer, sampler
+    finally:
+        writer.stop()
+        sampler.stop()
+
+
+def kill9_failovers(cluster: Cluster, writer: "Writer", cycles: int) -> List[float]:
+    """``cycles`` times: kill -9 of the primary's postmaster, the seconds until the first commit on the standby
+    that takes over, and the old primary back as the sync standby through pg_rewind."""
+    times = []
+    for _cycle in range(cycles):
+        old, standby = wait_for("a healthy pair", cluster.healthy, 120, 0.5)
+        rewinds = cluster.agent_log(old).count("start: pg_rewind from the primary")
+        began = time.monotonic()
+        cluster.kill_postgres(old)
+        wait_for("a commit on the new primary", lambda: writer.first_ack_after(began, standby), 30, 0.05)
+        times.append(writer.first_ack_after(began, standby) - began)
+        assert cluster.rejoin() == (standby, old)
+        assert cluster.agent_log(old).count("start: pg_rewind from the primary") == rewinds + 1
+    return times
+
+
+def planned_switchover(cluster: Cluster) -> None:
+    """The standby promoted through pgtwin_resource (promoted_node), the old primary back as its sync standby."""
+    old, standby = wait_for("a healthy pair", cluster.healthy, 120, 0.5)
+    result = cluster.resource_module(promoted_node=standby.name)
+    assert result["changed"] and result["promoted"] == [standby.name], result
+    assert wait_for("the old primary back as sync standby", cluster.healthy, 120, 0.5) == (standby, old)
+
+
 def prepare_pgbench(cluster: Cluster, scale: int = 10) -> None:
     """A database for pgbench owned by the app role on the primary, initialised by pgbench -i."""
     primary = wait_for("a primary", cluster.primary, 120, 0.5)

@@ -3,12 +3,11 @@
 A shorter run than test_pgtwin_cluster.py: the cluster comes up in sync, cluster.yml is idempotent, kill -9
 failovers rejoin through pg_rewind 17, and a planned switchover."""
 import os
-import time
 
 import pytest
 
 import harness
-from harness import assert_no_loss, wait_for
+from harness import assert_no_loss
 
 CYCLES = int(os.environ.get("PGTWIN_HA_PG17_CYCLES", "2"))
 
@@ -22,24 +21,14 @@ def image17():
 @pytest.fixture(scope="module")
 def cluster17(node_image, image17):  # pylint: disable=unused-argument,redefined-outer-name
     lab = harness.Cluster(container_mode=True, pg_major=17)
-    try:
-        lab.create()
-        wait_for("a primary and a streaming sync standby", lab.healthy, 120, 1)
+    with harness.created(lab, "pg17"):
         yield lab
-    finally:
-        harness.save_logs(lab, "pg17")
-        lab.destroy()
 
 
 @pytest.fixture()
 def load17(cluster17):  # pylint: disable=redefined-outer-name
-    writer, sampler = harness.Writer(cluster17), harness.Sampler(cluster17)
-    writer.start()
-    sampler.start()
-    wait_for("the writer's first commit", lambda: writer.acked, 60, 0.1)
-    yield writer, sampler
-    writer.stop()
-    sampler.stop()
+    with harness.running_load(cluster17) as load:
+        yield load
 
 
 def test_pg17_cluster_in_sync_and_idempotent(cluster17):
@@ -54,24 +43,12 @@ def test_pg17_cluster_in_sync_and_idempotent(cluster17):
 
 def test_pg17_kill9_failover_rejoins_with_pg_rewind(cluster17, load17):
     writer, sampler = load17
-    times = []
-    for _cycle in range(CYCLES):
-        old, standby = wait_for("a healthy pair", cluster17.healthy, 120, 0.5)
-        rewinds = cluster17.agent_log(old).count("start: pg_rewind from the primary")
-        began = time.monotonic()
-        cluster17.kill_postgres(old)
-        wait_for("a commit on the new primary", lambda: writer.first_ack_after(began, standby), 30, 0.05)
-        times.append(writer.first_ack_after(began, standby) - began)
-        assert cluster17.rejoin() == (standby, old)
-        assert cluster17.agent_log(old).count("start: pg_rewind from the primary") == rewinds + 1
+    times = harness.kill9_failovers(cluster17, writer, CYCLES)
     assert_no_loss(cluster17, writer, sampler)
     print("\ncontainer mode, PostgreSQL 17, kill -9: failover %s s" % ", ".join("%.2f" % t for t in times))
 
 
 def test_pg17_switchover(cluster17, load17):
     writer, sampler = load17
-    old, standby = wait_for("a healthy pair", cluster17.healthy, 120, 0.5)
-    result = cluster17.resource_module(promoted_node=standby.name)
-    assert result["changed"] and result["promoted"] == [standby.name], result
-    assert wait_for("the old primary back as sync standby", cluster17.healthy, 120, 0.5) == (standby, old)
+    harness.planned_switchover(cluster17)
     assert_no_loss(cluster17, writer, sampler)

@@ -283,7 +283,8 @@ def test_the_streamed_context_holds_what_the_hash_covers_and_the_containerfile(t
     assert ib.context_tar(spec, stream) == ib.compute_hash(spec, {}.get).context_files == 2
     stream.seek(0)
     with tarfile.open(fileobj=stream) as archive:
-        assert sorted(archive.getnames()) == [".dockerignore", "Containerfile", "app/main.py"]
+        assert sorted(archive.getnames()) == [".dockerignore", "Containerfile", "app", "app/main.py"]
+        assert {(m.uid, m.gid, m.uname) for m in archive.getmembers()} == {(0, 0, "")}
     command = ib.build_command("docker", spec, "h", streamed=True)
     assert command[:3] == ["build", "-f", "Containerfile"] and command[-1] == "-"
 
@@ -309,3 +310,30 @@ def test_the_hash_is_the_same_whichever_runtime_reports_the_base_image(tmp_path)
     docker = ib.compute_hash(spec, {"base:1": "sha256:60fef2a4"}.get)
     assert podman.value == docker.value and docker.base_images == {"base:1": "60fef2a4"}
     assert ib.compute_hash(spec, {"base:1": "sha256:70fef2a4"}.get).value != podman.value
+
+
+def test_the_stream_keeps_empty_directories_follows_a_linked_containerfile_and_leaves_out_fifos(tmp_path):
+    write(tmp_path, "shared/Containerfile", "FROM base:1\n")
+    os.makedirs(tmp_path / "ctx" / "uploads")
+    os.symlink("../shared/Containerfile", tmp_path / "ctx" / "Containerfile")
+    os.mkfifo(tmp_path / "ctx" / "pipe")
+    write(tmp_path, "ctx/svc/.env", "SECRET=1\n")
+    spec = ib.BuildSpec(context=str(tmp_path / "ctx"), containerfile=str(tmp_path / "ctx" / "Containerfile"),
+                        tags=["img:latest"], ignore_files=ib.ignore_files("docker"), exclude=["**/.env"])
+    assert ib.exposed(spec.context, spec.exclude, spec.ignore_files) == ["svc/.env"]  # a pattern, not a path
+    stream = io.BytesIO()
+    assert ib.context_tar(spec, stream) == 1
+    stream.seek(0)
+    with tarfile.open(fileobj=stream) as archive:
+        assert sorted(archive.getnames()) == ["Containerfile", "svc", "uploads"]
+        assert archive.getmember("Containerfile").isfile() and archive.getmember("uploads").isdir()
+        assert archive.extractfile("Containerfile").read() == b"FROM base:1\n"
+
+
+def test_a_context_file_with_the_streamed_containerfile_name_is_refused(tmp_path):
+    write(tmp_path, "ctx/" + ib.STREAMED_CONTAINERFILE, "x\n")
+    write(tmp_path, "elsewhere/Containerfile", "FROM base:1\n")
+    spec = ib.BuildSpec(context=str(tmp_path / "ctx"), containerfile=str(tmp_path / "elsewhere" / "Containerfile"),
+                        tags=["img:latest"])
+    with pytest.raises(ib.BuildInputError, match="rename that file"):
+        ib.context_tar(spec, io.BytesIO())
