@@ -17,7 +17,7 @@ import re
 import stat
 import tarfile
 from dataclasses import dataclass, field
-from typing import IO, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import IO, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 HASH_LABEL = "io.poststack.build-hash"
 HASH_VERSION = "1"
@@ -168,26 +168,30 @@ def exposed(context: str, exclude: Sequence[str], names: Sequence[str]) -> List[
 # --- context walk and hash ---------------------------------------------------------------------------------
 
 
-def context_files(context: str, matcher: IgnoreMatcher) -> List[str]:
-    """Sorted context-relative paths of the files and symlinks that a build would send."""
-    found: List[str] = []
+def _walk_context(context: str, matcher: IgnoreMatcher) -> Iterator[Tuple[str, str, bool]]:
+    """(context-relative path, path, is a directory) of what a build would send, parents before their contents:
+    the directories the ignore rules keep, then the files and symlinks (a symlink to a directory is not entered)."""
     for dirpath, dirnames, filenames in os.walk(context):
         rel_dir = os.path.relpath(dirpath, context)
         rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
-        keep = []
+        if rel_dir and not matcher.excluded(rel_dir):
+            yield rel_dir, dirpath, True
+        entries, keep = list(filenames), []
         for name in sorted(dirnames):
-            rel = f"{rel_dir}/{name}" if rel_dir else name
             if os.path.islink(os.path.join(dirpath, name)):
-                if not matcher.excluded(rel):
-                    found.append(rel)
-            elif not matcher.can_prune(rel):
+                entries.append(name)
+            elif not matcher.can_prune(f"{rel_dir}/{name}" if rel_dir else name):
                 keep.append(name)
         dirnames[:] = keep
-        for name in filenames:
+        for name in sorted(entries):
             rel = f"{rel_dir}/{name}" if rel_dir else name
             if not matcher.excluded(rel):
-                found.append(rel)
-    return sorted(found)
+                yield rel, os.path.join(dirpath, name), False
+
+
+def context_files(context: str, matcher: IgnoreMatcher) -> List[str]:
+    """Sorted context-relative paths of the files and symlinks that a build would send."""
+    return sorted(rel for rel, _path, is_dir in _walk_context(context, matcher) if not is_dir)
 
 
 def _file_digest(path: str) -> str:
@@ -423,25 +427,15 @@ def context_tar(spec: BuildSpec, out: IO[bytes]) -> int:
     # gzip: docker tells a context from a Dockerfile on stdin by its first 512 bytes, where a plain tar may start
     # with a PAX header it cannot parse alone (Python writes one for sub-second mtimes); a gzip stream it knows.
     with tarfile.open(fileobj=out, mode="w:gz", compresslevel=1) as archive:
-        for dirpath, dirnames, filenames in os.walk(spec.context):
-            rel_dir = os.path.relpath(dirpath, spec.context)
-            rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
-            if rel_dir and not matcher.excluded(rel_dir):
-                archive.add(dirpath, arcname=rel_dir, recursive=False, filter=_as_root)
-            dirnames[:] = sorted(name for name in dirnames if os.path.islink(os.path.join(dirpath, name))
-                                 or not matcher.can_prune(f"{rel_dir}/{name}" if rel_dir else name))
-            links = [name for name in dirnames if os.path.islink(os.path.join(dirpath, name))]
-            dirnames[:] = [name for name in dirnames if name not in links]
-            for name in sorted(filenames + links):
-                rel = f"{rel_dir}/{name}" if rel_dir else name
-                mode = os.lstat(os.path.join(dirpath, name)).st_mode
-                if matcher.excluded(rel) or not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
-                    continue
-                if rel == inside:  # added below as the file it is or links to
-                    count += 1
-                    continue
-                archive.add(os.path.join(dirpath, name), arcname=rel, recursive=False, filter=_as_root)
+        for rel, path, is_dir in _walk_context(spec.context, matcher):
+            if not is_dir:
+                mode = os.lstat(path).st_mode
+                if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+                    continue  # as hash_context: FIFOs, sockets and devices are not sent
                 count += 1
+                if rel == inside:
+                    continue  # added below as the file it is or links to
+            archive.add(path, arcname=rel, recursive=False, filter=_as_root)
         archive.add(os.path.realpath(spec.containerfile), arcname=inside, recursive=False, filter=_as_root)
     return count
 
