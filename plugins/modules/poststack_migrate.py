@@ -39,6 +39,16 @@ extends_documentation_fragment:
   - poststack.core.attributes
   - poststack.core.attributes.actiongroup_poststack
 attributes:
+  action:
+    support: full
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    details:
+      - When the target is the controller itself (a local connection whose Python is the one running
+        ansible-playbook), the action plugin does the module's work in Ansible's worker process for the task, with
+        the same argument checks and the same result; no module payload is built and no Python started (about half a
+        second of a run with nothing to do). The result's RV(execution) says which way was taken.
+      - It takes the module's usual way for a task with C(become), C(async), C(environment) or C(timeout), another
+        Python, another connection, or the variable C(poststack_in_process=false).
   check_mode:
     support: full
     details: Plans without changing anything (and with O(dry_run=true) also executes the plan in a transaction that is rolled back).
@@ -411,243 +421,32 @@ dsn:
   returned: always
   type: str
   sample: host=127.0.0.1 port=5432 user=app password=******** dbname=app
+execution:
+  description:
+    - Where the work ran. V(controller) is Ansible's worker process for the task (a local target with the
+      controller's Python), V(module) a module process of its own on the target.
+  returned: always
+  type: str
+  sample: controller
 """
-
-import os
-import traceback
-from dataclasses import asdict, replace
-from typing import Optional
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.poststack.core.plugins.module_utils.controller import ControllerWatch
-from ansible_collections.poststack.core.plugins.module_utils.database import (
-    HAS_PSYCOPG, PSYCOPG_IMPORT_ERROR, ConnectionSettingsError, connect, connection_argument_spec, settings_from_params,
-)
-from ansible_collections.poststack.core.plugins.module_utils.migrations import (
-    FORMAT_ARGUMENT_SPEC, Engine, MigrationError, Settings, Step, current_version,
-)
-
-ACTIONS = {"applied": "apply", "rolled_back": "rollback", "baselined": "baseline", "repaired": "repair"}
-RESULT_KEYS = {"apply": "applied", "rollback": "rolled_back", "baseline": "baselined", "repair": "repaired"}
-
-
-def build_module() -> AnsibleModule:
-    spec = dict(
-        path=dict(type="path"),
-        streams=dict(type="list", elements="dict", options=dict(
-            stream=dict(type="str", required=True),
-            path=dict(type="path", required=True),
-            format=FORMAT_ARGUMENT_SPEC["format"],
-            lint=dict(type="str", default="warn", choices=["error", "warn", "off"]),
-            target_version=dict(type="int"),
-        )),
-        state=dict(type="str", default="applied", choices=["applied", "rolled_back", "verified", "baselined", "unlocked", "repaired"]),
-        target_version=dict(type="int"),
-        tracking_schema=dict(type="str", default="poststack"),
-        stream=dict(type="str", default="project"),
-        **FORMAT_ARGUMENT_SPEC,
-        lint=dict(type="str", default="warn", choices=["error", "warn", "off"]),
-        baseline_from=dict(type="str", choices=["golang-migrate", "dbmate", "flyway", "sqitch", "schema"]),
-        baseline_table=dict(type="str"),
-        baseline_container=dict(type="str"),
-        runtime=dict(type="str", default="podman", choices=["podman", "docker"]),
-        dry_run=dict(type="bool", default=False),
-        allow_out_of_order=dict(type="bool", default=False),
-        lock_wait_timeout=dict(type="float", default=60.0),
-        lock_timeout=dict(type="str", default="10s"),
-        statement_timeout=dict(type="str", default="0"),
-        retries=dict(type="int", default=3),
-        retry_backoff=dict(type="float", default=0.5),
-        terminate_holder=dict(type="bool", default=False),
-        log_file=dict(type="path"),
-    )
-    spec.update(connection_argument_spec())
-    return AnsibleModule(
-        argument_spec=spec,
-        required_if=[
-            ("state", "applied", ("path", "streams"), True),
-            ("state", "rolled_back", ("path", "target_version")),
-            ("state", "verified", ("path",)),
-            ("state", "baselined", ("path",)),
-            ("state", "baselined", ("target_version", "baseline_from"), True),
-            ("state", "repaired", ("path",)),
-        ],
-        mutually_exclusive=[("target_version", "baseline_from"), ("streams", "path"), ("streams", "target_version")],
-        supports_check_mode=True,
-    )
-
-
-def run_migration_state(module: AnsibleModule, engine: Engine, action: str, result: dict,
-                        target_version: Optional[int]) -> None:
-    params = module.params
-    history = engine.history()
-    before = sorted(history)
-    if module.check_mode and not params["dry_run"]:
-        plan = engine.plan(action, target_version)[0]
-        done, timings, skipped, total, after_version = plan.versions, {}, [], 0, plan.current_version
-        findings = [asdict(finding) for finding in engine.findings]
-        repeated = [step.name for step in plan.repeatables]
-    else:
-        outcome = engine.run(action, target_version, dry_run=params["dry_run"])
-        plan = outcome.plan
-        done, timings, skipped, total, after_version = outcome.done, outcome.timings_ms, outcome.skipped, outcome.total_ms, outcome.after_version
-        findings = outcome.lint
-        repeated = outcome.repeated
-    result.update(
-        changed=bool(plan.steps or plan.repeatables),
-        plan=plan.as_dicts(),
-        repeatables_plan=[step.as_dict() for step in plan.repeatables],
-        repeated=repeated,
-        previous_version=plan.current_version,
-        current_version=after_version,
-        timings_ms=timings,
-        total_ms=total,
-        dry_run_skipped=skipped,
-        lint=findings,
-    )
-    for finding in findings:
-        module.warn("%s line %d [%s]: %s; instead: %s"
-                    % (finding["file"], finding["line"], finding["rule"], finding["problem"], finding["safer"]))
-    result[RESULT_KEYS[action]] = done
-    planned_after = plan.applied_after(before)
-    if module.check_mode or params["dry_run"]:
-        files = engine.files()
-        result["pending"] = [item.version for item in files if item.version not in planned_after]
-    else:
-        status = engine.status()
-        result["pending"] = status.pending
-    if module._diff:
-        result["diff"] = {
-            "before": {"current_version": current_version(before), "applied": before},
-            "after": {"current_version": current_version(planned_after), "applied": planned_after},
-        }
-
-
-def run_schema_baseline(module: AnsibleModule, engine: Engine, connection, result: dict) -> None:
-    """O(baseline_from=schema): the live schema written as the stream's first migration and recorded."""
-    # Imported here: only a baseline needs it (with the backup package it pulls in, 60 ms of every no-op run).
-    from ansible_collections.poststack.core.plugins.module_utils.migrations.schema_baseline import Dumper, take
-
-    params = module.params
-    dumper = Dumper(database=engine.conn.info.dbname, tracking_schema=params["tracking_schema"],
-                    container=params["baseline_container"], runtime=params["runtime"],
-                    conninfo=connection.resolved_keywords(), lock_wait_timeout=params["lock_timeout"])
-    baseline = take(engine, dumper, check_only=module.check_mode or params["dry_run"])
-    result.update(schema_baseline=baseline.as_dict(), commands=baseline.commands)
-    if baseline.run is not None:
-        result.update(changed=True, plan=baseline.run.plan.as_dicts(), baselined=baseline.run.done,
-                      previous_version=baseline.run.plan.current_version, current_version=baseline.run.after_version,
-                      total_ms=baseline.run.total_ms, lint=baseline.run.lint)
-    elif baseline.already is not None:
-        result.update(previous_version=baseline.already, current_version=baseline.already)
-    else:  # check mode or a dry run: what would be written and recorded
-        step = Step("baseline", baseline.version, "baseline", file=os.path.basename(baseline.file),
-                    reason="the live schema, written to this file")
-        result.update(changed=True, baselined=[baseline.version], plan=[step.as_dict()])
-
-
-def open_engine(conn, settings: Settings, state: str, dsn: str, watch: ControllerWatch, result: dict) -> Engine:
-    """An engine on the connection, its run logged and its session prepared (bad timeouts fail here)."""
-    engine = Engine(conn, settings, should_stop=watch.gone)
-    engine.log("state=%s connected to %s (stream %s)" % (state, dsn, settings.stream))
-    result["tracking_table"] = engine.table
-    engine.prepare_session()
-    return engine
-
-
-def record_failure(result: dict, exc: MigrationError, done_key: Optional[str]) -> None:
-    """What really happened before the failing step: those steps stay done, and the result says so (under
-    ``done_key``). current_version is None when the connection was lost: the version is not known until the server
-    is back, and 0 (the default) would be a lie."""
-    details = dict(exc.details)
-    if "done" in details and done_key:
-        result[done_key] = details.pop("done")
-    result.update(details)
-
-
-def run_streams(module: AnsibleModule, conn, settings: Settings, result: dict) -> None:
-    """O(streams): each stream in order on the one connection; exits the module (a failed stream fails it)."""
-    template = dict(result)
-    done = []
-    watch = ControllerWatch()
-    try:
-        with conn:
-            for entry in module.params["streams"]:
-                stream_result = dict(template, stream=entry["stream"])
-                done.append(stream_result)
-                stream_settings = replace(settings, migrations_dir=entry["path"], stream=entry["stream"],
-                                          layout=entry["format"], lint=entry["lint"])
-                try:
-                    engine = open_engine(conn, stream_settings, "applied", result["dsn"], watch, stream_result)
-                    run_migration_state(module, engine, "apply", stream_result, entry["target_version"])
-                except MigrationError as exc:
-                    record_failure(stream_result, exc, "applied")
-                    stream_result.update(failed=True, msg=str(exc))
-                    raise
-    except MigrationError as exc:
-        result.update({k: v for k, v in done[-1].items() if k not in ("failed", "msg")}, streams=done,
-                      changed=any(r.get("changed") or r.get("applied") for r in done))
-        module.fail_json(msg="stream %s: %s" % (done[-1]["stream"], exc), **result)
-    except Exception as exc:  # a database error outside a step: report it, never the password
-        module.fail_json(msg="unexpected error: %s" % exc, exception=traceback.format_exc(),
-                         **dict(result, streams=done))
-    result.update(done[-1] if done else {}, streams=done, changed=any(r["changed"] for r in done))
-    if module._diff:
-        result["diff"] = {side: {r["stream"]: r["diff"][side] for r in done if "diff" in r} for side in ("before", "after")}
-    module.exit_json(**result)
+from ansible_collections.poststack.core.plugins.module_utils.database import HAS_PSYCOPG, PSYCOPG_IMPORT_ERROR
+from ansible_collections.poststack.core.plugins.module_utils.migrations import task
 
 
 def main() -> None:
-    module = build_module()
+    module = AnsibleModule(argument_spec=task.argument_spec(), required_if=task.REQUIRED_IF,
+                           mutually_exclusive=task.MUTUALLY_EXCLUSIVE, supports_check_mode=True)
     if not HAS_PSYCOPG:
         module.fail_json(msg=missing_required_lib("psycopg"), exception=PSYCOPG_IMPORT_ERROR)
-    params = module.params
-    state = params["state"]
-    result = dict(changed=False, state=state, plan=[], applied=[], rolled_back=[], baselined=[], repaired=[],
-                  previous_version=0, current_version=0, pending=[], timings_ms={}, total_ms=0, dry_run_skipped=[])
-    connection = settings_from_params(params, "poststack_migrate")
-    settings = Settings(
-        migrations_dir=params["path"], tracking_schema=params["tracking_schema"], stream=params["stream"],
-        lock_wait_timeout=params["lock_wait_timeout"], lock_timeout=params["lock_timeout"],
-        statement_timeout=params["statement_timeout"], retries=params["retries"], retry_backoff=params["retry_backoff"],
-        allow_out_of_order=params["allow_out_of_order"], log_file=params["log_file"],
-        layout=params["format"],
-        lint=params["lint"],
-        baseline_from=params["baseline_from"], baseline_table=params["baseline_table"],
-    )
-    try:
-        result["dsn"] = connection.describe()
-        conn = connect(connection)
-    except ConnectionSettingsError as exc:
-        module.fail_json(msg=str(exc), **result)
-    if params["streams"]:
-        if state != "applied":
-            module.fail_json(msg="streams is for state=applied only; nothing was changed", **result)
-        run_streams(module, conn, settings, result)
-    try:
-        with conn:
-            engine = open_engine(conn, settings, state, result["dsn"], ControllerWatch(), result)
-            if state == "baselined" and params["baseline_from"] == "schema":
-                run_schema_baseline(module, engine, connection, result)
-            elif state in ACTIONS:
-                run_migration_state(module, engine, ACTIONS[state], result, params["target_version"])
-            elif state == "verified":
-                report = engine.verify()
-                result.update(verify=report, current_version=report["current_version"],
-                              previous_version=report["current_version"])
-                if not report["ok"]:
-                    problems = [item["file"] + ": " + item["kind"] for item in report["drift"]]
-                    problems += [item["error"] for item in report["verify_scripts"] if not item["ok"]]
-                    module.fail_json(msg="verification failed: %s" % "; ".join(problems), **result)
-            elif state == "unlocked":
-                report = engine.unlock(params["terminate_holder"], check_mode=module.check_mode)
-                result.update(changed=report["changed"], lock_holders=report["holders"])
-    except MigrationError as exc:
-        record_failure(result, exc, state if state in ACTIONS else None)
-        module.fail_json(msg=str(exc), **result)
-    except Exception as exc:  # a database error outside a step: report it, never the password
-        module.fail_json(msg="unexpected error: %s" % exc, exception=traceback.format_exc(), **result)
+    result = task.run(module.params, check_mode=module.check_mode, diff=module._diff)
+    result["execution"] = "module"
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    if result.pop("failed", False):
+        module.fail_json(**result)
     module.exit_json(**result)
 
 

@@ -86,12 +86,19 @@ def cli_env(db):
 CLI = [sys.executable, "-m", "ansible_collections.poststack.core.plugins.module_utils.migrations"]
 
 
+# Where poststack_migrate's work runs on this local target: "controller" (Ansible's worker, the default here) or
+# "module" (a module process, as on any other target). The `execution` fixture of a test module sets it.
+EXECUTION = "controller"
+
+
 def playbook(db, tmp_path, path, *args, extra_vars=None, password_in_vars=False, check=False):
-    """Run ansible-playbook on localhost; returns (rc, per-task results, stats, stdout). Secrets only in files/env."""
+    """Run ansible-playbook on localhost; returns (rc, per-task results, stats, stdout). Secrets only in files/env.
+    Every poststack_migrate result must say it ran where EXECUTION says."""
     inventory = tmp_path / "inventory.ini"
     inventory.write_text("localhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
     variables = {"migrations_db_host": db.server.host, "migrations_db_port": db.server.port,
-                 "migrations_db_name": db.name, "migrations_db_user": db.server.user}
+                 "migrations_db_name": db.name, "migrations_db_user": db.server.user,
+                 "poststack_in_process": EXECUTION == "controller"}
     variables.update(extra_vars or {})
     env = dict(db.env)
     if password_in_vars:
@@ -115,4 +122,6 @@ def playbook(db, tmp_path, path, *args, extra_vars=None, password_in_vars=False,
         for task in play["tasks"]:
             name = task["task"]["name"]
             tasks[name.split(" : ", 1)[-1]] = task["hosts"].get("localhost", {})
+            ran = task["hosts"].get("localhost", {}).get("execution")
+            assert ran in (None, EXECUTION), "%s ran in the %s, not the %s" % (name, ran, EXECUTION)
     return proc.returncode, tasks, report["stats"].get("localhost", {}), proc.stdout

@@ -2,6 +2,8 @@
 import json
 import os
 
+import migration_helpers
+import pytest
 from migration_helpers import ROOT, playbook, write_files
 
 EXAMPLE = os.path.join(ROOT, "examples", "project", "migrations")
@@ -15,7 +17,15 @@ def applied(tasks):
 MIGRATE_TASK = "Apply the collection's core schema and the project's migrations"
 
 
-def test_migrate_status_rollback_playbooks(pg_database, tmp_path):
+@pytest.fixture(params=["controller", "module"])
+def execution(request, monkeypatch):
+    """Both ways poststack_migrate's work runs on a local target: in Ansible's worker (the default) and in a module
+    process (as on any other target, or with poststack_in_process=false); the results must be the same."""
+    monkeypatch.setattr(migration_helpers, "EXECUTION", request.param)
+    return request.param
+
+
+def test_migrate_status_rollback_playbooks(pg_database, tmp_path, execution):
     db = pg_database
     project = {"migrations_path": EXAMPLE, "migrations_log_file": str(tmp_path / "logs" / "database" / "migrations.log")}
     before = db.dump()
@@ -28,6 +38,7 @@ def test_migrate_status_rollback_playbooks(pg_database, tmp_path):
     rc, tasks, stats, dummy = playbook(db, tmp_path, "playbooks/migrate.yml", extra_vars=project, password_in_vars=True)
     assert rc == 0 and stats["changed"] == 1, stats
     assert applied(tasks) == {"core": [1, 2, 3], "project": [1, 2]}  # one module call for both streams
+    assert tasks[MIGRATE_TASK]["execution"] == execution
     with db.connect() as conn:
         assert conn.execute("SELECT count(*) FROM public.notes").fetchone()[0] == 2
         assert conn.execute("SELECT to_regclass('poststack.containers')").fetchone()[0] is not None
@@ -237,7 +248,7 @@ MODULE_PLAY = """
 """
 
 
-def test_module_states_changed_then_not_changed(pg_database, tmp_path):
+def test_module_states_changed_then_not_changed(pg_database, tmp_path, execution):
     db = pg_database
     path = write_files(tmp_path / "m", {
         "001_a.sql": "CREATE TABLE a (id int);\n", "001_a.rollback.sql": "DROP TABLE a;\n",
@@ -288,7 +299,7 @@ PARTIAL_PLAY = """
 """
 
 
-def test_module_result_tells_what_a_failed_run_did(pg_database, tmp_path):
+def test_module_result_tells_what_a_failed_run_did(pg_database, tmp_path, execution):
     """001 commits, 002 fails: the result says 001 is applied, version 1 is current and something changed."""
     db = pg_database
     path = write_files(tmp_path / "m", {"001_a.sql": "CREATE TABLE a (id int);\n",
@@ -324,7 +335,7 @@ STREAMS_PLAY = """
 """
 
 
-def test_streams_in_one_call_stop_at_the_stream_that_fails(pg_database, tmp_path):
+def test_streams_in_one_call_stop_at_the_stream_that_fails(pg_database, tmp_path, execution):
     """core then a project stream in one module call: a failing project migration fails the call with the stream
     named; core and the project's first migration stay applied, the result says so per stream; fixed, the next
     call applies the rest and a third changes nothing."""

@@ -131,12 +131,12 @@ def test_each_migration_starts_from_a_clean_session(runner, pg_database, togethe
             conn.execute("DROP ROLE %s" % role)
 
 
-def playbook_args(db, tmp_path, directory):
+def playbook_args(db, tmp_path, directory, **extra):
     inventory = tmp_path / "inventory.ini"
     inventory.write_text("localhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
     variables = {"migrations_db_host": db.server.host, "migrations_db_port": db.server.port,
                  "migrations_db_name": db.name, "migrations_db_user": db.server.user,
-                 "migrations_path": directory, "migrations_log_file": str(tmp_path / "migrations.log")}
+                 "migrations_path": directory, "migrations_log_file": str(tmp_path / "migrations.log"), **extra}
     (tmp_path / "vars.json").write_text(json.dumps(variables))
     return [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(inventory),
             "-e", "@%s" % (tmp_path / "vars.json"), "playbooks/migrate.yml"]
@@ -150,12 +150,15 @@ def recorded(db):
             "SELECT version FROM poststack.schema_migrations WHERE stream = 'project' ORDER BY version")]
 
 
-def test_a_playbook_killed_mid_run_stops_its_module_between_two_migrations(pg_database, tmp_path):
+# Both ways the module's work runs: in Ansible's worker (a local target with the controller's Python, the default)
+# and in a module process of its own.
+@pytest.mark.parametrize("in_process", [True, False], ids=["in-worker", "module-process"])
+def test_a_playbook_killed_mid_run_stops_its_module_between_two_migrations(pg_database, tmp_path, in_process):
     directory = str(tmp_path / "migrations")
     write_files(directory, {"%03d_slow.sql" % version: "SELECT pg_sleep(1.5);\nCREATE TABLE slow%d ();\n" % version
                             for version in range(1, 11)})
     env = dict(pg_database.env, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false")
-    proc = subprocess.Popen(playbook_args(pg_database, tmp_path, directory), cwd=ROOT, env=env,
+    proc = subprocess.Popen(playbook_args(pg_database, tmp_path, directory, poststack_in_process=in_process), cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 120

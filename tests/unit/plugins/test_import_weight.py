@@ -20,7 +20,8 @@ def loaded_with(module):
     return json.loads(proc.stdout)
 
 
-@pytest.mark.parametrize("plugin", ["vars.project", "lookup.setting", "lookup.project", "filter.mask"])
+@pytest.mark.parametrize("plugin", ["vars.project", "lookup.setting", "lookup.project", "filter.mask",
+                                    "action.poststack_migrate"])
 def test_controller_plugins_do_not_import_psycopg(plugin):
     modules = loaded_with(PREFIX + plugin)
     assert PREFIX + plugin in modules

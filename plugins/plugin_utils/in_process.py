@@ -1,0 +1,82 @@
+# -*- coding: utf-8 -*-
+# Copyright: poststack developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A module's work run in Ansible's worker process when the target is the controller itself.
+
+A module started the usual way costs a payload built and a Python started with ``ansible.module_utils.basic``
+(about half a second here), more than ``poststack_migrate`` needs for a run with nothing to do. When the task's
+connection is local and its Python is the very environment running ansible-playbook, the worker (a process forked
+for this one task) can do the same work itself: the same argument spec validates the same arguments, check and diff
+mode are the task's, and the result has what ``AnsibleModule.exit_json`` makes of it (the values of no_log options
+masked everywhere, ``invocation``, plain JSON data).
+
+``refusal()`` says why a task must take the module's usual way (become, async, a task environment, a timeout,
+another Python, ``poststack_in_process: false``); there it does, unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.errors import UnsupportedError
+
+SWITCH = "poststack_in_process"
+AUTO_INTERPRETERS = ("", "auto", "auto_legacy", "auto_silent", "auto_legacy_silent")
+
+
+def same_python(interpreter: Optional[str], controller_python: str) -> bool:
+    """Is ``interpreter`` the controller's own Python environment? The same file in the same directory: a venv's
+    ``python3`` and ``python3.11`` are, ``/usr/bin/python3`` is not (the venv's links point at it, but its
+    packages are not the venv's)."""
+    if not interpreter or interpreter in AUTO_INTERPRETERS or not os.path.isabs(interpreter):
+        return False
+    if os.path.dirname(os.path.abspath(interpreter)) != os.path.dirname(os.path.abspath(controller_python)):
+        return False
+    try:
+        return os.path.samefile(interpreter, controller_python)
+    except OSError:
+        return False
+
+
+def refusal(transport: str, interpreter: Optional[str], controller_python: str, become: bool, async_seconds: int,
+            environment: Sequence[Any], timeout: int, enabled: bool) -> Optional[str]:
+    """None when the task may run in the worker, else why it may not (the module then runs as usual)."""
+    reasons = [
+        (not enabled, "%s is false" % SWITCH),
+        (transport != "local", "the connection is %s, not local" % transport),
+        (become, "the task becomes another user"),
+        (bool(async_seconds), "the task is async"),
+        (any(environment), "the task sets an environment"),
+        (bool(timeout), "the task has a timeout"),
+        (not same_python(interpreter, controller_python),
+         "its Python (%s) is not the one running Ansible (%s)" % (interpreter or "discovered", controller_python)),
+    ]
+    return next((reason for refused, reason in reasons if refused), None)
+
+
+def run(name: str, work: Callable[[Dict[str, Any], bool, bool], Dict[str, Any]], spec: Dict[str, Any],
+        args: Mapping[str, Any], check_mode: bool, diff: bool, required_if: Optional[List] = None,
+        mutually_exclusive: Optional[List] = None) -> Dict[str, Any]:
+    """``work(params, check_mode, diff)`` on ``args`` validated by ``spec``, its result as the module would return
+    it (a failure carries ``failed`` and ``msg``)."""
+    validator = ArgumentSpecValidator(spec, mutually_exclusive=mutually_exclusive, required_if=required_if)
+    validation = validator.validate(dict(args))
+    no_log_values = validation._no_log_values
+    params = validation.validated_parameters
+    if validation.errors.errors:
+        msg = validation.errors.msg
+        if isinstance(validation.errors.errors[0], UnsupportedError):
+            msg = "Unsupported parameters for (%s) module: %s" % (name, msg)
+        result: Dict[str, Any] = dict(failed=True, msg=msg)
+    else:
+        result = work(params, check_mode, diff)
+    result.setdefault("invocation", {"module_args": params})
+    preserved = {key: value for key, value in result.items() if value is None or isinstance(value, bool)}
+    result = remove_values(result, no_log_values)
+    result.update(preserved)
+    # What a module's process would have sent: plain JSON (tuples become lists, keys strings).
+    return json.loads(json.dumps(result))
