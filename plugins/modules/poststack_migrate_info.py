@@ -22,6 +22,13 @@ extends_documentation_fragment:
   - poststack.core.attributes
   - poststack.core.attributes.info_module
   - poststack.core.attributes.actiongroup_poststack
+attributes:
+  action:
+    support: full
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    details:
+      - As for M(poststack.core.poststack_migrate), the work runs in Ansible's worker process when the target is
+        the controller itself (RV(execution)), unless C(poststack_in_process=false).
 options:
   path:
     description: Directory holding the migration files; without it RV(pending) and RV(drift) are empty.
@@ -98,41 +105,28 @@ dsn:
   description: The connection target, password masked.
   returned: always
   type: str
+execution:
+  description: Where the work ran, V(controller) (Ansible's worker process) or V(module) (a module process).
+  returned: always
+  type: str
+  sample: controller
 """
 
-from dataclasses import asdict
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.poststack.core.plugins.module_utils.database import (
-    HAS_PSYCOPG, PSYCOPG_IMPORT_ERROR, ConnectionSettingsError, connect, connection_argument_spec, settings_from_params,
-)
-from ansible_collections.poststack.core.plugins.module_utils.migrations import (
-    FORMAT_ARGUMENT_SPEC, Engine, MigrationError, Settings,
-)
+from ansible_collections.poststack.core.plugins.module_utils.database import HAS_PSYCOPG, PSYCOPG_IMPORT_ERROR
+from ansible_collections.poststack.core.plugins.module_utils.migrations import task
 
 
 def main() -> None:
-    spec = dict(
-        path=dict(type="path"),
-        tracking_schema=dict(type="str", default="poststack"),
-        stream=dict(type="str", default="project"),
-        **FORMAT_ARGUMENT_SPEC,
-    )
-    spec.update(connection_argument_spec())
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=task.info_argument_spec(), supports_check_mode=True)
     if not HAS_PSYCOPG:
         module.fail_json(msg=missing_required_lib("psycopg"), exception=PSYCOPG_IMPORT_ERROR)
-    connection = settings_from_params(module.params, "poststack_migrate_info")
-    result = dict(changed=False)
-    try:
-        result["dsn"] = connection.describe()
-        with connect(connection) as conn:
-            engine = Engine(conn, Settings(module.params["path"], module.params["tracking_schema"], module.params["stream"],
-                                           layout=module.params["format"]))
-            result.update(asdict(engine.status()))
-    except (ConnectionSettingsError, MigrationError) as exc:
-        module.fail_json(msg=str(exc), **result)
+    result = task.run_info(module.params)
+    result["execution"] = "module"
+    if result.pop("failed", False):
+        module.fail_json(**result)
     module.exit_json(**result)
 
 

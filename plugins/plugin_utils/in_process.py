@@ -11,18 +11,24 @@ mode are the task's, and the result has what ``AnsibleModule.exit_json`` makes o
 masked everywhere, ``invocation``, plain JSON data).
 
 ``refusal()`` says why a task must take the module's usual way (become, async, a task environment, a timeout,
-another Python, ``poststack_in_process: false``); there it does, unchanged.
+another Python, ``poststack_in_process: false``); there it does, unchanged. ``InProcessAction`` is the action plugin
+of such a module: a subclass names the module and gives its work.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+import sys
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
+from ansible import constants as C
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.plugins.action import ActionBase
+from ansible.utils.vars import merge_hash
 
 SWITCH = "poststack_in_process"
 AUTO_INTERPRETERS = ("", "auto", "auto_legacy", "auto_silent", "auto_legacy_silent")
@@ -80,3 +86,61 @@ def run(name: str, work: Callable[[Dict[str, Any], bool, bool], Dict[str, Any]],
     result.update(preserved)
     # What a module's process would have sent: plain JSON (tuples become lists, keys strings).
     return json.loads(json.dumps(result))
+
+
+class Work(NamedTuple):
+    """A module's work as a function of its parameters, and the argument spec the module validates them with."""
+    function: Callable[[Dict[str, Any], bool, bool], Dict[str, Any]]
+    spec: Dict[str, Any]
+    required_if: Optional[List] = None
+    mutually_exclusive: Optional[List] = None
+
+
+class InProcessAction(ActionBase):
+    """The action plugin of a module whose work may run in the worker. The result's ``execution`` says where it ran:
+    ``controller`` here, ``module`` in the module's own process (the module sets it)."""
+
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+    _supports_async = True
+    MODULE = ""  # the module's full name
+
+    def work(self) -> Optional[Work]:
+        """The module's work, imported only when it runs here (with psycopg); None when it cannot run here."""
+        raise NotImplementedError
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        task_vars = task_vars or {}
+        work = self.work() if self._refusal(task_vars) is None else None
+        if work is not None:
+            outcome = run(self.MODULE, work.function, work.spec, self._task.args, check_mode=bool(self._task.check_mode),
+                          diff=bool(self._task.diff), required_if=work.required_if,
+                          mutually_exclusive=work.mutually_exclusive)
+            outcome["execution"] = "controller"
+            return merge_hash(result, outcome)
+        wrap_async = self._task.async_val and not self._connection.has_native_async
+        result = merge_hash(result, self._execute_module(module_name=self.MODULE, task_vars=task_vars,
+                                                         wrap_async=wrap_async))
+        if not wrap_async:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result
+
+    def _refusal(self, task_vars) -> Optional[str]:
+        """Why this task cannot run in the worker (None: it can)."""
+        host_vars = task_vars
+        if self._task.delegate_to:
+            host_vars = task_vars.get("ansible_delegated_vars", {}).get(self._task.delegate_to, task_vars)
+        interpreter = C.config.get_config_value("INTERPRETER_PYTHON", variables=host_vars)
+        interpreter = self._templar.template(interpreter) if isinstance(interpreter, str) else None
+        if interpreter in AUTO_INTERPRETERS:
+            interpreter = host_vars.get("ansible_facts", {}).get("discovered_interpreter_python")
+        enabled = self._templar.template(host_vars.get(SWITCH, True))
+        environment = [self._templar.template(item) for item in (self._task.environment or [])]
+        return refusal(
+            transport=self._connection.transport, interpreter=interpreter, controller_python=sys.executable,
+            become=bool(self._play_context.become), async_seconds=self._task.async_val or 0,
+            environment=environment, timeout=getattr(self._task, "timeout", 0) or 0,
+            enabled=boolean(enabled, strict=False),
+        )

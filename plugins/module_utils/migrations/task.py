@@ -1,13 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: poststack developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""poststack_migrate's work as a function of its validated parameters: ``run(params, check_mode, diff)`` returns the
-module's result (``failed`` and ``msg`` on failure, ``warnings`` when there are some) and never exits.
+"""The migration modules' work as functions of their validated parameters: ``run(params, check_mode, diff)`` is
+poststack_migrate's, ``run_info`` poststack_migrate_info's. Each returns the module's result (``failed`` and ``msg``
+on failure, ``warnings`` when there are some) and never exits.
 
-Two callers, one behaviour: the module (``plugins/modules/poststack_migrate.py``) calls it in its own process, on any
-target; the action plugin (``plugins/action/poststack_migrate.py``) calls it in Ansible's worker process when the
+Two callers, one behaviour: the module (``plugins/modules/``) calls it in its own process, on any target; its action
+plugin (``plugins/action/``, through ``plugin_utils/in_process.py``) calls it in Ansible's worker process when the
 target is the controller itself, which spares building the module's payload and starting Python (about half a second
-of a run that has nothing to do). The argument spec lives here so that both validate alike.
+of a run that has nothing to do). The argument specs live here so that both validate alike.
 """
 
 from __future__ import annotations
@@ -72,6 +73,32 @@ def argument_spec() -> Dict[str, Dict[str, Any]]:
     )
     spec.update(connection_argument_spec())
     return spec
+
+
+def info_argument_spec() -> Dict[str, Dict[str, Any]]:
+    spec = dict(
+        path=dict(type="path"),
+        tracking_schema=dict(type="str", default="poststack"),
+        stream=dict(type="str", default="project"),
+        **FORMAT_ARGUMENT_SPEC,
+    )
+    spec.update(connection_argument_spec())
+    return spec
+
+
+def run_info(params: Dict[str, Any], check_mode: bool = False, diff: bool = False) -> Dict[str, Any]:
+    """poststack_migrate_info: the stream's status (read only)."""
+    connection = settings_from_params(params, "poststack_migrate_info")
+    result: Dict[str, Any] = dict(changed=False)
+    try:
+        result["dsn"] = connection.describe()
+        with connect(connection) as conn:
+            engine = Engine(conn, Settings(params["path"], params["tracking_schema"], params["stream"],
+                                           layout=params["format"]))
+            result.update(asdict(engine.status()))
+    except (ConnectionSettingsError, MigrationError) as exc:
+        result.update(failed=True, msg=str(exc))
+    return result
 
 
 class Failed(Exception):

@@ -21,7 +21,7 @@ def loaded_with(module):
 
 
 @pytest.mark.parametrize("plugin", ["vars.project", "lookup.setting", "lookup.project", "filter.mask",
-                                    "action.poststack_migrate"])
+                                    "action.poststack_migrate", "action.poststack_migrate_info"])
 def test_controller_plugins_do_not_import_psycopg(plugin):
     modules = loaded_with(PREFIX + plugin)
     assert PREFIX + plugin in modules

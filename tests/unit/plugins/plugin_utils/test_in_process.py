@@ -129,3 +129,14 @@ def test_no_log_values_are_masked_everywhere_but_booleans_stay():
     assert result["invocation"]["module_args"]["password"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
     assert result["changed"] is True and result["failed"] is True
     assert result["versions"] == [1, 2]  # plain JSON, as from a module's process
+
+
+def test_the_info_modules_arguments_get_its_message_too():
+    args = {"path": "/m", "format": "liquibase"}
+    out = io.StringIO()
+    with patch_module_args(args), contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        AnsibleModule(argument_spec=task.info_argument_spec(), supports_check_mode=True)
+    result = in_process.run("poststack.core.poststack_migrate_info", task.run_info, task.info_argument_spec(), args,
+                            check_mode=False, diff=False)
+    assert result["failed"] is True and result["msg"] == json.loads(out.getvalue())["msg"]
+    assert "liquibase" in result["msg"]
