@@ -425,7 +425,7 @@ execution:
   description:
     - Where the work ran. V(controller) is Ansible's worker process for the task (a local target with the
       controller's Python), V(module) a module process of its own on the target.
-  returned: always
+  returned: always, except when a module process refuses its arguments
   type: str
   sample: controller
 """

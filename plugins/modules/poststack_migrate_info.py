@@ -107,7 +107,7 @@ dsn:
   type: str
 execution:
   description: Where the work ran, V(controller) (Ansible's worker process) or V(module) (a module process).
-  returned: always
+  returned: always, except when a module process refuses its arguments
   type: str
   sample: controller
 """

@@ -17,10 +17,13 @@ of such a module: a subclass names the module and gives its work.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import sys
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence
+import traceback
+from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence
 
 from ansible import constants as C
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -28,6 +31,7 @@ from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 from ansible.utils.vars import merge_hash
 
 SWITCH = "poststack_in_process"
@@ -64,6 +68,35 @@ def refusal(transport: str, interpreter: Optional[str], controller_python: str, 
     return next((reason for refused, reason in reasons if refused), None)
 
 
+@contextlib.contextmanager
+def _library_log_to_display(no_log_values) -> Iterator[None]:
+    """psycopg logs (e.g. an error ignored in a rollback) with Python's logging: in a module process that goes to a
+    stderr nobody reads; in the worker, Python's last-resort handler would write it to the worker's stderr, which
+    Ansible shows as a warning about a worker writing to stderr. Here it is shown at -vvv, masked like the result."""
+    logger = logging.getLogger("psycopg")
+    handler = _DisplayHandler(no_log_values)
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+class _DisplayHandler(logging.Handler):
+    def __init__(self, no_log_values) -> None:
+        super().__init__()
+        self.no_log_values = no_log_values
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = remove_values(record.getMessage(), self.no_log_values)
+            Display().vvv("psycopg %s: %s" % (record.levelname.lower(), message))
+        except Exception:  # logging must never fail the work
+            pass
+
+
 def run(name: str, work: Callable[[Dict[str, Any], bool, bool], Dict[str, Any]], spec: Dict[str, Any],
         args: Mapping[str, Any], check_mode: bool, diff: bool, required_if: Optional[List] = None,
         mutually_exclusive: Optional[List] = None) -> Dict[str, Any]:
@@ -79,7 +112,11 @@ def run(name: str, work: Callable[[Dict[str, Any], bool, bool], Dict[str, Any]],
             msg = "Unsupported parameters for (%s) module: %s" % (name, msg)
         result: Dict[str, Any] = dict(failed=True, msg=msg)
     else:
-        result = work(params, check_mode, diff)
+        with _library_log_to_display(no_log_values):
+            try:
+                result = work(params, check_mode, diff)
+            except Exception as exc:  # masked below like any result, unlike an exception the worker would print
+                result = dict(failed=True, msg="unexpected error: %s" % exc, exception=traceback.format_exc())
     result.setdefault("invocation", {"module_args": params})
     preserved = {key: value for key, value in result.items() if value is None or isinstance(value, bool)}
     result = remove_values(result, no_log_values)

@@ -98,6 +98,8 @@ def run_info(params: Dict[str, Any], check_mode: bool = False, diff: bool = Fals
             result.update(asdict(engine.status()))
     except (ConnectionSettingsError, MigrationError) as exc:
         result.update(failed=True, msg=str(exc))
+    except Exception as exc:  # a database error (no access to the tracking schema...): report it, never the password
+        result.update(failed=True, msg="unexpected error: %s" % exc, exception=traceback.format_exc())
     return result
 
 

@@ -3,12 +3,17 @@ must be what AnsibleModule would have returned for the same arguments."""
 import contextlib
 import io
 import json
+import logging
 import os
 import re
+import sys
+from types import SimpleNamespace
 
 import pytest
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
 
 from ansible_collections.poststack.core.plugins.module_utils.migrations import task
 from ansible_collections.poststack.core.plugins.plugin_utils import in_process
@@ -140,3 +145,88 @@ def test_the_info_modules_arguments_get_its_message_too():
                             check_mode=False, diff=False)
     assert result["failed"] is True and result["msg"] == json.loads(out.getvalue())["msg"]
     assert "liquibase" in result["msg"]
+
+
+def test_an_exception_in_the_work_is_a_masked_failure():
+    secret = "s3cr3t-pass"
+
+    def work(params):
+        raise RuntimeError("boom with %s" % secret)
+
+    result, dummy = in_worker({"path": "/m", "password": secret}, work=work)
+    assert result["failed"] is True
+    assert result["msg"] == "unexpected error: boom with ********"
+    assert "RuntimeError" in result["exception"] and secret not in json.dumps(result)
+
+
+def test_what_psycopg_logs_goes_to_the_display_at_vvv_masked(monkeypatch, capsys):
+    secret = "s3cr3t-pass"
+    shown = []
+
+    class Recorder:
+        def vvv(self, message):
+            shown.append(message)
+
+    monkeypatch.setattr(in_process, "Display", Recorder)
+
+    def work(params):
+        logging.getLogger("psycopg").warning("error ignored in rollback for %s", secret)
+        return {"changed": False}
+
+    result, dummy = in_worker({"path": "/m", "password": secret}, work=work)
+    assert result == {"changed": False, "invocation": result["invocation"]}
+    assert shown == ["psycopg warning: error ignored in rollback for ********"]
+    assert capsys.readouterr().err == ""  # not Python's last-resort handler on the worker's stderr
+    assert logging.getLogger("psycopg").propagate is True and not logging.getLogger("psycopg").handlers
+
+
+class Action(in_process.InProcessAction):
+    MODULE = "poststack.core.poststack_migrate"
+
+
+def refusal_of(task_vars, delegate_to=None, environment=(), become=False, transport="local"):
+    """The action plugin's decision for these host variables (the interpreter templated as Ansible does)."""
+    action = object.__new__(Action)
+    action._task = SimpleNamespace(delegate_to=delegate_to, environment=list(environment), async_val=0, timeout=0)
+    action._connection = SimpleNamespace(transport=transport)
+    action._play_context = SimpleNamespace(become=become)
+    action._templar = Templar(loader=DataLoader(), variables=task_vars)
+    return action._refusal(task_vars)
+
+
+PLAYBOOK_PYTHON = {"ansible_playbook_python": sys.executable}
+
+
+@pytest.mark.parametrize("task_vars", [
+    dict(PLAYBOOK_PYTHON, ansible_python_interpreter=sys.executable),             # Ansible's implicit localhost
+    # inventories/local (an inventory's strings are trusted as templates)
+    dict(PLAYBOOK_PYTHON, ansible_python_interpreter=trust_as_template("{{ ansible_playbook_python }}")),
+    dict(PLAYBOOK_PYTHON, ansible_facts={"discovered_interpreter_python": sys.executable}),
+], ids=["implicit-localhost", "templated", "discovered-is-ours"])
+def test_the_action_plugin_runs_a_local_task_with_our_python_here(task_vars):
+    assert refusal_of(task_vars) is None
+
+
+@pytest.mark.parametrize("task_vars, options, reason", [
+    (dict(PLAYBOOK_PYTHON), {}, "its Python (discovered) is not"),
+    (dict(PLAYBOOK_PYTHON, ansible_python_interpreter="/usr/bin/python3"), {}, "its Python (/usr/bin/python3) is not"),
+    (dict(PLAYBOOK_PYTHON, ansible_python_interpreter=sys.executable, poststack_in_process=trust_as_template("{{ 'no' }}")), {},
+     "poststack_in_process is false"),
+    (dict(PLAYBOOK_PYTHON, ansible_python_interpreter=sys.executable), {"environment": [{"PGHOST": "db"}]},
+     "the task sets an environment"),
+    (dict(PLAYBOOK_PYTHON, ansible_python_interpreter=sys.executable), {"become": True}, "the task becomes"),
+    (dict(PLAYBOOK_PYTHON, ansible_python_interpreter=sys.executable), {"transport": "ssh"}, "the connection is ssh"),
+    # delegated: the delegated host's variables count, not the task host's
+    (dict(PLAYBOOK_PYTHON, ansible_python_interpreter=sys.executable,
+          ansible_delegated_vars={"db1": {"ansible_python_interpreter": "/usr/bin/python3"}}), {"delegate_to": "db1"},
+     "its Python (/usr/bin/python3) is not"),
+], ids=["no-interpreter", "another-python", "switched-off", "environment", "become", "ssh", "delegated"])
+def test_the_action_plugin_sends_other_tasks_to_a_module_process(task_vars, options, reason):
+    assert refusal_of(task_vars, **options).startswith(reason)
+
+
+def test_a_delegated_task_to_a_host_with_our_python_runs_here():
+    task_vars = dict(PLAYBOOK_PYTHON, ansible_python_interpreter="/usr/bin/python3",
+                     ansible_delegated_vars={"localhost": dict(PLAYBOOK_PYTHON,
+                                                               ansible_python_interpreter=sys.executable)})
+    assert refusal_of(task_vars, delegate_to="localhost") is None
