@@ -388,7 +388,9 @@ repeated:
   type: list
   elements: str
 dry_run_skipped:
-  description: Versions a dry run could not execute (no-transaction migrations and what follows them).
+  description:
+    - What a dry run could not execute (no-transaction migrations and what follows them), each with its C(reason)
+      and its C(version), or C(repeatable) (the name) for a repeatable migration.
   returned: always
   type: list
   elements: dict

@@ -16,19 +16,21 @@ and :class:`Engine` which runs plans against PostgreSQL under a session-level ad
 
 The package, one concern per file: ``files`` (discovery and checksums), ``checksum_cache`` (stat before read:
 unchanged files are not read again), ``sqltext`` (the SQL lexer and
-pre-flight checks), ``plan`` (the history model and the planners, pure), ``engine`` (execution under the
-lock), ``cli`` (the command line); ``errors`` is shared. The names below are the engine's API.
+pre-flight checks), ``plan`` (the history model and the planners, pure), ``engine`` (sessions, the lock, history,
+planning and the operations), ``execution`` (running a plan's steps, for real or as a dry run), ``cli`` (the command
+line); ``errors`` is shared. The names below are the engine's API.
 """
 
 from __future__ import annotations
 
 from ansible_collections.poststack.core.plugins.module_utils.migrations.engine import (
-    DEFAULT_SCHEMA, DEFAULT_STREAM, HAS_PSYCOPG, LOCK_NOT_AVAILABLE, TRACKING_TABLE, Engine, LockHolder, OperationLog,
-    RunResult, Settings, Status, lock_key,
+    DEFAULT_SCHEMA, DEFAULT_STREAM, HAS_PSYCOPG, TRACKING_TABLE, Engine, LockHolder, OperationLog, RunResult, Settings,
+    Status, lock_key,
 )
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import (
     DiscoveryError, ExecutionError, LockTimeout, MigrationError, PlanError,
 )
+from ansible_collections.poststack.core.plugins.module_utils.migrations.execution import LOCK_NOT_AVAILABLE
 from ansible_collections.poststack.core.plugins.module_utils.migrations.files import (
     FORMAT_ARGUMENT_SPEC, MAX_VERSION, MigrationFile, checksum, discover, has_no_transaction_marker, normalise_text,
 )

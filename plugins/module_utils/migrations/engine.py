@@ -28,8 +28,9 @@ from ansible_collections.poststack.core.plugins.module_utils.migrations.adopt im
 )
 from ansible_collections.poststack.core.plugins.module_utils.migrations.checksum_cache import ChecksumCache, default_path
 from ansible_collections.poststack.core.plugins.module_utils.migrations.errors import (
-    DiscoveryError, ExecutionError, LockTimeout, MigrationError, PlanError,
+    DiscoveryError, LockTimeout, MigrationError, PlanError, pg_message,
 )
+from ansible_collections.poststack.core.plugins.module_utils.migrations.execution import Execution, where
 from ansible_collections.poststack.core.plugins.module_utils.migrations.files import (
     CODE_VERSION, LAYOUTS, MigrationFile, discover, sqitch_project,
 )
@@ -41,7 +42,7 @@ from ansible_collections.poststack.core.plugins.module_utils.migrations.repeatab
     TABLE as REPEATABLES_TABLE, Repeatable, discover_repeatables, plan_repeatables, repeatable_states,
 )
 from ansible_collections.poststack.core.plugins.module_utils.migrations.sqltext import (
-    CheckedSql, check_sql, line_of, verify_body,
+    CheckedSql, check_sql, verify_body,
 )
 
 TRACKING_TABLE = "schema_migrations"
@@ -49,7 +50,6 @@ DEFAULT_SCHEMA = "poststack"
 DEFAULT_STREAM = "project"
 CORE_STREAM = "core"  # the collection's own schema (migrations/), applied before a project's streams
 PUBLIC_FIRST = 'public, "$user"'
-LOCK_NOT_AVAILABLE = "55P03"
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _STREAM = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -164,7 +164,7 @@ class OperationLog:
                 handle.write(line + "\n")
 
 
-class Engine:
+class Engine(Execution):
     """Runs plans on one psycopg connection (autocommit; transactions are explicit)."""
 
     def __init__(self, conn: Any, settings: Settings, log: Optional[Callable[[str], None]] = None,
@@ -200,7 +200,7 @@ class Engine:
             try:
                 self.conn.execute("SELECT set_config(%s, %s, false)", (name, str(value)))
             except psycopg.Error as exc:
-                raise MigrationError("invalid %s %r: %s" % (name, value, _pg_message(exc)))
+                raise MigrationError("invalid %s %r: %s" % (name, value, pg_message(exc)))
             made.append((name, str(value)))
         # A client killed mid-migration is noticed by the server within a second: it rolls back and frees the lock.
         try:
@@ -273,7 +273,7 @@ class Engine:
                     raise
                 # The lock was the session's: the server freed it when the session ended. Raising here would
                 # hide the error that ended the run.
-                self.log("lock key=%d went with the lost connection (%s)" % (self.key, _pg_message(exc)))
+                self.log("lock key=%d went with the lost connection (%s)" % (self.key, pg_message(exc)))
             finally:
                 self._lock_depth = 0
 
@@ -336,12 +336,6 @@ class Engine:
             "  PRIMARY KEY (stream, name)\n"
             ");\n" % (self.schema_sql, self.repeatables_table)
         )
-
-    def ensure_tracking(self) -> None:
-        if not self.tracking_exists():
-            with self.conn.transaction():
-                self.conn.execute(self.tracking_ddl())
-            self.log("created tracking table %s" % self.table)
 
     def history(self) -> Dict[int, AppliedMigration]:
         if not self.tracking_exists():
@@ -560,284 +554,6 @@ class Engine:
             ",".join([str(v) for v in result.done] + result.repeated) or "none",
             "unknown" if result.after_version is None else result.after_version, exc))
 
-    # -- execution -----------------------------------------------------------------------------------------
-    def _insert_sql(self, item: MigrationFile, elapsed_ms: int, baselined: bool = False) -> str:
-        literal = pg_sql.Literal
-        values = [self.settings.stream, item.version, item.name, item.checksum, item.rollback_checksum,
-                  item.rollback_sql, item.rollback_no_transaction, item.no_transaction, baselined]
-        rendered = ", ".join(literal(value).as_string(self.conn) for value in values)
-        return ("INSERT INTO %s (stream, version, name, checksum, rollback_checksum, rollback_sql, rollback_no_transaction,"
-                " no_transaction, baselined, execution_ms) VALUES (%s, %s)"
-                % (self.table, rendered, "%d" % elapsed_ms if elapsed_ms >= 0 else
-                   "(extract(epoch FROM clock_timestamp() - now()) * 1000)::int"))
-
-    def _delete_sql(self, version: int) -> str:
-        return "DELETE FROM %s WHERE stream = %s AND version = %d" % (
-            self.table, pg_sql.Literal(self.settings.stream).as_string(self.conn), version)
-
-    def _execute(self, plan: Plan, by_version: Dict[int, MigrationFile], history: Dict[int, AppliedMigration],
-                 result: RunResult) -> None:
-        need_tracking = plan.action in ("apply", "baseline") and not self.tracking_exists()
-        last = plan.steps[-1] if plan.steps and not plan.repeatables else None
-        for index, step in enumerate(plan.steps):
-            item = by_version.get(step.version)
-            tick = time.monotonic()
-            # Only the last commit waits for the WAL flush; it makes every earlier commit durable too.
-            sync = step is last
-            reason = self.should_stop() if index and self.should_stop is not None else None
-            if reason:
-                raise ExecutionError(
-                    "stopped before %s%03d_%s: %s. The %d step(s) before it are done and recorded, nothing of this "
-                    "one ran; run again to go on" % ("the rollback of " if step.action == "rollback" else "",
-                                                     step.version, step.name, reason, index),
-                    {"stopped": True})
-            # Each migration starts from a clean session; for a transaction step the reset goes in its transaction.
-            reset = self.reset_sql if index else ""
-            if reset and step.no_transaction:
-                self.conn.execute(reset)
-                reset = ""
-            if step.action == "apply":
-                if step.no_transaction:
-                    if need_tracking:
-                        self.ensure_tracking()
-                        need_tracking = False
-                    self._run_no_transaction(item.filename, item.sql, lambda ms, item=item: self._insert_sql(item, ms))
-                else:
-                    prefix = reset + (self.tracking_ddl() if need_tracking else "")
-                    self._run_transaction(item.filename, self.checked_sql(item.filename, item.sql).body, prefix,
-                                          self._insert_sql(item, -1), sync)
-                    need_tracking = False
-            elif step.action == "rollback":
-                row = history[step.version]
-                text = row.rollback_sql if row.rollback_sql is not None else item.rollback_sql
-                label = item.rollback_filename if item and row.rollback_sql is None else \
-                    "recorded rollback of %03d_%s" % (step.version, row.name)
-                if step.no_transaction:
-                    self._run_no_transaction(label, text, lambda ms, version=step.version: self._delete_sql(version))
-                else:
-                    self._run_transaction(label, self.checked_sql(label, text).body, reset, self._delete_sql(step.version), sync)
-            elif step.action == "baseline":
-                prefix = self.tracking_ddl() if need_tracking else ""
-                need_tracking = False
-                self._run_transaction(item.filename, "SELECT 1", prefix, self._insert_sql(item, 0, baselined=True), sync)
-            elif step.action == "repair":
-                self._run_transaction(item.filename, "SELECT 1", "", self._repair_sql(item), sync)
-            elapsed = int((time.monotonic() - tick) * 1000)
-            result.done.append(step.version)
-            result.timings_ms[str(step.version)] = elapsed
-            self.log("%s version=%d name=%s ms=%d" % (step.action, step.version, step.name, elapsed))
-        if plan.repeatables:
-            self._execute_repeatables(plan, result, need_tracking)
-
-    def _execute_repeatables(self, plan: Plan, result: RunResult, need_tracking: bool) -> None:
-        """The repeatable migrations after the versioned ones, each in its own transaction with its history row
-        (the tables are made by the first one that needs them), the last one's commit synchronous."""
-        items = self._planned_repeatables(plan)
-        made = self.table_exists(self.repeatables_table)
-        for index, (step, item) in enumerate(zip(plan.repeatables, items)):
-            position = len(plan.steps) + index
-            reason = self.should_stop() if position and self.should_stop is not None else None
-            if reason:
-                raise ExecutionError(
-                    "stopped before the repeatable migration %s: %s. The %d step(s) before it are done and recorded, "
-                    "nothing of this one ran; run again to go on" % (item.filename, reason, position), {"stopped": True})
-            tick = time.monotonic()
-            reset = self.reset_sql if position else ""
-            ddl = (self.tracking_ddl() if need_tracking else "") + ("" if made else self.repeatables_ddl())
-            if step.no_transaction:
-                if reset or ddl:
-                    self.conn.execute(reset + ddl)
-                self._run_no_transaction(item.filename, item.sql, lambda ms, item=item: self._upsert_repeatable_sql(item, ms))
-            else:
-                self._run_transaction(item.filename, self.checked_sql(item.filename, item.sql).body, reset + ddl,
-                                      self._upsert_repeatable_sql(item, -1), index == len(items) - 1)
-            need_tracking, made = False, True
-            elapsed = int((time.monotonic() - tick) * 1000)
-            result.repeated.append(step.name)
-            result.timings_ms[item.filename] = elapsed
-            self.log("apply repeatable=%s reason=%s ms=%d" % (step.name, step.reason, elapsed))
-
-    def _upsert_repeatable_sql(self, item: Repeatable, elapsed_ms: int) -> str:
-        literal = pg_sql.Literal
-        values = ", ".join(literal(value).as_string(self.conn) for value in (self.settings.stream, item.name, item.checksum))
-        elapsed = "%d" % elapsed_ms if elapsed_ms >= 0 else "(extract(epoch FROM clock_timestamp() - now()) * 1000)::int"
-        return ("INSERT INTO %s (stream, name, checksum, execution_ms) VALUES (%s, %s) ON CONFLICT (stream, name) DO "
-                "UPDATE SET checksum = EXCLUDED.checksum, applied_at = clock_timestamp(), applied_by = current_user, "
-                "execution_ms = EXCLUDED.execution_ms" % (self.repeatables_table, values, elapsed))
-
-    def _repair_sql(self, item: MigrationFile) -> str:
-        literal = pg_sql.Literal
-        return ("UPDATE %s SET name = %s, checksum = %s, rollback_checksum = %s, rollback_sql = %s,"
-                " rollback_no_transaction = %s, no_transaction = %s WHERE stream = %s AND version = %d" % (
-                    self.table, literal(item.name).as_string(self.conn), literal(item.checksum).as_string(self.conn),
-                    literal(item.rollback_checksum).as_string(self.conn), literal(item.rollback_sql).as_string(self.conn),
-                    literal(item.rollback_no_transaction).as_string(self.conn), literal(item.no_transaction).as_string(self.conn),
-                    literal(self.settings.stream).as_string(self.conn), item.version))
-
-    def _run_transaction(self, label: str, text: str, prefix: str, tracking_sql: str, sync: bool) -> None:
-        """Migration SQL and its tracking change in one transaction and one round trip; retried on 55P03."""
-        head = "BEGIN;\n%s%s" % (prefix, "" if sync else "SET LOCAL synchronous_commit = off;\n")
-        query = "%s%s\n;\n%s;\nCOMMIT;" % (head, text, tracking_sql)
-        failure = self._execute_retrying(label, query)
-        if failure is None:
-            return
-        exc, attempts = failure
-        if self._connection_lost():
-            raise self._lost_error(label, exc, "if the server received the COMMIT it is recorded,"
-                                   " otherwise nothing of it was kept")
-        raise ExecutionError(
-            "%s failed%s: %s; the migration was rolled back, nothing of it was kept"
-            % (label, _where(exc, text, len(head)), _pg_message(exc)),
-            {"file": label, "sqlstate": _sqlstate(exc), "attempts": attempts},
-        )
-
-    def _execute_retrying(self, label: str, query: str) -> Optional[Tuple[Exception, int]]:
-        """Run ``query``; when it hits lock_timeout (55P03), roll back and run it again after an exponential
-        backoff, ``retries`` times. None once it succeeded, else the last error and the number of attempts."""
-        attempt = 0
-        while True:
-            try:
-                self.conn.execute(query)
-                return None
-            except psycopg.Error as exc:
-                self._rollback_failed()
-                if _sqlstate(exc) != LOCK_NOT_AVAILABLE or attempt >= self.settings.retries:
-                    return exc, attempt + 1
-                delay = self.settings.retry_backoff * (2 ** attempt)
-                attempt += 1
-                self.log("%s: lock_timeout hit (55P03), retry %d/%d in %.2fs" % (label, attempt, self.settings.retries, delay))
-                self.sleep(delay)
-
-    def _lost_error(self, label: str, exc: Exception, outcome: str) -> ExecutionError:
-        """The server went away (restart, crash, terminated backend) while ``label`` ran: say so, and that its
-        outcome is known only once the server is back."""
-        return ExecutionError(
-            "%s: the connection to the server was lost while it ran (%s): the server restarted, stopped or ended "
-            "this session; %s. When the server is back, see what is recorded (state=status, or the "
-            "migration-status playbook) and run again" % (label, _pg_message(exc), outcome),
-            {"file": label, "sqlstate": _sqlstate(exc), "connection_lost": True},
-        )
-
-    def _rollback_failed(self) -> None:
-        try:
-            if self.conn.info.transaction_status != 0:  # not IDLE
-                self.conn.execute("ROLLBACK")
-        except psycopg.Error:
-            pass
-
-    def _invalid_indexes(self) -> List[str]:
-        rows = self.conn.execute(
-            "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-            " WHERE NOT i.indisvalid ORDER BY 1").fetchall()
-        return [row[0] for row in rows]
-
-    def _run_no_transaction(self, label: str, text: str, tracking_sql: Callable[[int], str]) -> None:
-        """Statement by statement in autocommit; tracked only when all succeeded and no index was left invalid."""
-        tick = time.monotonic()
-        statements = self.checked_sql(label, text, True).statements
-        invalid_before = set(self._invalid_indexes())
-        for number, statement in enumerate(statements, 1):
-            failure = self._execute_retrying("%s statement %d" % (label, number), statement.sql)
-            if failure is None:
-                continue
-            exc, attempts = failure
-            if self._connection_lost():
-                raise self._lost_error(
-                    "%s statement %d (line %d)" % (label, number, statement.line), exc,
-                    "the statements before it stay applied (no-transaction file), the migration is not "
-                    "recorded; an index it was building may be left invalid")
-            dropped = self._drop_new_invalid_indexes(invalid_before)
-            raise ExecutionError(
-                "%s failed at statement %d (line %d): %s; statements before it stay applied (no-transaction file),"
-                " the migration is not recorded%s. Make the file idempotent (IF NOT EXISTS) and run again"
-                % (label, number, statement.line, _pg_message(exc),
-                   "; dropped invalid index(es) it left: %s" % ", ".join(dropped) if dropped else ""),
-                {"file": label, "statement": number, "sqlstate": _sqlstate(exc), "attempts": attempts,
-                 "dropped_invalid_indexes": dropped},
-            )
-        left = sorted(set(self._invalid_indexes()) - invalid_before)
-        if left:
-            dropped = self._drop_new_invalid_indexes(invalid_before)
-            raise ExecutionError("%s left invalid index(es) %s; dropped them, the migration is not recorded"
-                                 % (label, ", ".join(left)), {"file": label, "dropped_invalid_indexes": dropped})
-        self.conn.execute(tracking_sql(int((time.monotonic() - tick) * 1000)))
-
-    def _drop_new_invalid_indexes(self, before: set) -> List[str]:
-        dropped = []
-        for name in sorted(set(self._invalid_indexes()) - before):
-            try:
-                self.conn.execute("DROP INDEX CONCURRENTLY IF EXISTS %s" % name)
-                dropped.append(name)
-                self.log("dropped invalid index %s" % name)
-            except psycopg.Error as exc:
-                self._rollback_failed()
-                self.log("could not drop invalid index %s: %s" % (name, _pg_message(exc)))
-        return dropped
-
-    def _dry_run(self, plan: Plan, by_version: Dict[int, MigrationFile], history: Dict[int, AppliedMigration],
-                 result: RunResult) -> None:
-        need_tracking = plan.action in ("apply", "baseline") and not self.tracking_exists()
-        self.conn.execute("BEGIN")
-        try:
-            if need_tracking:
-                self.conn.execute(self.tracking_ddl())
-            for index, step in enumerate(plan.steps):
-                if step.no_transaction:
-                    result.skipped = [{"version": later.version, "reason": "no-transaction migration cannot run in a dry run"
-                                       if later is step else "after a no-transaction migration"}
-                                      for later in plan.steps[index:]]
-                    break
-                item = by_version.get(step.version)
-                tick = time.monotonic()
-                if step.action == "apply":
-                    label, tracking = item.filename, self._insert_sql(item, -1)
-                    text = self.checked_sql(label, item.sql).body
-                elif step.action == "rollback":
-                    row = history[step.version]
-                    label, tracking = "rollback of version %d" % step.version, self._delete_sql(step.version)
-                    text = self.checked_sql(label, row.rollback_sql if row.rollback_sql is not None
-                                            else item.rollback_sql).body
-                elif step.action == "baseline":
-                    label, text, tracking = item.filename, "SELECT 1", self._insert_sql(item, 0, baselined=True)
-                else:
-                    label, text, tracking = item.filename, "SELECT 1", self._repair_sql(item)
-                reset = self.reset_sql if index else ""
-                try:
-                    self.conn.execute("%s%s\n;\n%s" % (reset, text, tracking))
-                except psycopg.Error as exc:
-                    raise ExecutionError("dry run: %s failed%s: %s; nothing was changed"
-                                         % (label, _where(exc, text, len(reset)), _pg_message(exc)),
-                                         {"file": label, "sqlstate": _sqlstate(exc)})
-                result.done.append(step.version)
-                result.timings_ms[str(step.version)] = int((time.monotonic() - tick) * 1000)
-            if not result.skipped:
-                self._dry_run_repeatables(plan, result)
-        finally:
-            self._rollback_failed()
-        self.log("dry run of %s rolled back after %d step(s)" % (plan.action, len(result.done) + len(result.repeated)))
-
-    def _dry_run_repeatables(self, plan: Plan, result: RunResult) -> None:
-        """The repeatable migrations in the dry run's transaction, after the versioned ones."""
-        if plan.repeatables:
-            self.conn.execute(self.repeatables_ddl())
-        for index, (step, item) in enumerate(zip(plan.repeatables, self._planned_repeatables(plan))):
-            if step.no_transaction:
-                result.skipped += [{"repeatable": later.name, "reason": "no-transaction migration cannot run in a dry "
-                                    "run" if later is step else "after a no-transaction migration"}
-                                   for later in plan.repeatables[index:]]
-                return
-            tick = time.monotonic()
-            text = self.checked_sql(item.filename, item.sql).body
-            reset = self.reset_sql if plan.steps or index else ""
-            try:
-                self.conn.execute("%s%s\n;\n%s" % (reset, text, self._upsert_repeatable_sql(item, 0)))
-            except psycopg.Error as exc:
-                raise ExecutionError("dry run: %s failed%s: %s; nothing was changed"
-                                     % (item.filename, _where(exc, text, len(reset)), _pg_message(exc)),
-                                     {"file": item.filename, "sqlstate": _sqlstate(exc)})
-            result.repeated.append(step.name)
-            result.timings_ms[item.filename] = int((time.monotonic() - tick) * 1000)
-
     def verify(self) -> Dict[str, Any]:
         """Checksums of applied migrations and their verify scripts (each run in a rolled-back transaction)."""
         files = self.read_files()
@@ -856,7 +572,7 @@ class Engine:
             try:
                 self.conn.execute(verify_body(item.verify_sql))
             except psycopg.Error as exc:
-                error = "%s failed%s: %s" % (os.path.basename(item.verify_path), _where(exc, item.verify_sql, 0), _pg_message(exc))
+                error = "%s failed%s: %s" % (os.path.basename(item.verify_path), where(exc, item.verify_sql, 0), pg_message(exc))
             finally:
                 self._rollback_failed()
             results.append({"version": version, "file": os.path.basename(item.verify_path), "ok": error is None,
@@ -887,32 +603,3 @@ class Engine:
             if self.lock_holders():
                 raise MigrationError("terminated %s but the lock is still held after %ss" % (terminated, wait))
         return {"changed": True, "holders": [asdict(holder) for holder in holders], "terminated": terminated}
-
-
-def _sqlstate(exc: Exception) -> Optional[str]:
-    return getattr(exc, "sqlstate", None)
-
-
-def _pg_message(exc: Exception) -> str:
-    diag = getattr(exc, "diag", None)
-    primary = getattr(diag, "message_primary", None) if diag is not None else None
-    text = primary or str(exc).strip().split("\n", maxsplit=1)[0]
-    extra = []
-    for attr in ("message_detail", "message_hint"):
-        value = getattr(diag, attr, None) if diag is not None else None
-        if value:
-            extra.append(value)
-    state = _sqlstate(exc)
-    return "%s%s%s" % (text, " (%s)" % "; ".join(extra) if extra else "", " [SQLSTATE %s]" % state if state else "")
-
-
-def _where(exc: Exception, text: str, offset: int) -> str:
-    """' at line N' of the file, from the error position the server reports in the sent query."""
-    diag = getattr(exc, "diag", None)
-    position = getattr(diag, "statement_position", None) if diag is not None else None
-    if not position:
-        return ""
-    index = int(position) - 1 - offset
-    if 0 <= index <= len(text):
-        return " at line %d" % line_of(text, index)
-    return ""

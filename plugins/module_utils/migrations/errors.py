@@ -30,3 +30,21 @@ class LockTimeout(MigrationError):
 
 class ExecutionError(MigrationError):
     """SQL failed while running a step; the step was rolled back (or cleaned up for no-transaction files)."""
+
+
+# What the server said, for messages: psycopg's errors carry the SQLSTATE and the diagnostic fields.
+def sqlstate(exc: Exception) -> Optional[str]:
+    return getattr(exc, "sqlstate", None)
+
+
+def pg_message(exc: Exception) -> str:
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    text = primary or str(exc).strip().split("\n", maxsplit=1)[0]
+    extra = []
+    for attr in ("message_detail", "message_hint"):
+        value = getattr(diag, attr, None) if diag is not None else None
+        if value:
+            extra.append(value)
+    state = sqlstate(exc)
+    return "%s%s%s" % (text, " (%s)" % "; ".join(extra) if extra else "", " [SQLSTATE %s]" % state if state else "")
