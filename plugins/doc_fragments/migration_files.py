@@ -6,8 +6,8 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """How migration files are laid out: the option poststack_migrate and poststack_migrate_info share (their
-    argument spec is migrations.FORMAT_ARGUMENT_SPEC)."""
+    """How migration files are laid out and read: the options poststack_migrate and poststack_migrate_info share
+    (their argument spec is migrations.task.FILES_ARGUMENT_SPEC)."""
 
     DOCUMENTATION = r"""
 options:
@@ -29,4 +29,16 @@ options:
     type: str
     choices: [auto, poststack, golang-migrate, dbmate, flyway, sqitch]
     default: auto
+  checksum_cache:
+    description:
+      - Stat before read. A migration whose files have the same names, sizes, modification and change times and
+        inodes as when an earlier run read them is not read again; its checksums come from a cache of the user
+        that runs the module (C(~/.cache/poststack/migrations/), or under C($XDG_CACHE_HOME)). The texts of the
+        steps that run are always read.
+      - V(false) reads every file on every run, and the cache is neither read nor written. Use it where C(stat)
+        can be stale, such as NFS with attribute caching.
+      - Verifying and repairing (C(state=verified) and C(state=repaired) of M(poststack.core.poststack_migrate))
+        always read every file.
+    type: bool
+    default: true
 """

@@ -34,9 +34,11 @@ def cli_main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--lock-wait-timeout", type=float, default=60.0)
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--log-file")
+    parser.add_argument("--no-checksum-cache", action="store_true",
+                        help="read every file, without the stat-before-read cache (file systems with stale stat)")
     args = parser.parse_args(argv)
     settings = Settings(args.dir, args.schema, args.stream, lock_wait_timeout=args.lock_wait_timeout, log_file=args.log_file,
-                        layout=args.format)
+                        layout=args.format, checksum_cache=not args.no_checksum_cache)
     try:
         conn = connect(ConnectionSettings(dsn=args.dsn, application_name="poststack_migrate"))
         with conn:

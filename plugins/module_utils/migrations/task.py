@@ -38,6 +38,8 @@ REQUIRED_IF = [
     ("state", "repaired", ("path",)),
 ]
 MUTUALLY_EXCLUSIVE = [("target_version", "baseline_from"), ("streams", "path"), ("streams", "target_version")]
+# Stat before read (checksum_cache.py); documented with the layouts (doc fragment poststack.core.migration_files).
+FILES_ARGUMENT_SPEC = dict(FORMAT_ARGUMENT_SPEC, checksum_cache=dict(type="bool", default=True))
 
 
 def argument_spec() -> Dict[str, Dict[str, Any]]:
@@ -55,7 +57,7 @@ def argument_spec() -> Dict[str, Dict[str, Any]]:
         target_version=dict(type="int"),
         tracking_schema=dict(type="str", default="poststack"),
         stream=dict(type="str", default="project"),
-        **FORMAT_ARGUMENT_SPEC,
+        **FILES_ARGUMENT_SPEC,
         lint=dict(type="str", default="warn", choices=["error", "warn", "off"]),
         baseline_from=dict(type="str", choices=["golang-migrate", "dbmate", "flyway", "sqitch", "schema"]),
         baseline_table=dict(type="str"),
@@ -80,7 +82,7 @@ def info_argument_spec() -> Dict[str, Dict[str, Any]]:
         path=dict(type="path"),
         tracking_schema=dict(type="str", default="poststack"),
         stream=dict(type="str", default="project"),
-        **FORMAT_ARGUMENT_SPEC,
+        **FILES_ARGUMENT_SPEC,
     )
     spec.update(connection_argument_spec())
     return spec
@@ -94,7 +96,7 @@ def run_info(params: Dict[str, Any], check_mode: bool = False, diff: bool = Fals
         result["dsn"] = connection.describe()
         with connect(connection) as conn:
             engine = Engine(conn, Settings(params["path"], params["tracking_schema"], params["stream"],
-                                           layout=params["format"]))
+                                           layout=params["format"], checksum_cache=params["checksum_cache"]))
             result.update(asdict(engine.status()))
     except (ConnectionSettingsError, MigrationError) as exc:
         result.update(failed=True, msg=str(exc))
@@ -146,6 +148,7 @@ def _settings(params: Dict[str, Any]) -> Settings:
         layout=params["format"],
         lint=params["lint"],
         baseline_from=params["baseline_from"], baseline_table=params["baseline_table"],
+        checksum_cache=params["checksum_cache"],
     )
 
 

@@ -58,3 +58,17 @@ def test_runs_from_the_cache(runner, pg_database, tmp_path, monkeypatch, opened)
     report = runner.engine().verify()
     assert not report["ok"] and [item["file"] for item in report["drift"]] == ["001_a.sql"]
     assert [item["file"] for item in runner.engine().status().drift] == ["001_a.sql"]
+
+
+def test_without_the_cache_every_run_reads_every_file(runner, pg_database, tmp_path, monkeypatch, opened):
+    """checksum_cache=false (file systems whose stat can be stale): nothing from the cache, nothing written to it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    write_files(runner.directory, FILES)
+    time.sleep(2.1)
+    assert runner.run(target=2, checksum_cache=False).done == [1, 2]
+    assert runner.run(target=2, checksum_cache=False).done == []
+    del opened[:]
+    assert runner.run(target=2, checksum_cache=False).done == []
+    assert sql_read(opened) == sorted(FILES), "a no-op without the cache reads every file"
+    assert not os.path.exists(str(tmp_path / "cache")), "the cache was written"
+    assert runner.run(target=2).done == [] and os.listdir(str(tmp_path / "cache" / "poststack" / "migrations"))

@@ -363,3 +363,19 @@ def test_streams_in_one_call_stop_at_the_stream_that_fails(pg_database, tmp_path
                                                                                       ("shop", [2], [])]
     rc, tasks, stats, out = playbook(db, tmp_path, play, extra_vars=extra)
     assert tasks["apply"]["changed"] is False and stats["changed"] == 0
+
+
+def test_the_checksum_cache_can_be_turned_off(pg_database, tmp_path, monkeypatch):
+    """migrations_checksum_cache=false: the runs change nothing of the user's cache (read every file instead)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    project = {"migrations_path": EXAMPLE, "migrations_checksum_cache": False}
+    for changed in (1, 0):
+        rc, tasks, stats, out = playbook(pg_database, tmp_path, "playbooks/migrate.yml", extra_vars=project)
+        assert rc == 0 and stats["changed"] == changed, out[-3000:]
+    rc, tasks, stats, out = playbook(pg_database, tmp_path, "playbooks/migration-status.yml", extra_vars=project)
+    assert rc == 0, out[-3000:]
+    assert not cache.exists()
+    rc, tasks, stats, out = playbook(pg_database, tmp_path, "playbooks/migrate.yml",
+                                     extra_vars=dict(project, migrations_checksum_cache=True))
+    assert rc == 0 and stats["changed"] == 0 and len(os.listdir(str(cache / "poststack" / "migrations"))) == 2
