@@ -42,7 +42,7 @@ def same_python(interpreter: Optional[str], controller_python: str) -> bool:
     """Is ``interpreter`` the controller's own Python environment? The same file in the same directory: a venv's
     ``python3`` and ``python3.11`` are, ``/usr/bin/python3`` is not (the venv's links point at it, but its
     packages are not the venv's)."""
-    if not interpreter or interpreter in AUTO_INTERPRETERS or not os.path.isabs(interpreter):
+    if not interpreter or not os.path.isabs(interpreter):  # also "auto": discovery has not said
         return False
     if os.path.dirname(os.path.abspath(interpreter)) != os.path.dirname(os.path.abspath(controller_python)):
         return False
